@@ -1,0 +1,1 @@
+//! Deterministic, normalised tar layers from build-context sources, with pinned compression

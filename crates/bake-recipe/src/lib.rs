@@ -1,0 +1,1 @@
+//! TOML recipe to validated Recipe: variables, interpolation, diagnostics with file:line:column

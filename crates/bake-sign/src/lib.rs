@@ -1,0 +1,1 @@
+//! cosign-compatible keys, simple-signing payloads, signatures and verification; no network

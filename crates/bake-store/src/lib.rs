@@ -1,0 +1,1 @@
+//! Content-addressed blob store with atomic writes and verified reads

@@ -1,0 +1,2 @@
+//! The `bake` command line: parses flags into settings and runs commands.
+fn main() {}

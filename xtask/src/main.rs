@@ -1,0 +1,2 @@
+//! Project automation: `cargo xtask test`, `bench`, `golden`.
+fn main() {}
