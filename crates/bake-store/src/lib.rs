@@ -1,1 +1,355 @@
-//! Content-addressed blob store with atomic writes and verified reads
+//! A content-addressed blob store: the `blobs/sha256/<hex>` half of an OCI
+//! image layout, usable on its own as a cache.
+//!
+//! Every blob is named by the sha256 of its bytes. The store keeps two promises
+//! (DESIGN.md invariant 5):
+//!
+//! * **Atomic writes.** A blob is written to a temporary file in the same
+//!   directory, hashed while it is written, and renamed to its digest only once
+//!   it is complete (and, with [`BlobWriter::finish_expecting`], only when it
+//!   has the digest the caller expected). A build killed midway leaves at worst
+//!   a `.tmp-*` file, never a blob with the wrong content, and two writers of
+//!   the same blob simply race to rename identical bytes.
+//! * **Verified reads.** [`BlobStore::open_verified`] returns a reader that
+//!   fails at end of stream if the bytes on disk no longer match their name.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = bake_store::BlobStore::open(dir.path()).unwrap();
+//! let mut w = store.writer().unwrap();
+//! w.write_all(b"hello").unwrap();
+//! let (digest, size) = w.finish().unwrap();
+//! assert_eq!(size, 5);
+//! assert!(store.has(&digest));
+//! let mut back = String::new();
+//! store.open_verified(&digest).unwrap().read_to_string(&mut back).unwrap();
+//! assert_eq!(back, "hello");
+//! ```
+//!
+//! The store knows nothing of manifests, images or what a blob means; it never
+//! deletes a blob it did not just fail to write (garbage collection is the
+//! caller's decision).
+
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bake_digest::{Digest, HashingWriter, VerifyingReader};
+use fs_err as fs;
+
+/// Errors from the blob store; each names the blob or path at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("blob {0} is not in the store at {1}")]
+    Missing(Digest, PathBuf),
+    #[error("blob written does not match its expected digest: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("blob {digest} is corrupt in the store at {path}: its content hashes to {actual}")]
+    Corrupt {
+        digest: Digest,
+        path: PathBuf,
+        actual: Digest,
+    },
+}
+
+/// A directory holding `blobs/sha256/<hex>` files.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store rooted at `root`; blobs live in
+    /// `root/blobs/sha256/`.
+    pub fn open(root: &Path) -> Result<BlobStore, StoreError> {
+        let dir = root.join("blobs").join("sha256");
+        fs::create_dir_all(&dir)?;
+        Ok(BlobStore {
+            root: root.to_path_buf(),
+            dir,
+        })
+    }
+
+    /// The directory the store was opened on.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob `digest` lives (whether or not it exists).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.hex())
+    }
+
+    /// Whether the blob is present (not verified: see [`BlobStore::verify`]).
+    pub fn has(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Size of a stored blob.
+    pub fn size(&self, digest: &Digest) -> Result<u64, StoreError> {
+        let path = self.path(digest);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing(digest.clone(), path)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A writer for a new blob. Nothing is visible in the store until
+    /// [`BlobWriter::finish`] succeeds; dropping the writer removes the
+    /// temporary file.
+    pub fn writer(&self) -> Result<BlobWriter, StoreError> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&self.dir)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("failed to create a temporary blob in {}: {e}", self.dir.display()),
+                )
+            })?;
+        Ok(BlobWriter {
+            inner: HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, tmp)),
+            store: self.clone(),
+        })
+    }
+
+    /// Stores `bytes` and returns their digest.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        if self.has(&digest) {
+            return Ok(digest);
+        }
+        let mut w = self.writer()?;
+        w.write_all(bytes)?;
+        w.finish_expecting(&digest)?;
+        Ok(digest)
+    }
+
+    /// Copies everything `reader` yields into the store, failing (and storing
+    /// nothing) unless it hashes to `expected`.
+    pub fn put_reader_expecting(&self, reader: &mut impl Read, expected: &Digest) -> Result<u64, StoreError> {
+        let mut w = self.writer()?;
+        io::copy(reader, &mut w)?;
+        w.finish_expecting(expected)
+    }
+
+    /// A reader over a stored blob that fails with `InvalidData` at end of
+    /// stream if the content does not hash to `digest`.
+    pub fn open_verified(&self, digest: &Digest) -> Result<impl Read + use<>, StoreError> {
+        let path = self.path(digest);
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(digest.clone(), path));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(VerifyingReader::new(
+            BufReader::with_capacity(256 * 1024, file),
+            digest.clone(),
+            None,
+        ))
+    }
+
+    /// Reads a whole (small) blob, verified: manifests, configs, indexes.
+    pub fn read_verified(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(digest.clone(), path));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(StoreError::Corrupt {
+                digest: digest.clone(),
+                path,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Re-hashes a stored blob.
+    pub fn verify(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.path(digest);
+        let mut r = self.open_verified(digest)?;
+        match io::copy(&mut r, &mut io::sink()) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let actual = bake_digest::HashingReader::new(fs::File::open(&path)?);
+                let mut actual = actual;
+                io::copy(&mut actual, &mut io::sink())?;
+                Err(StoreError::Corrupt {
+                    digest: digest.clone(),
+                    path,
+                    actual: actual.finish().1,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Makes the blob `digest` of `other` present here, by hard link when both
+    /// stores share a filesystem, else by a verified copy.
+    pub fn import_from(&self, other: &BlobStore, digest: &Digest) -> Result<(), StoreError> {
+        if self.has(digest) {
+            return Ok(());
+        }
+        let src = other.path(digest);
+        let dst = self.path(digest);
+        if fs::hard_link(&src, &dst).is_ok() {
+            return Ok(());
+        }
+        let mut r = other.open_verified(digest)?;
+        self.put_reader_expecting(&mut r, digest)?;
+        Ok(())
+    }
+}
+
+/// A blob being written; see [`BlobStore::writer`].
+pub struct BlobWriter {
+    inner: HashingWriter<io::BufWriter<tempfile::NamedTempFile>>,
+    store: BlobStore,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Completes the blob: flushes, syncs and renames it into place.
+    pub fn finish(self) -> Result<(Digest, u64), StoreError> {
+        self.finish_inner(None)
+    }
+
+    /// Like [`BlobWriter::finish`], but stores nothing and fails unless the
+    /// bytes hash to `expected`.
+    pub fn finish_expecting(self, expected: &Digest) -> Result<u64, StoreError> {
+        self.finish_inner(Some(expected)).map(|(_, n)| n)
+    }
+
+    fn finish_inner(self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+        let (buf, digest, size) = self.inner.finish();
+        if let Some(expected) = expected {
+            if expected != &digest {
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        let tmp = buf.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file().sync_data()?;
+        let dst = self.store.path(&digest);
+        tmp.persist(&dst).map_err(|e| {
+            io::Error::new(
+                e.error.kind(),
+                format!("failed to store blob {digest} at {}: {}", dst.display(), e.error),
+            )
+        })?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    fn entries(s: &BlobStore) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(s.root().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn put_and_read_back() {
+        let (_d, s) = store();
+        let d = s.put_bytes(b"{}").unwrap();
+        assert_eq!(d, Digest::of(b"{}"));
+        assert_eq!(s.read_verified(&d).unwrap(), b"{}");
+        assert_eq!(s.size(&d).unwrap(), 2);
+        assert_eq!(entries(&s), vec![d.hex().to_owned()]);
+    }
+
+    #[test]
+    fn dropped_writer_leaves_nothing() {
+        let (_d, s) = store();
+        let mut w = s.writer().unwrap();
+        w.write_all(b"partial").unwrap();
+        drop(w);
+        assert!(entries(&s).is_empty());
+    }
+
+    #[test]
+    fn wrong_expected_digest_stores_nothing() {
+        let (_d, s) = store();
+        let mut w = s.writer().unwrap();
+        w.write_all(b"abc").unwrap();
+        let err = w.finish_expecting(&Digest::of(b"abd")).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its expected digest"),
+            "{err}"
+        );
+        assert!(entries(&s).is_empty());
+    }
+
+    #[test]
+    fn corruption_is_detected_on_read() {
+        let (_d, s) = store();
+        let d = s.put_bytes(b"original").unwrap();
+        std::fs::write(s.path(&d), b"tampered").unwrap();
+        let err = s.read_verified(&d).unwrap_err();
+        assert!(err.to_string().contains("is corrupt"), "{err}");
+        let mut r = s.open_verified(&d).unwrap();
+        assert!(io::copy(&mut r, &mut io::sink()).is_err());
+        assert!(matches!(s.verify(&d), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn missing_blob_names_digest() {
+        let (_d, s) = store();
+        let d = Digest::of(b"nope");
+        let err = s.read_verified(&d).err().unwrap();
+        assert!(err.to_string().contains(&d.to_string()), "{err}");
+    }
+
+    #[test]
+    fn import_between_stores() {
+        let (_a, a) = store();
+        let (_b, b) = store();
+        let d = a.put_bytes(b"shared").unwrap();
+        b.import_from(&a, &d).unwrap();
+        assert_eq!(b.read_verified(&d).unwrap(), b"shared");
+    }
+}
