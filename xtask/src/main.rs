@@ -1,2 +1,153 @@
-//! Project automation: `cargo xtask test`, `bench`, `golden`.
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`:
+//!
+//! * `test`   — the whole suite: installs missing Debian packages (as root),
+//!              starts a throwaway registry on 127.0.0.1, runs every test
+//!              including the ones that need external tools, stops what it
+//!              started.
+//! * `golden` — rebuilds every recipe in `recipes/` and rewrites
+//!              `testdata/golden/` (do it on purpose, say why in the commit).
+//! * `hello`  — regenerates `recipes/hello/hello` from `xtask/src/hello.rs`.
+
+mod hello;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Debian packages the full test suite drives.
+const PACKAGES: &[(&str, &str)] = &[
+    ("docker-registry", "docker-registry"),
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+    ("runc", "runc"),
+    ("podman", "podman"),
+    ("oci-image-tool", "oci-image-tool"),
+    ("openssl", "openssl"),
+    ("jq", "jq"),
+];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("golden") => golden(),
+        Some("hello") => {
+            let path = root().join("recipes/hello/hello");
+            std::fs::write(&path, hello::elf()).with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+            Ok(())
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <test [CARGO TEST ARGS]|golden|hello>");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    c.current_dir(root());
+    c
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("failed to start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn missing_tools() -> Vec<&'static str> {
+    PACKAGES
+        .iter()
+        .filter(|(_, bin)| {
+            !std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]).any(|d| d.join(bin).is_file()))
+                .unwrap_or(false)
+        })
+        .map(|(pkg, _)| *pkg)
+        .collect()
+}
+
+fn ensure_packages() -> Result<()> {
+    let missing = missing_tools();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    if !is_root {
+        bail!("missing Debian packages: {} (run as root, or: sudo apt-get install {})", missing.join(" "), missing.join(" "));
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    let still = missing_tools();
+    if !still.is_empty() {
+        bail!("still missing after apt-get install: {}", still.join(" "));
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    ensure_packages()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // Every test, including the `#[ignore]`d ones that drive external tools.
+    run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra).args(["--", "--include-ignored"]))?;
+    run(cargo().args(["test", "--workspace", "--doc"]))?;
+    Ok(())
+}
+
+fn golden() -> Result<()> {
+    run(cargo().args(["build", "--quiet", "-p", "bake"]))?;
+    let bake = root().join("target/debug/bake");
+    let golden_dir = root().join("testdata/golden");
+    std::fs::create_dir_all(&golden_dir)?;
+    let tmp = tempdir()?;
+    for recipe in recipes()? {
+        let name = recipe.parent().and_then(|p| p.file_name()).context("recipe dir")?.to_string_lossy().into_owned();
+        let out = Command::new(&bake)
+            .arg("build")
+            .arg(&recipe)
+            .arg("--layout")
+            .arg(tmp.join(&name))
+            .arg("--json")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()?;
+        if !out.status.success() {
+            bail!("building {} failed:\n{}", recipe.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let digest = v["digest"].as_str().context("no digest in --json output")?;
+        std::fs::write(golden_dir.join(format!("{name}.digest")), format!("{digest}\n"))?;
+        println!("{name}: {digest}");
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+    Ok(())
+}
+
+/// `recipes/*/bake.toml`, sorted.
+fn recipes() -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("recipes"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bake.toml"))
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("bake-xtask-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
