@@ -1,2 +1,36 @@
-//! The `bake` command line: parses flags into settings and runs commands.
-fn main() {}
+//! The `bake` command line.
+//!
+//! Three thin layers: [`cli`] turns flags into typed arguments (clap), this
+//! file resolves them against the environment into settings (the only place
+//! that reads environment variables, the clock or the working directory), and
+//! the `commands` run them. Exit codes are decided in [`main`] alone: 0 on
+//! success, 1 when the command failed, 2 for a usage error.
+
+mod cli;
+mod commands;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match commands::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A closed stdout (e.g. `bake build --json | head -c1`) is not an error.
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {err}");
+            for cause in err.chain().skip(1) {
+                let _ = writeln!(stderr, "  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Helpers shared by the `bake` binary's end-to-end tests: run the real
+//! binary with a controlled environment, stage recipes in temp dirs, read
+//! layouts back.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fs_err as fs;
+
+/// The workspace root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// A `bake` command with a scrubbed environment: no SOURCE_DATE_EPOCH, no
+/// BAKE_VAR_*, a fixed HOME, run in `cwd`.
+pub fn bake(cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bake"));
+    c.current_dir(cwd);
+    c.env_clear();
+    c.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    c.env("HOME", cwd);
+    c.env("TMPDIR", std::env::temp_dir());
+    c
+}
+
+/// Runs `cmd`, panicking with its output if it fails.
+pub fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `cmd`, expecting failure; returns stderr.
+pub fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "{cmd:?} unexpectedly succeeded:\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(1), "expected exit code 1, stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// `bake build RECIPE --layout LAYOUT --json`, parsed.
+pub fn build_json(cwd: &Path, recipe: &Path, layout: &Path) -> serde_json::Value {
+    let out = ok(bake(cwd).arg("build").arg(recipe).arg("--layout").arg(layout).arg("--json"));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Copies `src` to `dst` recursively, creating entries in reverse name order
+/// (so readdir order differs from the original's) and giving every file the
+/// mtime `mtime`.
+pub fn copy_tree_shuffled(src: &Path, dst: &Path, mtime: i64) {
+    fs::create_dir_all(dst).unwrap();
+    let mut entries: Vec<_> = fs::read_dir(src).unwrap().map(|e| e.unwrap()).collect();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.file_name()));
+    for e in entries {
+        let from = e.path();
+        let to = dst.join(e.file_name());
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            copy_tree_shuffled(&from, &to, mtime);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from).unwrap(), &to).unwrap();
+        } else {
+            fs::copy(&from, &to).unwrap();
+        }
+        if !ft.is_symlink() {
+            filetime::set_file_mtime(&to, filetime::FileTime::from_unix_time(mtime, 0)).unwrap();
+        }
+    }
+    filetime::set_file_mtime(dst, filetime::FileTime::from_unix_time(mtime, 0)).unwrap();
+}
+
+/// Stages `recipes/` and `testdata/bases/` of the repo under `dst` (keeping
+/// their relative layout, which recipes rely on).
+pub fn stage_repo(dst: &Path, mtime: i64) {
+    copy_tree_shuffled(&repo().join("recipes"), &dst.join("recipes"), mtime);
+    copy_tree_shuffled(&repo().join("testdata/bases"), &dst.join("testdata/bases"), mtime);
+}
+
+/// The example recipe names (`recipes/*/bake.toml`), sorted.
+pub fn recipe_names() -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(repo().join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("bake.toml").is_file())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every blob in a layout hashes to its name; returns how many there are.
+pub fn assert_store_clean(layout: &Path) -> usize {
+    let dir = layout.join("blobs/sha256");
+    let mut n = 0;
+    for e in fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        assert!(!name.starts_with(".tmp"), "leftover temp file {name} in {}", dir.display());
+        let bytes = fs::read(e.path()).unwrap();
+        assert_eq!(bake_digest::Digest::of(&bytes).hex(), name, "corrupt blob {name}");
+        n += 1;
+    }
+    n
+}
+
+/// Writes `files` (path → content) under `dir`.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let p = dir.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+}
+
+/// Whether an external tool is on PATH (tests that need one are `#[ignore]`d
+/// and run by `cargo xtask test`, which installs it; there, absence is a
+/// failure, not a skip).
+pub fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).chain([PathBuf::from("/usr/sbin")]).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(found, "{tool} is not installed: run the suite with `cargo xtask test`");
+}
