@@ -1,0 +1,339 @@
+//! Descriptors, platforms and the media types this crate understands.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use bake_digest::Digest;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::ImageError;
+
+/// Media type names. The OCI ones are the strings of
+/// `oci_spec::image::MediaType` (a test checks they agree); the Docker ones
+/// are only ever *read*: bake writes OCI media types.
+pub mod media_type {
+    /// OCI image manifest.
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    /// OCI image index.
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    /// OCI image config.
+    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    /// Uncompressed OCI layer.
+    pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+    /// Gzip-compressed OCI layer.
+    pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    /// Zstd-compressed OCI layer.
+    pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    /// Docker image manifest, v2 schema 2.
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    /// Docker manifest list.
+    pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    /// Docker image config.
+    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+    /// Docker gzip layer: the same bytes as [`OCI_LAYER_GZIP`].
+    pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    /// Docker uncompressed layer (rare): the same bytes as [`OCI_LAYER_TAR`].
+    pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+    /// The OCI name of a layer media type, if it is one bake can reuse.
+    ///
+    /// Docker's gzip layer type maps to OCI's: the blob is the same gzip
+    /// stream with the same digest, only its name in the manifest changes, so
+    /// an image built on a Docker base has a pure OCI manifest.
+    pub fn oci_layer(media_type: &str) -> Option<&'static str> {
+        match media_type {
+            OCI_LAYER_TAR | DOCKER_LAYER_TAR => Some(OCI_LAYER_TAR),
+            OCI_LAYER_GZIP | DOCKER_LAYER_GZIP => Some(OCI_LAYER_GZIP),
+            OCI_LAYER_ZSTD => Some(OCI_LAYER_ZSTD),
+            _ => None,
+        }
+    }
+}
+
+/// The OCI annotation naming a tag in an image layout's `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// What a blob is and where to find it: media type, digest and size, plus
+/// optional annotations and (in an index) a platform.
+///
+/// Serialises with `annotations` and `platform` left out when empty; unknown
+/// fields (`urls`, `data`, `artifactType`) are ignored when read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub platform: Option<Platform>,
+}
+
+impl Descriptor {
+    /// A descriptor without annotations or platform.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            annotations: BTreeMap::new(),
+            platform: None,
+        }
+    }
+
+    /// The descriptor of `bytes`.
+    pub fn of(media_type: impl Into<String>, bytes: &[u8]) -> Descriptor {
+        Descriptor::new(media_type, Digest::of(bytes), bytes.len() as u64)
+    }
+
+    /// The tag this descriptor carries in an image layout index, if any.
+    pub fn ref_name(&self) -> Option<&str> {
+        self.annotations.get(REF_NAME).map(String::as_str)
+    }
+
+    /// As a JSON value (write it with [`crate::canonical_json`]).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("mediaType".into(), Value::String(self.media_type.clone()));
+        m.insert("digest".into(), Value::String(self.digest.to_string()));
+        m.insert("size".into(), Value::from(self.size));
+        if !self.annotations.is_empty() {
+            m.insert("annotations".into(), string_map(&self.annotations));
+        }
+        if let Some(p) = &self.platform {
+            m.insert("platform".into(), p.to_json());
+        }
+        Value::Object(m)
+    }
+
+    /// Parses a descriptor; `what` names where it comes from in errors.
+    pub fn from_json(v: &Value, what: &str) -> Result<Descriptor, ImageError> {
+        Descriptor::deserialize(v).map_err(|source| ImageError::Json {
+            what: what.to_owned(),
+            source,
+        })
+    }
+}
+
+impl Serialize for Descriptor {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+/// The platform an image runs on: `os/architecture[/variant]`, e.g.
+/// `linux/amd64` or `linux/arm/v7`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// A platform without a variant.
+    pub fn new(os: impl Into<String>, architecture: impl Into<String>) -> Platform {
+        Platform {
+            os: os.into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+
+    /// `linux/amd64`.
+    pub fn linux_amd64() -> Platform {
+        Platform::new("linux", "amd64")
+    }
+
+    /// As a JSON value, in the form used in index entries.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("architecture".into(), Value::String(self.architecture.clone()));
+        m.insert("os".into(), Value::String(self.os.clone()));
+        if let Some(v) = &self.variant {
+            m.insert("variant".into(), Value::String(v.clone()));
+        }
+        Value::Object(m)
+    }
+
+    /// Whether an image for `other` can serve a request for `self`: same
+    /// os and architecture, and the same variant when both name one.
+    pub fn accepts(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && match (&self.variant, &other.variant) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+impl Serialize for Platform {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = ImageError;
+    /// Parses `os/architecture[/variant]`; each part is non-empty lower-case
+    /// ASCII letters, digits, `_` or `.`.
+    fn from_str(s: &str) -> Result<Platform, ImageError> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        };
+        match parts.as_slice() {
+            [os, arch] if ok(os) && ok(arch) => Ok(Platform::new(*os, *arch)),
+            [os, arch, variant] if ok(os) && ok(arch) && ok(variant) => Ok(Platform {
+                os: (*os).to_owned(),
+                architecture: (*arch).to_owned(),
+                variant: Some((*variant).to_owned()),
+            }),
+            _ => Err(ImageError::InvalidPlatform(s.to_owned())),
+        }
+    }
+}
+
+pub(crate) fn string_map(m: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Treats an explicit `null` like a missing field (Docker writes `null` for
+/// empty maps and lists).
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical_json;
+    use oci_spec::image::MediaType;
+
+    #[test]
+    fn media_type_names_agree_with_oci_spec() {
+        assert_eq!(media_type::OCI_MANIFEST, MediaType::ImageManifest.as_ref());
+        assert_eq!(media_type::OCI_INDEX, MediaType::ImageIndex.as_ref());
+        assert_eq!(media_type::OCI_CONFIG, MediaType::ImageConfig.as_ref());
+        assert_eq!(media_type::OCI_LAYER_TAR, MediaType::ImageLayer.as_ref());
+        assert_eq!(media_type::OCI_LAYER_GZIP, MediaType::ImageLayerGzip.as_ref());
+        assert_eq!(media_type::OCI_LAYER_ZSTD, MediaType::ImageLayerZstd.as_ref());
+        use oci_spec::image::ToDockerV2S2;
+        assert_eq!(
+            Ok(media_type::DOCKER_MANIFEST),
+            MediaType::ImageManifest.to_docker_v2s2()
+        );
+        assert_eq!(
+            Ok(media_type::DOCKER_MANIFEST_LIST),
+            MediaType::ImageIndex.to_docker_v2s2()
+        );
+        assert_eq!(
+            Ok(media_type::DOCKER_CONFIG),
+            MediaType::ImageConfig.to_docker_v2s2()
+        );
+        assert_eq!(
+            Ok(media_type::DOCKER_LAYER_GZIP),
+            MediaType::ImageLayerGzip.to_docker_v2s2()
+        );
+    }
+
+    #[test]
+    fn descriptor_json_round_trip() {
+        let mut d = Descriptor::of(media_type::OCI_MANIFEST, b"{}");
+        assert_eq!(
+            String::from_utf8(canonical_json(&d.to_json())).unwrap(),
+            r#"{"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","mediaType":"application/vnd.oci.image.manifest.v1+json","size":2}"#
+        );
+        d.annotations.insert("b".into(), "2".into());
+        d.annotations.insert("a".into(), "1".into());
+        d.platform = Some("linux/arm/v7".parse().unwrap());
+        let text = String::from_utf8(canonical_json(&d.to_json())).unwrap();
+        assert!(
+            text.starts_with(r#"{"annotations":{"a":"1","b":"2"},"digest":"#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(r#""platform":{"architecture":"arm","os":"linux","variant":"v7"},"size":2}"#),
+            "{text}"
+        );
+        let back: Descriptor = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, d);
+    }
+
+    #[test]
+    fn descriptor_rejects_bad_input() {
+        let bad = [
+            r#"{"mediaType":"x","digest":"md5:00","size":1}"#,
+            r#"{"mediaType":"x","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":-1}"#,
+            r#"{"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":1}"#,
+        ];
+        for b in bad {
+            let v: Value = serde_json::from_str(b).unwrap();
+            let err = Descriptor::from_json(&v, "test entry").unwrap_err();
+            assert!(
+                err.to_string().starts_with("malformed JSON in test entry: "),
+                "{err}"
+            );
+        }
+        let null_annotations: Value = serde_json::from_str(
+            r#"{"mediaType":"x","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2,"annotations":null,"urls":["u"]}"#,
+        )
+        .unwrap();
+        assert!(
+            Descriptor::from_json(&null_annotations, "x")
+                .unwrap()
+                .annotations
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn platform_parse_display_accepts() {
+        let p: Platform = "linux/amd64".parse().unwrap();
+        assert_eq!(p, Platform::linux_amd64());
+        assert_eq!(p.to_string(), "linux/amd64");
+        let v7: Platform = "linux/arm/v7".parse().unwrap();
+        assert_eq!(v7.to_string(), "linux/arm/v7");
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v1/x",
+            "Linux/amd64",
+            "linux/amd 64",
+        ] {
+            assert!(bad.parse::<Platform>().is_err(), "{bad}");
+        }
+        let arm: Platform = "linux/arm".parse().unwrap();
+        assert!(arm.accepts(&v7));
+        assert!(v7.accepts(&arm));
+        assert!(!v7.accepts(&"linux/arm/v6".parse().unwrap()));
+        assert!(!p.accepts(&"linux/arm64".parse().unwrap()));
+        assert!(!p.accepts(&"windows/amd64".parse().unwrap()));
+    }
+}

@@ -1,0 +1,478 @@
+//! OCI image layouts on disk: `oci-layout`, `index.json`, `blobs/sha256/…`.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use bake_digest::Digest;
+use bake_store::BlobStore;
+use fs_err as fs;
+use serde_json::{Map, Value};
+
+use crate::descriptor::{REF_NAME, media_type};
+use crate::manifest::parse_index;
+use crate::{Descriptor, ImageError, canonical_json};
+
+const OCI_LAYOUT: &str = "oci-layout";
+const INDEX_JSON: &str = "index.json";
+const LAYOUT_VERSION: &str = "1.0.0";
+/// JSON documents (index, manifest, config) larger than this are refused.
+pub(crate) const MAX_JSON_SIZE: u64 = 32 << 20;
+
+/// An OCI image layout directory.
+///
+/// `index.json` is read afresh by every call, never cached. Tags live in
+/// its entries' `org.opencontainers.image.ref.name` annotation, one entry
+/// per tag. Rewrites are atomic (temporary file + rename), but two processes
+/// tagging the same layout at the same instant may lose one's update: the
+/// last rename wins.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    dir: PathBuf,
+    store: BlobStore,
+}
+
+impl Layout {
+    /// Opens the layout at `dir`, creating it if needed: writes `oci-layout`
+    /// and an empty `index.json` when they are absent. Refuses a non-empty
+    /// directory that is not already a layout, so a mistyped output path
+    /// does not scatter files into an unrelated directory.
+    pub fn create_or_open(dir: &Path) -> Result<Layout, ImageError> {
+        fs::create_dir_all(dir)?;
+        let marker = dir.join(OCI_LAYOUT);
+        if !marker.exists() {
+            // (Re-checking the marker lets a concurrent creator win the race.)
+            if fs::read_dir(dir)?.next().is_some() && !marker.exists() {
+                return Err(ImageError::NotALayout(
+                    dir.to_path_buf(),
+                    "the directory is not empty and has no oci-layout file".into(),
+                ));
+            }
+            let mut m = Map::new();
+            m.insert("imageLayoutVersion".into(), Value::String(LAYOUT_VERSION.into()));
+            write_atomic(&marker, &canonical_json(&Value::Object(m)))?;
+        }
+        let index = dir.join(INDEX_JSON);
+        if !index.exists() {
+            write_atomic(&index, &crate::build_index(&[], &Default::default()))?;
+        }
+        Layout::open(dir)
+    }
+
+    /// Opens an existing layout, checking `oci-layout` and `index.json`.
+    pub fn open(dir: &Path) -> Result<Layout, ImageError> {
+        let not_layout = |why: String| ImageError::NotALayout(dir.to_path_buf(), why);
+        if !dir.is_dir() {
+            return Err(not_layout("no such directory".into()));
+        }
+        let marker = dir.join(OCI_LAYOUT);
+        let bytes = match fs::read(&marker) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(not_layout("it has no oci-layout file".into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| not_layout(format!("oci-layout is not JSON: {e}")))?;
+        match v.get("imageLayoutVersion") {
+            Some(Value::String(s)) if s == LAYOUT_VERSION => {}
+            other => {
+                return Err(not_layout(format!(
+                    "oci-layout has imageLayoutVersion {}, expected \"{LAYOUT_VERSION}\"",
+                    other.unwrap_or(&Value::Null)
+                )));
+            }
+        }
+        if !dir.join(INDEX_JSON).is_file() {
+            return Err(not_layout("it has no index.json".into()));
+        }
+        let layout = Layout {
+            dir: dir.to_path_buf(),
+            store: BlobStore::open(dir)?,
+        };
+        layout.index()?;
+        Ok(layout)
+    }
+
+    /// The layout's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The layout's blobs, as a store.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    fn index_what(&self) -> String {
+        format!("{}", self.dir.join(INDEX_JSON).display())
+    }
+
+    fn read_index_value(&self) -> Result<Value, ImageError> {
+        let path = self.dir.join(INDEX_JSON);
+        let bytes = fs::read(&path)?;
+        serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+            what: self.index_what(),
+            source,
+        })
+    }
+
+    /// The entries of `index.json`, in file order.
+    pub fn index(&self) -> Result<Vec<Descriptor>, ImageError> {
+        let bytes = fs::read(self.dir.join(INDEX_JSON))?;
+        parse_index(&bytes, media_type::OCI_INDEX, &self.index_what())
+    }
+
+    /// Points each of `tags` at `manifest` (which must be in the layout's
+    /// store). Entries with one of these tags are replaced, all others kept
+    /// as they are; entries are written sorted by tag (untagged first). With
+    /// no tags, an untagged entry for `manifest` is added once.
+    pub fn set_tags(&self, manifest: &Descriptor, tags: &[String]) -> Result<(), ImageError> {
+        for t in tags {
+            check_tag(t)?;
+        }
+        if !self.store.has(&manifest.digest) {
+            return Err(ImageError::Store(bake_store::StoreError::Missing(
+                manifest.digest.clone(),
+                self.store.path(&manifest.digest),
+            )));
+        }
+        let mut index = match self.read_index_value()? {
+            Value::Object(m) => m,
+            _ => {
+                return Err(ImageError::Invalid {
+                    what: self.index_what(),
+                    reason: "it is not a JSON object".into(),
+                });
+            }
+        };
+        let old = match index.remove("manifests") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                return Err(ImageError::Invalid {
+                    what: self.index_what(),
+                    reason: "manifests is not a list".into(),
+                });
+            }
+        };
+        let ref_name = |v: &Value| {
+            v.get("annotations")
+                .and_then(|a| a.get(REF_NAME))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let mut entries: Vec<Value> = old
+            .into_iter()
+            .filter(|e| match ref_name(e) {
+                Some(name) => !tags.contains(&name),
+                // an untagged entry for this manifest is replaced by the new one(s)
+                None => e.get("digest").and_then(Value::as_str) != Some(&manifest.digest.to_string()),
+            })
+            .collect();
+        if tags.is_empty() {
+            let mut d = manifest.clone();
+            d.annotations.remove(REF_NAME);
+            entries.push(d.to_json());
+        }
+        for t in tags {
+            let mut d = manifest.clone();
+            d.annotations.insert(REF_NAME.into(), t.clone());
+            entries.push(d.to_json());
+        }
+        entries.sort_by_cached_key(|e| (ref_name(e).unwrap_or_default(), canonical_json(e)));
+        index.insert("schemaVersion".into(), Value::from(2));
+        index.insert("mediaType".into(), Value::String(media_type::OCI_INDEX.into()));
+        index.insert("manifests".into(), Value::Array(entries));
+        write_atomic(&self.dir.join(INDEX_JSON), &canonical_json(&Value::Object(index)))
+    }
+
+    /// Finds an image in the layout.
+    ///
+    /// * `None`: the only image (several tags of one manifest count as one);
+    ///   an error lists the tags if there are several.
+    /// * `"@sha256:…"` or `"sha256:…"`: the entry with that digest, or else a
+    ///   manifest or index of that digest in the blobs (e.g. one platform of
+    ///   a multi-platform image).
+    /// * anything else: a tag.
+    pub fn resolve(&self, tag_or_digest: Option<&str>) -> Result<Descriptor, ImageError> {
+        let entries = self.index()?;
+        let available = || tag_list(&entries);
+        match tag_or_digest {
+            None => {
+                let first = entries
+                    .first()
+                    .ok_or_else(|| ImageError::EmptyLayout(self.dir.clone()))?;
+                if entries.iter().any(|e| e.digest != first.digest) {
+                    return Err(ImageError::AmbiguousImage {
+                        dir: self.dir.clone(),
+                        available: available(),
+                    });
+                }
+                Ok(first.clone())
+            }
+            Some(s) if s.trim_start_matches('@').starts_with("sha256:") => {
+                let digest: Digest = s
+                    .trim_start_matches('@')
+                    .parse()
+                    .map_err(|e| ImageError::Invalid {
+                        what: format!("reference {s:?}"),
+                        reason: format!("{e}"),
+                    })?;
+                if let Some(e) = entries.iter().find(|e| e.digest == digest) {
+                    return Ok(e.clone());
+                }
+                if self.store.has(&digest) {
+                    return self.describe_blob(&digest);
+                }
+                Err(ImageError::DigestNotFound {
+                    dir: self.dir.clone(),
+                    digest,
+                })
+            }
+            Some(tag) => entries
+                .iter()
+                .find(|e| e.ref_name() == Some(tag))
+                .cloned()
+                .ok_or_else(|| ImageError::TagNotFound {
+                    dir: self.dir.clone(),
+                    tag: tag.to_owned(),
+                    available: available(),
+                }),
+        }
+    }
+
+    /// A descriptor for a manifest or index found only in the blobs.
+    fn describe_blob(&self, digest: &Digest) -> Result<Descriptor, ImageError> {
+        let size = self.store.size(digest)?;
+        if size > MAX_JSON_SIZE {
+            return Err(ImageError::TooLarge {
+                what: format!("blob {digest}"),
+                size,
+                limit: MAX_JSON_SIZE,
+            });
+        }
+        let bytes = self.store.read_verified(digest)?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+            what: format!("blob {digest}"),
+            source,
+        })?;
+        let mt = match v.get("mediaType").and_then(Value::as_str) {
+            Some(mt) => mt.to_owned(),
+            None if v.get("manifests").is_some() => media_type::OCI_INDEX.to_owned(),
+            None if v.get("config").is_some() => media_type::OCI_MANIFEST.to_owned(),
+            None => {
+                return Err(ImageError::Invalid {
+                    what: format!("blob {digest}"),
+                    reason: "it is neither a manifest nor an index".into(),
+                });
+            }
+        };
+        Ok(Descriptor::new(mt, digest.clone(), bytes.len() as u64))
+    }
+}
+
+fn tag_list(entries: &[Descriptor]) -> String {
+    let tags: Vec<String> = entries
+        .iter()
+        .map(|e| match e.ref_name() {
+            Some(t) => t.to_owned(),
+            None => format!("@{}", e.digest),
+        })
+        .collect();
+    if tags.is_empty() {
+        "none".to_owned()
+    } else {
+        tags.join(", ")
+    }
+}
+
+/// A tag as the OCI layout spec allows it in `ref.name`: components of
+/// letters and digits joined by `/` or by the separators `- . _ : @ +`.
+fn check_tag(t: &str) -> Result<(), ImageError> {
+    let bytes = t.as_bytes();
+    let alnum = |b: u8| b.is_ascii_alphanumeric();
+    let sep = |b: u8| matches!(b, b'-' | b'.' | b'_' | b':' | b'@' | b'+' | b'/');
+    let ok = !bytes.is_empty()
+        && bytes.iter().all(|&b| alnum(b) || sep(b))
+        && alnum(bytes[0])
+        && alnum(bytes[bytes.len() - 1])
+        && !t.starts_with("sha256:");
+    if ok {
+        Ok(())
+    } else {
+        Err(ImageError::InvalidTag(t.to_owned()))
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory
+/// and a rename, so readers see the old or the new content, never a mix.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let ctx = |e: io::Error| io::Error::new(e.kind(), format!("failed to write {}: {e}", path.display()));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(ctx)?;
+    tmp.write_all(bytes).map_err(ctx)?;
+    tmp.as_file().sync_all().map_err(ctx)?;
+    tmp.persist(path).map_err(|e| ctx(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> (tempfile::TempDir, Layout) {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create_or_open(&dir.path().join("out")).unwrap();
+        (dir, l)
+    }
+
+    fn put_manifest(l: &Layout, seed: &[u8]) -> Descriptor {
+        let config = Descriptor::of(media_type::OCI_CONFIG, seed);
+        let bytes = crate::build_manifest(&config, &[], &Default::default());
+        l.store().put_bytes(&bytes).unwrap();
+        Descriptor::of(media_type::OCI_MANIFEST, &bytes)
+    }
+
+    fn read(l: &Layout, name: &str) -> String {
+        std::fs::read_to_string(l.dir().join(name)).unwrap()
+    }
+
+    #[test]
+    fn create_writes_marker_and_empty_index() {
+        let (_d, l) = layout();
+        assert_eq!(read(&l, "oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#);
+        assert_eq!(
+            read(&l, "index.json"),
+            r#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#
+        );
+        assert!(l.dir().join("blobs/sha256").is_dir());
+        // Reopening changes nothing.
+        let again = Layout::create_or_open(l.dir()).unwrap();
+        assert!(again.index().unwrap().is_empty());
+        Layout::open(l.dir()).unwrap();
+    }
+
+    #[test]
+    fn refuses_non_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("precious.txt"), "x").unwrap();
+        let err = Layout::create_or_open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("is not an OCI image layout"), "{err}");
+        assert!(!dir.path().join("oci-layout").exists());
+        let err = Layout::open(&dir.path().join("missing")).unwrap_err();
+        assert!(err.to_string().contains("no such directory"), "{err}");
+        std::fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("imageLayoutVersion \"2.0.0\""), "{err}");
+        std::fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("no index.json"), "{err}");
+        std::fs::write(dir.path().join("index.json"), "{\"schemaVersion\":2,").unwrap();
+        let err = Layout::open(dir.path()).unwrap_err();
+        assert!(err.to_string().starts_with("malformed JSON in "), "{err}");
+    }
+
+    #[test]
+    fn set_tags_replaces_keeps_and_sorts() {
+        let (_d, l) = layout();
+        let a = put_manifest(&l, b"a");
+        let b = put_manifest(&l, b"b");
+        l.set_tags(&a, &["v1".into(), "latest".into()]).unwrap();
+        l.set_tags(&b, &["latest".into(), "beta".into()]).unwrap();
+        let idx = l.index().unwrap();
+        let tags: Vec<(&str, &Digest)> = idx.iter().map(|e| (e.ref_name().unwrap(), &e.digest)).collect();
+        assert_eq!(
+            tags,
+            vec![("beta", &b.digest), ("latest", &b.digest), ("v1", &a.digest)]
+        );
+        assert_eq!(l.resolve(Some("v1")).unwrap().digest, a.digest);
+        assert_eq!(l.resolve(Some("latest")).unwrap().digest, b.digest);
+        assert_eq!(
+            l.resolve(Some(&format!("@{}", a.digest))).unwrap().digest,
+            a.digest
+        );
+        // Idempotent, byte for byte.
+        let before = read(&l, "index.json");
+        l.set_tags(&b, &["beta".into(), "latest".into()]).unwrap();
+        assert_eq!(read(&l, "index.json"), before);
+        // No temporary files left behind.
+        let names: Vec<String> = std::fs::read_dir(l.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".tmp")), "{names:?}");
+    }
+
+    #[test]
+    fn set_tags_keeps_unknown_index_fields_and_foreign_entries() {
+        let (_d, l) = layout();
+        let a = put_manifest(&l, b"a");
+        let foreign = format!(
+            r#"{{"schemaVersion":2,"annotations":{{"x":"y"}},"manifests":[{{"mediaType":"{}","digest":"{}","size":{},"urls":["http://u"],"annotations":{{"{REF_NAME}":"zzz"}}}}]}}"#,
+            a.media_type, a.digest, a.size
+        );
+        std::fs::write(l.dir().join("index.json"), foreign).unwrap();
+        l.set_tags(&a, &["t".into()]).unwrap();
+        let text = read(&l, "index.json");
+        assert!(text.starts_with(r#"{"annotations":{"x":"y"},"manifests":[{"annotations":{"org.opencontainers.image.ref.name":"t"}"#), "{text}");
+        assert!(text.contains(r#""urls":["http://u"]"#), "{text}");
+    }
+
+    #[test]
+    fn resolve_errors() {
+        let (_d, l) = layout();
+        let err = l.resolve(None).unwrap_err();
+        assert!(err.to_string().contains("holds no images"), "{err}");
+        let a = put_manifest(&l, b"a");
+        let b = put_manifest(&l, b"b");
+        l.set_tags(&a, &["one".into(), "uno".into()]).unwrap();
+        // Two tags of one manifest: still "the only image".
+        assert_eq!(l.resolve(None).unwrap().digest, a.digest);
+        l.set_tags(&b, &["two".into()]).unwrap();
+        let err = l.resolve(None).unwrap_err();
+        assert!(err.to_string().ends_with("available: one, two, uno"), "{err}");
+        let err = l.resolve(Some("three")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "OCI layout {} has no image tagged \"three\"; available: one, two, uno",
+                l.dir().display()
+            )
+        );
+        let missing = Digest::of(b"missing");
+        let err = l.resolve(Some(&format!("@{missing}"))).unwrap_err();
+        assert!(err.to_string().contains(&missing.to_string()), "{err}");
+        let err = l.resolve(Some("@sha256:abc")).unwrap_err();
+        assert!(err.to_string().contains("\"@sha256:abc\""), "{err}");
+        // A manifest only in the blobs is found by digest.
+        let c = put_manifest(&l, b"c");
+        assert_eq!(l.resolve(Some(&c.digest.to_string())).unwrap(), c);
+    }
+
+    #[test]
+    fn set_tags_checks_tags_and_blob() {
+        let (_d, l) = layout();
+        let a = put_manifest(&l, b"a");
+        for bad in ["", "-x", "x/", "a b", "sha256:abc", "ü"] {
+            assert!(
+                matches!(l.set_tags(&a, &[bad.into()]), Err(ImageError::InvalidTag(_))),
+                "{bad}"
+            );
+        }
+        let ghost = Descriptor::of(media_type::OCI_MANIFEST, b"ghost");
+        let err = l.set_tags(&ghost, &["x".into()]).unwrap_err();
+        assert!(err.to_string().contains(&ghost.digest.to_string()), "{err}");
+        l.set_tags(&a, &[]).unwrap();
+        l.set_tags(&a, &[]).unwrap();
+        let idx = l.index().unwrap();
+        assert_eq!(idx.len(), 1);
+        assert_eq!(idx[0].ref_name(), None);
+    }
+}
