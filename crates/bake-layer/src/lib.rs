@@ -1,1 +1,251 @@
-//! Deterministic, normalised tar layers from build-context sources, with pinned compression
+//! Deterministic, normalised tar layers from build-context sources, with
+//! pinned compression.
+//!
+//! An OCI layer is a tar archive of a filesystem change set. Its *diffID* is
+//! the sha256 of the uncompressed tar; its *digest* that of the compressed
+//! bytes. This crate turns the steps of one recipe layer ([`Source`]s) into
+//! that tar, byte for byte the same on every machine, computes the diffID
+//! while streaming, compresses, and writes the result to any [`Write`]. The
+//! compressed digest is the caller's (its store hashes what it receives).
+//!
+//! ```
+//! use bake_layer::{write_layer, read_layer_entries, Compression, EntryKind, LayerOptions, Owner, Source};
+//!
+//! let sources = [
+//!     Source::Inline { path: "/etc/motd".into(), content: b"hi\n".to_vec(), mode: 0o644, owner: Owner::default() },
+//!     Source::Dir { path: "/var/lib/app".into(), mode: 0o750, owner: Owner { uid: 1000, gid: 1000 } },
+//!     Source::Symlink { path: "/usr/bin/app".into(), target: "../local/bin/app".into(), owner: Owner::default() },
+//! ];
+//! let opts = LayerOptions {
+//!     epoch: 1_700_000_000,
+//!     compression: Compression::Gzip { level: 6 },
+//!     tmp_dir: "/var/tmp".into(), // only `Unpack` sources write there
+//! };
+//! let (gz, out) = write_layer(&sources, &opts, Vec::new()).unwrap();
+//! // Same sources, same bytes: the diffID is a function of the sources.
+//! assert_eq!(write_layer(&sources, &opts, Vec::new()).unwrap().0, gz);
+//!
+//! let entries = read_layer_entries(&gz[..]).unwrap();
+//! let names: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
+//! // Sorted, relative, directories end with "/", implicit parents added.
+//! assert_eq!(names, ["etc/", "etc/motd", "usr/", "usr/bin/", "usr/bin/app", "var/", "var/lib/", "var/lib/app/"]);
+//! assert_eq!(out.entries, 8);
+//! assert!(entries.iter().all(|e| e.mtime == 1_700_000_000));
+//! assert_eq!((entries[7].mode, entries[7].uid), (0o750, 1000));
+//! assert_eq!(entries[4].kind, EntryKind::Symlink);
+//! ```
+//!
+//! # The entry model
+//!
+//! [`write_layer`] first collects an *entry map*, keyed by normalised image
+//! path (`usr/bin/x`: relative, no `.`/`..`/empty components). Sources are
+//! applied in order and a later entry replaces an earlier one at the same
+//! path, with the semantics of a filesystem:
+//!
+//! - a directory over a directory keeps the children and takes the new
+//!   metadata; the destination directory of a tree [`Source::Copy`] merges
+//!   with a directory already there and keeps *its* metadata (so a `dir` step
+//!   that sets the mode and owner of `/app`, followed by a copy into `/app`,
+//!   keeps them);
+//! - a file or symlink over a directory replaces the whole subtree;
+//! - an entry below a file or symlink of the same layer is an error
+//!   ([`LayerError::NotADirectory`]): the layer never relies on how an
+//!   extractor follows symlinks.
+//!
+//! Parent directories that no source names are added as `0o755`, uid/gid 0.
+//! The root directory itself is never an entry.
+//!
+//! # Normalisation (the promise)
+//!
+//! - Entries are sorted by their tar name in byte order; names are relative
+//!   (`usr/bin/x`, never `./` or `/`); directories end with `/`.
+//! - mtime is the epoch for everything from `Copy`, `Inline`, `Dir` and
+//!   `Symlink` (host mtimes never leak); `Unpack` entries keep
+//!   `min(entry mtime, epoch)`.
+//! - uid/gid come from the step (default 0); uname/gname are empty; there is
+//!   no atime/ctime and no xattrs; device numbers are 0.
+//! - Modes of `Copy`: without `mode`, regular files are `0o755` if any
+//!   execute bit is set on the host, else `0o644` (the umask never leaks);
+//!   directories are `0o755`, symlinks `0o777`. `mode` applies to regular
+//!   files only. Setuid/setgid/sticky bits appear only when given explicitly.
+//!   `Unpack` keeps the archive's permission bits (`& 0o7777`).
+//! - A tree copy is walked with readdir sorted by bytes; symlinks are copied
+//!   as symlinks (never followed), the target stored as it is. Sockets, fifos
+//!   and devices are errors naming the path. `exclude` globs match paths
+//!   relative to the copied directory, with `*` not crossing `/` (`*.tmp` is
+//!   top level only, `**/*.tmp` is any depth); an excluded directory drops
+//!   its contents, and `target/**` drops the contents but keeps `target/`.
+//! - Tar format: ustar headers; a PAX extended header (named
+//!   `././@PaxHeader`, records in the fixed order path, linkpath, size, uid,
+//!   gid, mtime) only for a field that does not fit: a name that cannot be
+//!   split into ustar prefix (155) + name (100), a link target over 100
+//!   bytes, a size or mtime of 8 GiB / 2^33 or more, a uid/gid above
+//!   0o7777777. Names are UTF-8 bytes (non-UTF-8 host names are refused).
+//!   The archive ends with two zero blocks.
+//!
+//! # Hardlinks
+//!
+//! Within one `Copy` source, regular files that share (device, inode) form a
+//! group; within one `Unpack` source, a hardlink entry joins the group of the
+//! regular file it names, which must be earlier in the same archive (the link
+//! takes that file's metadata; its own header's is ignored). When the
+//! tar is written, the smallest path of a group that is still in the map is a
+//! regular entry and the others are hardlinks to it, so the choice depends
+//! only on paths, and a later source that replaces a member just leaves it
+//! out of the group.
+//!
+//! # Unpack
+//!
+//! The archive (plain, gzip, zstd or xz, detected by magic bytes) is streamed:
+//! entry names are made relative to `to`, a `..` that would leave it is an
+//! error, regular file contents go to temporary files below a directory
+//! created in [`LayerOptions::tmp_dir`] (removed when [`write_layer`]
+//! returns), device nodes and fifos are refused.
+//!
+//! # Compression, and why it is pinned
+//!
+//! The compressed digest is what manifests name, so the compressed *bytes*
+//! must be reproducible too. gzip is flate2 with the zlib-rs backend, a fixed
+//! header (no file name, mtime 0, OS byte 255) and a fixed level; zstd is
+//! libzstd (vendored by the `zstd` crate, pinned exactly) in single-threaded
+//! mode with a fixed level and the frame checksum on. The compressor is fed in
+//! fixed 128 KiB chunks and never flushed early, so its output does not depend
+//! on how the tar bytes were produced. [`Compression::id`] names compressor,
+//! level and library; it belongs in cache keys and the output-format version.
+//! A golden test pins the exact diffID and compressed sha256 of a small layer,
+//! so a library upgrade that changes bytes fails loudly.
+//!
+//! # What this crate does not do
+//!
+//! It does not read the environment or the clock (the epoch and temp
+//! directory are passed in), does not know about recipes, images or blob
+//! stores, and does not compute the compressed digest.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod compress;
+mod context;
+mod error;
+mod layer;
+mod paths;
+mod read;
+mod tarfmt;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use bake_digest::{Digest, HashingWriter};
+
+pub use context::Context;
+pub use error::LayerError;
+pub use read::{EntryKind, EntrySummary, read_layer_entries};
+
+/// The owner of the entries a step creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One step of a layer. Image paths (`to`, `path`) are absolute (`/usr/bin`);
+/// `.` components and repeated `/` are normalised and a `..` leaving `/` is
+/// an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A host file or directory, resolved by [`Context::resolve`]. A file
+    /// (or symlink) lands exactly at `to`, and `exclude` does not apply to
+    /// it; a directory's contents go below `to`.
+    Copy {
+        src: PathBuf,
+        to: String,
+        /// Mode of the copied regular files (`& 0o7777`).
+        mode: Option<u32>,
+        owner: Owner,
+        exclude: Vec<String>,
+    },
+    /// A regular file with the given content.
+    Inline {
+        path: String,
+        content: Vec<u8>,
+        mode: u32,
+        owner: Owner,
+    },
+    /// A directory (its parents are implicit).
+    Dir { path: String, mode: u32, owner: Owner },
+    /// A symlink; `target` is stored as written.
+    Symlink {
+        path: String,
+        target: String,
+        owner: Owner,
+    },
+    /// The entries of a tar archive (plain, gzip, zstd or xz) below `to`.
+    Unpack { src: PathBuf, to: String },
+}
+
+/// How the layer tar is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    /// Levels 1 to 9.
+    Gzip {
+        level: u32,
+    },
+    /// Levels 1 to 19.
+    Zstd {
+        level: i32,
+    },
+}
+
+/// Everything besides the sources that the bytes of a layer depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerOptions {
+    /// The build epoch (seconds since 1970): every mtime is this, or earlier.
+    pub epoch: u64,
+    pub compression: Compression,
+    /// Where `Unpack` stores extracted file contents while the layer is built.
+    pub tmp_dir: PathBuf,
+}
+
+/// What [`write_layer`] reports about the layer it wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerOutput {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+    /// Number of tar entries (PAX extended headers not counted).
+    pub entries: u64,
+}
+
+/// Builds the layer made of `sources` and writes it, compressed, to `out`.
+///
+/// File contents are streamed from disk; memory grows with the number of
+/// entries, not their size. Returns `out` and the layer's diffID, size and
+/// entry count. On error, `out` may hold a partial layer.
+pub fn write_layer<W: Write>(
+    sources: &[Source],
+    opts: &LayerOptions,
+    out: W,
+) -> Result<(W, LayerOutput), LayerError> {
+    opts.compression.validate()?;
+    let mut layer = layer::Layer::new(opts.epoch, opts.tmp_dir.clone());
+    for (index, source) in sources.iter().enumerate() {
+        layer.add(index, source)?;
+    }
+    // `_tmp` keeps Unpack's temp files until the tar is written.
+    let (records, _tmp) = layer.finish()?;
+    let write_err = |source| LayerError::Write { source };
+    let compressor = compress::Compressor::new(out, opts.compression).map_err(write_err)?;
+    let mut tar = HashingWriter::new(compressor);
+    let entries = layer::write_records(records, &mut tar)?;
+    let (compressor, diff_id, uncompressed_size) = tar.finish();
+    let out = compressor.finish().map_err(write_err)?;
+    Ok((
+        out,
+        LayerOutput {
+            diff_id,
+            uncompressed_size,
+            entries,
+        },
+    ))
+}

@@ -1,0 +1,151 @@
+//! The crate's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a layer could not be built or read.
+///
+/// Every variant that comes from a [`Source`](crate::Source) carries `index`,
+/// the position of that source in the slice given to
+/// [`write_layer`](crate::write_layer), so the caller can point at the recipe
+/// step; see [`LayerError::source_index`]. Host paths are the paths as read;
+/// archive entries are the names as stored in the archive.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// The build context directory cannot be opened.
+    #[error("cannot open build context {path}: {source}")]
+    ContextIo {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("build context {path} is not a directory")]
+    ContextNotDir { path: PathBuf },
+    /// A context-relative path that is absolute or otherwise malformed.
+    #[error("invalid build context path {rel:?}: {reason}")]
+    BadContextPath { rel: String, reason: &'static str },
+    #[error("{rel:?} does not exist in the build context {root}")]
+    NotFound { rel: String, root: PathBuf },
+    #[error("{rel:?} resolves to {resolved}, which is outside the build context {root}")]
+    OutsideContext {
+        rel: String,
+        resolved: PathBuf,
+        root: PathBuf,
+    },
+    /// Reading a host file or directory failed (the message names the path).
+    #[error("sources[{index}]: {source}")]
+    Io {
+        index: usize,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A file's size differs between the walk and the moment it was written.
+    #[error("sources[{index}]: {path} changed while the layer was being written")]
+    Changed { index: usize, path: PathBuf },
+    #[error(
+        "sources[{index}]: {path} is a {kind}: only regular files, directories and symlinks can be copied"
+    )]
+    UnsupportedFile {
+        index: usize,
+        path: PathBuf,
+        kind: &'static str,
+    },
+    /// A host file name or symlink target that is not UTF-8.
+    #[error("sources[{index}]: {path}: {what} is not valid UTF-8")]
+    NotUtf8 {
+        index: usize,
+        path: PathBuf,
+        what: &'static str,
+    },
+    /// A destination (`to`, `file`, `dir`, `symlink`) that cannot be used.
+    #[error("sources[{index}]: invalid image path {path:?}: {reason}")]
+    BadImagePath {
+        index: usize,
+        path: String,
+        reason: &'static str,
+    },
+    /// An entry would be created below a file or symlink of the same layer.
+    #[error("sources[{index}]: cannot create /{path}: /{parent} is a {kind} in this layer, not a directory")]
+    NotADirectory {
+        index: usize,
+        path: String,
+        parent: String,
+        kind: &'static str,
+    },
+    #[error("sources[{index}]: invalid exclude pattern {pattern:?}: {source}")]
+    Exclude {
+        index: usize,
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+    /// The archive of an `Unpack` source is corrupt or cannot be read.
+    #[error("sources[{index}]: cannot read archive {archive}{}: {source}", at_entry(.entry))]
+    Archive {
+        index: usize,
+        archive: PathBuf,
+        entry: Option<String>,
+        #[source]
+        source: io::Error,
+    },
+    /// An archive entry that is refused (escaping path, device node, …).
+    #[error("sources[{index}]: archive {archive}: entry {entry:?}: {reason}")]
+    ArchiveEntry {
+        index: usize,
+        archive: PathBuf,
+        entry: String,
+        reason: String,
+    },
+    #[error("invalid {algorithm} compression level {level}: expected {range}")]
+    Level {
+        algorithm: &'static str,
+        level: i64,
+        range: &'static str,
+    },
+    #[error("cannot create a temporary directory in {path}: {source}")]
+    TempDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the layer (or a temporary file) failed.
+    #[error("cannot write layer: {source}")]
+    Write {
+        #[source]
+        source: io::Error,
+    },
+    /// [`read_layer_entries`](crate::read_layer_entries) could not read the layer.
+    #[error("cannot read layer{}: {source}", at_entry(.entry))]
+    Read {
+        entry: Option<String>,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn at_entry(entry: &Option<String>) -> String {
+    match entry {
+        Some(e) => format!(" at entry {e:?}"),
+        None => String::new(),
+    }
+}
+
+impl LayerError {
+    /// The index of the [`Source`](crate::Source) this error came from, if any.
+    pub fn source_index(&self) -> Option<usize> {
+        match self {
+            LayerError::Io { index, .. }
+            | LayerError::Changed { index, .. }
+            | LayerError::UnsupportedFile { index, .. }
+            | LayerError::NotUtf8 { index, .. }
+            | LayerError::BadImagePath { index, .. }
+            | LayerError::NotADirectory { index, .. }
+            | LayerError::Exclude { index, .. }
+            | LayerError::Archive { index, .. }
+            | LayerError::ArchiveEntry { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,757 @@
+//! The entry map: sources in, sorted tar records out.
+
+use std::collections::BTreeMap;
+use std::fs::Metadata;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use tar::EntryType;
+
+use crate::paths::{ancestors, join, normalise_archive, normalise_dest};
+use crate::tarfmt::{self, BLOCK, Meta};
+use crate::{LayerError, Owner, Source};
+
+/// Where a regular file's bytes come from when the tar is written.
+#[derive(Debug, Clone)]
+enum Content<'a> {
+    /// A host file (from `Copy`) or a temp file (from `Unpack`), streamed.
+    Disk(PathBuf),
+    /// Inline bytes from the recipe.
+    Bytes(&'a [u8]),
+}
+
+#[derive(Debug, Clone)]
+enum Kind<'a> {
+    Dir,
+    File {
+        content: Content<'a>,
+        size: u64,
+        /// Files of one hardlink group share an id (and content and metadata).
+        group: Option<usize>,
+    },
+    Symlink {
+        target: String,
+    },
+}
+
+impl Kind<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Dir => "directory",
+            Kind::File { .. } => "file",
+            Kind::Symlink { .. } => "symlink",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry<'a> {
+    kind: Kind<'a>,
+    meta: Meta,
+    /// The source this entry came from, for errors.
+    index: usize,
+}
+
+/// One tar entry ready to write, in final order.
+#[derive(Debug)]
+pub(crate) struct Record<'a> {
+    name: String,
+    kind: EntryType,
+    meta: Meta,
+    link: Option<String>,
+    content: Option<(Content<'a>, u64)>,
+    index: usize,
+}
+
+/// The layer being assembled: normalised image path → entry. Invariants kept
+/// by [`Layer::insert`]: no entry lies below a non-directory entry, and the
+/// root (`""`) is never stored.
+pub(crate) struct Layer<'a> {
+    entries: BTreeMap<String, Entry<'a>>,
+    next_group: usize,
+    epoch: u64,
+    tmp_root: PathBuf,
+    tmp: Option<tempfile::TempDir>,
+    tmp_count: u64,
+}
+
+fn io_err(index: usize, path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
+    move |source| LayerError::Io {
+        index,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn owner_meta(mode: u32, owner: Owner, epoch: u64) -> Meta {
+    Meta {
+        mode,
+        uid: u64::from(owner.uid),
+        gid: u64::from(owner.gid),
+        mtime: epoch,
+    }
+}
+
+impl<'a> Layer<'a> {
+    pub(crate) fn new(epoch: u64, tmp_root: PathBuf) -> Layer<'a> {
+        Layer {
+            entries: BTreeMap::new(),
+            next_group: 0,
+            epoch,
+            tmp_root,
+            tmp: None,
+            tmp_count: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, index: usize, source: &'a Source) -> Result<(), LayerError> {
+        let dest = |raw: &str| {
+            normalise_dest(raw).map_err(|reason| LayerError::BadImagePath {
+                index,
+                path: raw.to_owned(),
+                reason,
+            })
+        };
+        match source {
+            Source::Copy {
+                src,
+                to,
+                mode,
+                owner,
+                exclude,
+            } => {
+                let to = dest(to)?;
+                self.add_copy(index, src, &to, *mode, *owner, exclude)
+            }
+            Source::Inline {
+                path,
+                content,
+                mode,
+                owner,
+            } => {
+                let kind = Kind::File {
+                    content: Content::Bytes(content),
+                    size: content.len() as u64,
+                    group: None,
+                };
+                let meta = owner_meta(mode & 0o7777, *owner, self.epoch);
+                self.insert(index, dest(path)?, Entry { kind, meta, index })
+            }
+            Source::Dir { path, mode, owner } => {
+                let meta = owner_meta(mode & 0o7777, *owner, self.epoch);
+                self.insert(
+                    index,
+                    dest(path)?,
+                    Entry {
+                        kind: Kind::Dir,
+                        meta,
+                        index,
+                    },
+                )
+            }
+            Source::Symlink { path, target, owner } => {
+                if target.is_empty() || target.contains('\0') {
+                    return Err(LayerError::BadImagePath {
+                        index,
+                        path: target.clone(),
+                        reason: "a symlink target must be non-empty and contain no NUL byte",
+                    });
+                }
+                let kind = Kind::Symlink {
+                    target: target.clone(),
+                };
+                let meta = owner_meta(0o777, *owner, self.epoch);
+                self.insert(index, dest(path)?, Entry { kind, meta, index })
+            }
+            Source::Unpack { src, to } => {
+                let to = dest(to)?;
+                self.add_unpack(index, src, &to)
+            }
+        }
+    }
+
+    /// Puts `entry` at `path`: a later entry replaces an earlier one; a
+    /// directory over a directory keeps the children; a non-directory
+    /// replaces a whole subtree. Fails when an ancestor is a non-directory.
+    fn insert(&mut self, index: usize, path: String, entry: Entry<'a>) -> Result<(), LayerError> {
+        if path.is_empty() {
+            return match entry.kind {
+                // The root directory is never an entry of a layer.
+                Kind::Dir => Ok(()),
+                _ => Err(LayerError::BadImagePath {
+                    index,
+                    path: "/".to_owned(),
+                    reason: "only a directory can be at /",
+                }),
+            };
+        }
+        for parent in ancestors(&path) {
+            if let Some(e) = self.entries.get(parent) {
+                if !matches!(e.kind, Kind::Dir) {
+                    return Err(LayerError::NotADirectory {
+                        index,
+                        parent: parent.to_owned(),
+                        kind: e.kind.name(),
+                        path: path.clone(),
+                    });
+                }
+                // Ancestors of a stored directory are checked when it was stored.
+                break;
+            }
+        }
+        if !matches!(entry.kind, Kind::Dir) {
+            let prefix = format!("{path}/");
+            let below: Vec<String> = self
+                .entries
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in below {
+                self.entries.remove(&k);
+            }
+        }
+        self.entries.insert(path, entry);
+        Ok(())
+    }
+
+    fn add_copy(
+        &mut self,
+        index: usize,
+        src: &Path,
+        to: &str,
+        mode: Option<u32>,
+        owner: Owner,
+        exclude: &[String],
+    ) -> Result<(), LayerError> {
+        let meta = fs_err::symlink_metadata(src).map_err(io_err(index, src))?;
+        let mut walk = Walk {
+            index,
+            mode: mode.map(|m| m & 0o7777),
+            owner,
+            exclude: globs(index, exclude)?,
+            links: BTreeMap::new(),
+        };
+        if !meta.is_dir() {
+            // A single file (or symlink) goes exactly at `to`.
+            return self.add_host_node(&mut walk, src, &meta, to.to_owned());
+        }
+        // The destination directory merges with one already in the layer
+        // (keeping its metadata), else is created like the copied ones.
+        let exists = matches!(self.entries.get(to), Some(Entry { kind: Kind::Dir, .. }));
+        if !exists {
+            let dir = Entry {
+                kind: Kind::Dir,
+                meta: owner_meta(0o755, owner, self.epoch),
+                index,
+            };
+            self.insert(index, to.to_owned(), dir)?;
+        }
+        self.walk(&mut walk, src, "", to)
+    }
+
+    fn walk(&mut self, w: &mut Walk, dir: &Path, rel: &str, to: &str) -> Result<(), LayerError> {
+        let mut names = Vec::new();
+        for item in fs_err::read_dir(dir).map_err(io_err(w.index, dir))? {
+            names.push(item.map_err(io_err(w.index, dir))?.file_name());
+        }
+        // readdir order is the filesystem's: sort by bytes.
+        names.sort();
+        for name in names {
+            let host = dir.join(&name);
+            let Some(name) = name.to_str() else {
+                return Err(LayerError::NotUtf8 {
+                    index: w.index,
+                    path: host,
+                    what: "the file name",
+                });
+            };
+            let rel = join(rel, name);
+            if w.exclude.is_match(&rel) {
+                continue;
+            }
+            let meta = fs_err::symlink_metadata(&host).map_err(io_err(w.index, &host))?;
+            let dest = join(to, &rel);
+            if meta.is_dir() {
+                let entry = Entry {
+                    kind: Kind::Dir,
+                    meta: owner_meta(0o755, w.owner, self.epoch),
+                    index: w.index,
+                };
+                self.insert(w.index, dest, entry)?;
+                self.walk(w, &host, &rel, to)?;
+            } else {
+                self.add_host_node(w, &host, &meta, dest)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A host regular file or symlink (never followed); anything else is refused.
+    fn add_host_node(
+        &mut self,
+        w: &mut Walk,
+        host: &Path,
+        meta: &Metadata,
+        dest: String,
+    ) -> Result<(), LayerError> {
+        let ft = meta.file_type();
+        let index = w.index;
+        let entry = if ft.is_file() {
+            // Host permission bits never leak: only "is any x bit set".
+            let mode = w
+                .mode
+                .unwrap_or(if meta.mode() & 0o111 != 0 { 0o755 } else { 0o644 });
+            let group = if meta.nlink() > 1 {
+                let next = &mut self.next_group;
+                Some(*w.links.entry((meta.dev(), meta.ino())).or_insert_with(|| {
+                    *next += 1;
+                    *next
+                }))
+            } else {
+                None
+            };
+            Entry {
+                kind: Kind::File {
+                    content: Content::Disk(host.to_owned()),
+                    size: meta.len(),
+                    group,
+                },
+                meta: owner_meta(mode, w.owner, self.epoch),
+                index,
+            }
+        } else if ft.is_symlink() {
+            let target = fs_err::read_link(host).map_err(io_err(index, host))?;
+            let Some(target) = target.to_str() else {
+                return Err(LayerError::NotUtf8 {
+                    index,
+                    path: host.to_owned(),
+                    what: "the symlink target",
+                });
+            };
+            Entry {
+                kind: Kind::Symlink {
+                    target: target.to_owned(),
+                },
+                meta: owner_meta(0o777, w.owner, self.epoch),
+                index,
+            }
+        } else {
+            let kind = if ft.is_socket() {
+                "socket"
+            } else if ft.is_fifo() {
+                "fifo"
+            } else if ft.is_block_device() {
+                "block device"
+            } else if ft.is_char_device() {
+                "character device"
+            } else {
+                "special file"
+            };
+            return Err(LayerError::UnsupportedFile {
+                index,
+                path: host.to_owned(),
+                kind,
+            });
+        };
+        self.insert(index, dest, entry)
+    }
+
+    fn temp_file(&mut self, index: usize) -> Result<(PathBuf, fs_err::File), LayerError> {
+        let dir = match &mut self.tmp {
+            Some(dir) => dir,
+            slot @ None => slot.insert(
+                tempfile::Builder::new()
+                    .prefix("bake-layer-")
+                    .tempdir_in(&self.tmp_root)
+                    .map_err(|source| LayerError::TempDir {
+                        path: self.tmp_root.clone(),
+                        source,
+                    })?,
+            ),
+        };
+        let path = dir.path().join(self.tmp_count.to_string());
+        self.tmp_count += 1;
+        let file = fs_err::File::create(&path).map_err(io_err(index, &path))?;
+        Ok((path, file))
+    }
+
+    fn add_unpack(&mut self, index: usize, src: &Path, to: &str) -> Result<(), LayerError> {
+        let archive_err = |entry: Option<&str>| {
+            let entry = entry.map(str::to_owned);
+            move |source| LayerError::Archive {
+                index,
+                archive: src.to_owned(),
+                entry,
+                source,
+            }
+        };
+        let refuse = |entry: &str, reason: String| LayerError::ArchiveEntry {
+            index,
+            archive: src.to_owned(),
+            entry: entry.to_owned(),
+            reason,
+        };
+
+        let file = fs_err::File::open(src).map_err(io_err(index, src))?;
+        let reader = crate::compress::decompress(io::BufReader::new(file)).map_err(archive_err(None))?;
+        let mut archive = tar::Archive::new(reader);
+        for item in archive.entries().map_err(archive_err(None))? {
+            let mut item = item.map_err(archive_err(None))?;
+            let raw = item.path_bytes().into_owned();
+            let Ok(name) = String::from_utf8(raw) else {
+                let lossy = String::from_utf8_lossy(&item.path_bytes()).into_owned();
+                return Err(refuse(&lossy, "the name is not valid UTF-8".to_owned()));
+            };
+            let header = item.header();
+            let kind = header.entry_type();
+            if kind.is_pax_global_extensions() {
+                continue;
+            }
+            let rel = normalise_archive(&name).map_err(|r| refuse(&name, r.to_owned()))?;
+            let path = join(to, &rel);
+            let mode = header.mode().map_err(archive_err(Some(&name)))? & 0o7777;
+            let uid = header.uid().map_err(archive_err(Some(&name)))?;
+            let gid = header.gid().map_err(archive_err(Some(&name)))?;
+            let mtime = entry_mtime(&mut item).map_err(archive_err(Some(&name)))?;
+            let meta = Meta {
+                mode,
+                uid,
+                gid,
+                mtime: mtime.min(self.epoch),
+            };
+            let link_name = item.link_name_bytes().map(|l| l.into_owned());
+            let link = || -> Result<String, LayerError> {
+                match link_name.as_deref().map(std::str::from_utf8) {
+                    Some(Ok(t)) if !t.is_empty() => Ok(t.to_owned()),
+                    _ => Err(refuse(
+                        &name,
+                        "the link target is missing, empty or not valid UTF-8".to_owned(),
+                    )),
+                }
+            };
+            let entry = match kind {
+                EntryType::Regular | EntryType::Continuous => {
+                    let (tmp, mut out) = self.temp_file(index)?;
+                    let size = copy_entry(&mut item, &mut out, &tmp, index, src, &name)?;
+                    if size != item.size() {
+                        return Err(LayerError::Archive {
+                            index,
+                            archive: src.to_owned(),
+                            entry: Some(name),
+                            source: io::Error::new(io::ErrorKind::UnexpectedEof, "the archive is truncated"),
+                        });
+                    }
+                    Entry {
+                        kind: Kind::File {
+                            content: Content::Disk(tmp),
+                            size,
+                            group: None,
+                        },
+                        meta,
+                        index,
+                    }
+                }
+                EntryType::Directory => Entry {
+                    kind: Kind::Dir,
+                    meta,
+                    index,
+                },
+                EntryType::Symlink => Entry {
+                    kind: Kind::Symlink { target: link()? },
+                    meta: Meta { mode: 0o777, ..meta },
+                    index,
+                },
+                EntryType::Link => {
+                    let target = link()?;
+                    let target = normalise_archive(&target)
+                        .map(|t| join(to, &t))
+                        .map_err(|r| refuse(&name, format!("hardlink target {target:?}: {r}")))?;
+                    self.link_to(index, &target).ok_or_else(|| {
+                        refuse(
+                            &name,
+                            format!(
+                                "hardlink to {target:?}, which is not a regular file earlier in this archive"
+                            ),
+                        )
+                    })?
+                }
+                EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                    return Err(refuse(
+                        &name,
+                        "device nodes and fifos are not supported".to_owned(),
+                    ));
+                }
+                EntryType::GNUSparse => {
+                    return Err(refuse(&name, "sparse files are not supported".to_owned()));
+                }
+                other => {
+                    return Err(refuse(
+                        &name,
+                        format!("unsupported entry type {:?}", char::from(other.as_byte())),
+                    ));
+                }
+            };
+            self.insert(index, path, entry)?;
+        }
+        Ok(())
+    }
+
+    /// A new member of the hardlink group of the regular file at `target`,
+    /// if that file came from source `index` (the same archive).
+    fn link_to(&mut self, index: usize, target: &str) -> Option<Entry<'a>> {
+        let next = &mut self.next_group;
+        let e = self.entries.get_mut(target).filter(|e| e.index == index)?;
+        let Kind::File { group, .. } = &mut e.kind else {
+            return None;
+        };
+        if group.is_none() {
+            *next += 1;
+            *group = Some(*next);
+        }
+        Some(e.clone())
+    }
+
+    /// Adds implicit parent directories, resolves hardlink groups, and sorts
+    /// the entries by their tar name.
+    pub(crate) fn finish(mut self) -> Result<(Vec<Record<'a>>, Option<tempfile::TempDir>), LayerError> {
+        let mut missing: BTreeMap<String, usize> = BTreeMap::new();
+        for (path, entry) in &self.entries {
+            for parent in ancestors(path) {
+                if missing.contains_key(parent) {
+                    break;
+                }
+                match self.entries.get(parent) {
+                    Some(Entry { kind: Kind::Dir, .. }) => break,
+                    Some(e) => {
+                        // Guarded by `insert`; kept as a check, not a panic.
+                        return Err(LayerError::NotADirectory {
+                            index: entry.index,
+                            path: path.clone(),
+                            parent: parent.to_owned(),
+                            kind: e.kind.name(),
+                        });
+                    }
+                    None => {
+                        missing.insert(parent.to_owned(), entry.index);
+                    }
+                }
+            }
+        }
+        for (path, index) in missing {
+            let meta = owner_meta(0o755, Owner::default(), self.epoch);
+            let entry = Entry {
+                kind: Kind::Dir,
+                meta,
+                index,
+            };
+            self.entries.insert(path, entry);
+        }
+
+        // The first path (in byte order) of each hardlink group holds the
+        // content; the others link to it. Tar order equals path order for
+        // files, so the target always comes first.
+        let mut primary: BTreeMap<usize, String> = BTreeMap::new();
+        let mut records = Vec::with_capacity(self.entries.len());
+        for (path, entry) in std::mem::take(&mut self.entries) {
+            let Entry { kind, meta, index } = entry;
+            let record = match kind {
+                Kind::Dir => Record {
+                    name: format!("{path}/"),
+                    kind: EntryType::Directory,
+                    meta,
+                    link: None,
+                    content: None,
+                    index,
+                },
+                Kind::Symlink { target } => Record {
+                    name: path,
+                    kind: EntryType::Symlink,
+                    meta,
+                    link: Some(target),
+                    content: None,
+                    index,
+                },
+                Kind::File { content, size, group } => {
+                    let first = group.and_then(|g| match primary.get(&g) {
+                        Some(p) => Some(p.clone()),
+                        None => {
+                            primary.insert(g, path.clone());
+                            None
+                        }
+                    });
+                    match first {
+                        Some(target) => Record {
+                            name: path,
+                            kind: EntryType::Link,
+                            meta,
+                            link: Some(target),
+                            content: None,
+                            index,
+                        },
+                        None => Record {
+                            name: path,
+                            kind: EntryType::Regular,
+                            meta,
+                            link: None,
+                            content: Some((content, size)),
+                            index,
+                        },
+                    }
+                }
+            };
+            records.push(record);
+        }
+        records.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        Ok((records, self.tmp.take()))
+    }
+}
+
+/// Per-`Copy` state of the tree walk.
+struct Walk {
+    index: usize,
+    mode: Option<u32>,
+    owner: Owner,
+    exclude: GlobSet,
+    /// (dev, ino) → hardlink group, within this one source.
+    links: BTreeMap<(u64, u64), usize>,
+}
+
+fn globs(index: usize, patterns: &[String]) -> Result<GlobSet, LayerError> {
+    let mut set = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = GlobBuilder::new(p)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|source| LayerError::Exclude {
+                index,
+                pattern: p.clone(),
+                source,
+            })?;
+        set.add(glob);
+    }
+    set.build().map_err(|source| LayerError::Exclude {
+        index,
+        pattern: patterns.join(", "),
+        source,
+    })
+}
+
+/// The entry's mtime: the PAX `mtime` record's whole seconds if present
+/// (negative → 0), else the header field.
+pub(crate) fn entry_mtime<R: Read>(item: &mut tar::Entry<'_, R>) -> io::Result<u64> {
+    if let Some(exts) = item.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            if ext.key_bytes() == b"mtime" {
+                let v = std::str::from_utf8(ext.value_bytes()).unwrap_or("");
+                let whole = v.split('.').next().unwrap_or("");
+                if whole.starts_with('-') {
+                    return Ok(0);
+                }
+                return whole
+                    .parse()
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "invalid PAX mtime record"));
+            }
+        }
+    }
+    item.header().mtime()
+}
+
+/// Streams an archive entry's content into a temp file; returns its size.
+fn copy_entry<R: Read>(
+    item: &mut tar::Entry<'_, R>,
+    out: &mut fs_err::File,
+    tmp: &Path,
+    index: usize,
+    archive: &Path,
+    name: &str,
+) -> Result<u64, LayerError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match item.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(LayerError::Archive {
+                    index,
+                    archive: archive.to_owned(),
+                    entry: Some(name.to_owned()),
+                    source,
+                });
+            }
+        };
+        out.write_all(&buf[..n]).map_err(io_err(index, tmp))?;
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+/// Writes the records as a tar stream (ending with two zero blocks) and
+/// returns the number of entries.
+pub(crate) fn write_records<W: Write>(records: Vec<Record<'_>>, out: &mut W) -> Result<u64, LayerError> {
+    let write_err = |source| LayerError::Write { source };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut count = 0;
+    for r in records {
+        let size = r.content.as_ref().map_or(0, |(_, size)| *size);
+        let header = tarfmt::header_bytes(&r.name, r.kind, r.meta, size, r.link.as_deref());
+        out.write_all(&header).map_err(write_err)?;
+        match r.content {
+            Some((Content::Bytes(bytes), _)) => out.write_all(bytes).map_err(write_err)?,
+            Some((Content::Disk(path), size)) => {
+                let mut f = fs_err::File::open(&path).map_err(io_err(r.index, &path))?;
+                stream_exact(&mut f, size, out, &mut buf, r.index, &path)?;
+            }
+            None => {}
+        }
+        let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
+        out.write_all(&[0u8; BLOCK][..pad]).map_err(write_err)?;
+        count += 1;
+    }
+    out.write_all(&[0u8; 2 * BLOCK]).map_err(write_err)?;
+    Ok(count)
+}
+
+/// Copies exactly `size` bytes of `f` to `out`, failing if the file is now
+/// shorter or longer than when it was walked.
+fn stream_exact<W: Write>(
+    f: &mut fs_err::File,
+    size: u64,
+    out: &mut W,
+    buf: &mut [u8],
+    index: usize,
+    path: &Path,
+) -> Result<(), LayerError> {
+    let changed = || LayerError::Changed {
+        index,
+        path: path.to_owned(),
+    };
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match f.read(&mut buf[..want]) {
+            Ok(0) => return Err(changed()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(index, path)(e)),
+        };
+        out.write_all(&buf[..n])
+            .map_err(|source| LayerError::Write { source })?;
+        left -= n as u64;
+    }
+    let mut probe = [0u8; 1];
+    loop {
+        match f.read(&mut probe) {
+            Ok(0) => return Ok(()),
+            Ok(_) => return Err(changed()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(index, path)(e)),
+        }
+    }
+}
