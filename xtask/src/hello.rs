@@ -69,7 +69,11 @@ mod tests {
     fn checked_in_binary_matches_its_source() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../recipes/hello/hello");
         let on_disk = std::fs::read(path).expect("recipes/hello/hello is missing: run `cargo xtask hello`");
-        assert_eq!(on_disk, super::elf(), "recipes/hello/hello differs from xtask/src/hello.rs: run `cargo xtask hello`");
+        assert_eq!(
+            on_disk,
+            super::elf(),
+            "recipes/hello/hello differs from xtask/src/hello.rs: run `cargo xtask hello`"
+        );
     }
 
     #[test]

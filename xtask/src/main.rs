@@ -47,7 +47,10 @@ fn main() -> Result<()> {
 
 /// The workspace root.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -69,7 +72,11 @@ fn missing_tools() -> Vec<&'static str> {
         .iter()
         .filter(|(_, bin)| {
             !std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]).any(|d| d.join(bin).is_file()))
+                .map(|p| {
+                    std::env::split_paths(&p)
+                        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+                        .any(|d| d.join(bin).is_file())
+                })
                 .unwrap_or(false)
         })
         .map(|(pkg, _)| *pkg)
@@ -81,9 +88,17 @@ fn ensure_packages() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     if !is_root {
-        bail!("missing Debian packages: {} (run as root, or: sudo apt-get install {})", missing.join(" "), missing.join(" "));
+        bail!(
+            "missing Debian packages: {} (run as root, or: sudo apt-get install {})",
+            missing.join(" "),
+            missing.join(" ")
+        );
     }
     eprintln!("xtask: installing {}", missing.join(" "));
     run(Command::new("apt-get").args(["update", "-qq"]))?;
@@ -102,7 +117,10 @@ fn test(extra: &[String]) -> Result<()> {
     ensure_packages()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     // Every test, including the `#[ignore]`d ones that drive external tools.
-    run(cargo().args(["test", "--workspace", "--all-targets"]).args(extra).args(["--", "--include-ignored"]))?;
+    run(cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .args(extra)
+        .args(["--", "--include-ignored"]))?;
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     Ok(())
 }
@@ -114,7 +132,12 @@ fn golden() -> Result<()> {
     std::fs::create_dir_all(&golden_dir)?;
     let tmp = tempdir()?;
     for recipe in recipes()? {
-        let name = recipe.parent().and_then(|p| p.file_name()).context("recipe dir")?.to_string_lossy().into_owned();
+        let name = recipe
+            .parent()
+            .and_then(|p| p.file_name())
+            .context("recipe dir")?
+            .to_string_lossy()
+            .into_owned();
         let out = Command::new(&bake)
             .arg("build")
             .arg(&recipe)
@@ -124,7 +147,11 @@ fn golden() -> Result<()> {
             .env_remove("SOURCE_DATE_EPOCH")
             .output()?;
         if !out.status.success() {
-            bail!("building {} failed:\n{}", recipe.display(), String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "building {} failed:\n{}",
+                recipe.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let digest = v["digest"].as_str().context("no digest in --json output")?;

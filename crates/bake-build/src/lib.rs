@@ -1,1 +1,441 @@
-//! Recipe to image: plans layers, builds them into a store, assembles the image and writes outputs
+//! The build: a parsed [`Recipe`](bake_recipe::Recipe) in, an OCI image out.
+//!
+//! ```text
+//! recipe file ──parse──▶ Recipe ──plan──▶ base + layer sources
+//!        ──write_layer──▶ blobs in the layout's store ──assemble──▶ config, manifest
+//!        ──▶ index.json tags (+ docker-archive)
+//! ```
+//!
+//! This crate decides *what* is built and in which order; the byte formats
+//! belong to `bake-layer` (tar, compression) and `bake-image` (JSON, layouts),
+//! storage to `bake-store`. It reads no environment variable and no clock:
+//! the epoch, variable overrides, output paths and temp directory arrive in
+//! [`BuildSettings`], so the same settings always give the same image.
+//!
+//! Every error that comes from a recipe line names it: a failing step is
+//! reported at the step's `file:line:column`, a bad base at the `base` key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bake_digest::Digest;
+use bake_image::{BaseImage, ConfigSpec, Descriptor, Layout, Platform};
+use bake_layer::{Compression, Context, LayerOptions, Source};
+use bake_recipe::{BaseRef, Pos, Recipe, StepKind};
+use fs_err as fs;
+
+/// Version of what bake writes: bumped whenever the same recipe would give
+/// different bytes (tar normalisation, compression library, JSON layout).
+/// It is part of every cache key, never of the image itself.
+pub const OUTPUT_FORMAT_VERSION: u32 = 1;
+
+/// Everything a build needs besides the recipe's own content.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    /// The recipe file.
+    pub recipe: PathBuf,
+    /// `--var` and `BAKE_VAR_*` overrides.
+    pub overrides: bake_recipe::Overrides,
+    /// `SOURCE_DATE_EPOCH` or `--source-date-epoch`, which win over the
+    /// recipe's `epoch`.
+    pub epoch: Option<u64>,
+    /// Where the OCI layout goes; `None` means `<out_root>/<image name>`.
+    pub layout: Option<PathBuf>,
+    /// The default parent of layouts (`out/`).
+    pub out_root: PathBuf,
+    /// Also write a docker-archive tarball here.
+    pub docker_archive: Option<PathBuf>,
+    /// Scratch space for staging unpacked archives.
+    pub tmp_dir: PathBuf,
+}
+
+/// What the build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    pub name: String,
+    pub manifest: Descriptor,
+    pub config: Descriptor,
+    pub layers: Vec<BuiltLayer>,
+    pub tags: Vec<String>,
+    pub layout: PathBuf,
+    pub docker_archive: Option<PathBuf>,
+    pub platform: Platform,
+    pub epoch: u64,
+    pub timings: Vec<(String, Duration)>,
+}
+
+/// One layer of the image, from the base or built by this recipe.
+#[derive(Debug, Clone)]
+pub struct BuiltLayer {
+    /// The recipe's layer name, or `base` for inherited layers.
+    pub name: String,
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+    pub from_base: bool,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Recipe(#[from] bake_recipe::RecipeError),
+    #[error("failed to read recipe {path}: {source}")]
+    ReadRecipe { path: PathBuf, source: std::io::Error },
+    #[error("{pos}: {source}")]
+    Step {
+        pos: Pos,
+        source: bake_layer::LayerError,
+    },
+    #[error("{pos}: base image {base}: {source}")]
+    Base {
+        pos: String,
+        base: String,
+        source: bake_image::ImageError,
+    },
+    #[error("{pos}: base image {base}: {message}")]
+    BaseUnsupported {
+        pos: String,
+        base: String,
+        message: String,
+    },
+    #[error("build context {path}: {source}")]
+    Context {
+        path: PathBuf,
+        source: bake_layer::LayerError,
+    },
+    #[error("layout {path}: {source}")]
+    Layout {
+        path: PathBuf,
+        source: bake_image::ImageError,
+    },
+    #[error("layer {layer}: {source}")]
+    Store {
+        layer: String,
+        source: bake_store::StoreError,
+    },
+    #[error("docker archive {path}: {source}")]
+    DockerArchive {
+        path: PathBuf,
+        source: bake_image::ImageError,
+    },
+    #[error("{0}")]
+    Image(#[from] bake_image::ImageError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Parses the recipe named in `settings`.
+pub fn load_recipe(settings: &BuildSettings) -> Result<Recipe, BuildError> {
+    let text = fs::read_to_string(&settings.recipe).map_err(|source| BuildError::ReadRecipe {
+        path: settings.recipe.clone(),
+        source,
+    })?;
+    Ok(bake_recipe::parse(&settings.recipe, &text, &settings.overrides)?)
+}
+
+/// Builds the recipe named in `settings`.
+pub fn build(settings: &BuildSettings) -> Result<BuildOutput, BuildError> {
+    let recipe = load_recipe(settings)?;
+    build_recipe(&recipe, settings)
+}
+
+/// Builds an already parsed recipe.
+pub fn build_recipe(recipe: &Recipe, settings: &BuildSettings) -> Result<BuildOutput, BuildError> {
+    let mut timings = Vec::new();
+    let epoch = settings.epoch.or(recipe.epoch).unwrap_or(0);
+    let platform = platform_of(recipe);
+    let layout_dir = settings
+        .layout
+        .clone()
+        .unwrap_or_else(|| settings.out_root.join(&recipe.image.name));
+    let layout = Layout::create_or_open(&layout_dir).map_err(|source| BuildError::Layout {
+        path: layout_dir.clone(),
+        source,
+    })?;
+    let store = layout.store();
+
+    let started = Instant::now();
+    let base = load_base(recipe, &platform, store)?;
+    timings.push(("base".to_owned(), started.elapsed()));
+
+    let started = Instant::now();
+    let context = Context::new(&recipe.context).map_err(|source| BuildError::Context {
+        path: recipe.context.clone(),
+        source,
+    })?;
+    let compression = compression_of(recipe);
+    let options = LayerOptions {
+        epoch,
+        compression: compression.clone(),
+        tmp_dir: settings.tmp_dir.clone(),
+    };
+
+    let mut layers: Vec<BuiltLayer> = Vec::new();
+    if let Some(base) = &base {
+        for (descriptor, diff_id) in base.layers.iter().zip(&base.diff_ids) {
+            layers.push(BuiltLayer {
+                name: "base".to_owned(),
+                descriptor: descriptor.clone(),
+                diff_id: diff_id.clone(),
+                from_base: true,
+            });
+        }
+    }
+    let mut history = Vec::new();
+    for layer in &recipe.layers {
+        let sources = layer_sources(recipe, layer, &context)?;
+        let writer = store.writer().map_err(|source| BuildError::Store {
+            layer: layer.name.clone(),
+            source,
+        })?;
+        let (writer, out) = bake_layer::write_layer(&sources, &options, writer).map_err(|source| {
+            let pos = source
+                .source_index()
+                .and_then(|i| layer.steps.get(i))
+                .map_or(&layer.pos, |s| &s.pos);
+            BuildError::Step {
+                pos: pos.clone(),
+                source,
+            }
+        })?;
+        let (digest, size) = writer.finish().map_err(|source| BuildError::Store {
+            layer: layer.name.clone(),
+            source,
+        })?;
+        history.push((out.diff_id.clone(), format!("bake layer {}", layer.name)));
+        layers.push(BuiltLayer {
+            name: layer.name.clone(),
+            descriptor: Descriptor::new(compression.media_type(), digest, size),
+            diff_id: out.diff_id,
+            from_base: false,
+        });
+    }
+    timings.push(("layers".to_owned(), started.elapsed()));
+
+    let started = Instant::now();
+    let spec = config_spec(recipe);
+    let config_bytes = bake_image::build_config(
+        base.as_ref().map(|b| &b.config_json),
+        &spec,
+        &platform,
+        epoch,
+        &history,
+    )?;
+    let config_digest = put(store, &config_bytes, "config")?;
+    let config = Descriptor::new(
+        bake_image::media_type::OCI_CONFIG,
+        config_digest,
+        config_bytes.len() as u64,
+    );
+    let layer_descriptors: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
+    let manifest_bytes = bake_image::build_manifest(&config, &layer_descriptors, &recipe.image.annotations);
+    let manifest_digest = put(store, &manifest_bytes, "manifest")?;
+    let mut manifest = Descriptor::new(
+        bake_image::media_type::OCI_MANIFEST,
+        manifest_digest,
+        manifest_bytes.len() as u64,
+    );
+    manifest.platform = Some(platform.clone());
+    layout
+        .set_tags(&manifest, &recipe.image.tags)
+        .map_err(|source| BuildError::Layout {
+            path: layout_dir.clone(),
+            source,
+        })?;
+
+    let docker_archive = match &settings.docker_archive {
+        Some(path) => {
+            let repo_tags: Vec<String> = recipe
+                .image
+                .tags
+                .iter()
+                .map(|t| format!("{}:{t}", recipe.image.name))
+                .collect();
+            bake_image::write_docker_archive(store, &manifest, &repo_tags, path).map_err(|source| {
+                BuildError::DockerArchive {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            Some(path.clone())
+        }
+        None => None,
+    };
+    timings.push(("image".to_owned(), started.elapsed()));
+
+    Ok(BuildOutput {
+        name: recipe.image.name.clone(),
+        manifest,
+        config,
+        layers,
+        tags: recipe.image.tags.clone(),
+        layout: layout_dir,
+        docker_archive,
+        platform,
+        epoch,
+        timings,
+    })
+}
+
+fn put(store: &bake_store::BlobStore, bytes: &[u8], what: &str) -> Result<Digest, BuildError> {
+    store.put_bytes(bytes).map_err(|source| BuildError::Store {
+        layer: what.to_owned(),
+        source,
+    })
+}
+
+fn platform_of(recipe: &Recipe) -> Platform {
+    let p = &recipe.image.platform;
+    Platform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone(),
+    }
+}
+
+fn compression_of(recipe: &Recipe) -> Compression {
+    match recipe.output.compression {
+        bake_recipe::Compression::Gzip => Compression::Gzip {
+            level: recipe.output.level.unwrap_or(6),
+        },
+        bake_recipe::Compression::Zstd => Compression::Zstd {
+            level: recipe.output.level.map_or(3, |l| l as i32),
+        },
+        bake_recipe::Compression::None => Compression::None,
+    }
+}
+
+fn load_base(
+    recipe: &Recipe,
+    platform: &Platform,
+    store: &bake_store::BlobStore,
+) -> Result<Option<BaseImage>, BuildError> {
+    let pos = recipe
+        .base_pos
+        .as_ref()
+        .map_or_else(|| recipe.path.display().to_string(), |p| p.to_string());
+    match &recipe.base {
+        BaseRef::Scratch => Ok(None),
+        BaseRef::OciLayout { path, tag, digest } => {
+            let dir = recipe.context.join(path);
+            let which = digest.as_ref().map(|d| d.to_string()).or_else(|| tag.clone());
+            bake_image::load_from_layout(&dir, which.as_deref(), platform, store)
+                .map(Some)
+                .map_err(|source| BuildError::Base {
+                    pos,
+                    base: format!("oci:{path}"),
+                    source,
+                })
+        }
+        BaseRef::DockerArchive { path } => {
+            bake_image::load_from_docker_archive(&recipe.context.join(path), platform, store)
+                .map(Some)
+                .map_err(|source| BuildError::Base {
+                    pos,
+                    base: format!("docker-archive:{path}"),
+                    source,
+                })
+        }
+        BaseRef::Registry { reference } => Err(BuildError::BaseUnsupported {
+            pos,
+            base: reference.clone(),
+            message: "registry base images are not supported yet; use an oci: layout or a docker-archive:"
+                .to_owned(),
+        }),
+    }
+}
+
+fn layer_sources(
+    recipe: &Recipe,
+    layer: &bake_recipe::Layer,
+    context: &Context,
+) -> Result<Vec<Source>, BuildError> {
+    let owner = |o: &bake_recipe::Owner| bake_layer::Owner {
+        uid: o.uid,
+        gid: o.gid,
+    };
+    let mut sources = Vec::with_capacity(layer.steps.len());
+    for step in &layer.steps {
+        let at = |source| BuildError::Step {
+            pos: step.pos.clone(),
+            source,
+        };
+        let source = match &step.kind {
+            StepKind::Copy {
+                src,
+                to,
+                mode,
+                owner: o,
+                exclude,
+            } => Source::Copy {
+                src: context.resolve(src).map_err(at)?,
+                to: to.clone(),
+                mode: *mode,
+                owner: owner(o),
+                exclude: exclude.clone(),
+            },
+            StepKind::File {
+                path,
+                content,
+                mode,
+                owner: o,
+            } => Source::Inline {
+                path: path.clone(),
+                content: content.clone().into_bytes(),
+                mode: *mode,
+                owner: owner(o),
+            },
+            StepKind::Dir { path, mode, owner: o } => Source::Dir {
+                path: path.clone(),
+                mode: *mode,
+                owner: owner(o),
+            },
+            StepKind::Symlink {
+                path,
+                target,
+                owner: o,
+            } => Source::Symlink {
+                path: path.clone(),
+                target: target.clone(),
+                owner: owner(o),
+            },
+            StepKind::Unpack { src, to } => Source::Unpack {
+                src: context.resolve(src).map_err(at)?,
+                to: to.clone(),
+            },
+        };
+        sources.push(source);
+    }
+    let _ = recipe;
+    Ok(sources)
+}
+
+fn config_spec(recipe: &Recipe) -> ConfigSpec {
+    let c = &recipe.config;
+    ConfigSpec {
+        entrypoint: c.entrypoint.clone(),
+        cmd: c.cmd.clone(),
+        env: c.env.clone(),
+        user: c.user.clone(),
+        workdir: c.workdir.clone(),
+        labels: c.labels.clone(),
+        exposed_ports: c.expose.clone(),
+        volumes: c.volumes.clone(),
+        stop_signal: c.stop_signal.clone(),
+    }
+}
+
+/// The human name of a layer's position, for messages.
+pub fn describe_layers(layers: &[BuiltLayer]) -> BTreeMap<usize, String> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i, l.name.clone()))
+        .collect()
+}
+
+/// Where `settings.layout` would put the image for a recipe named `name`.
+pub fn default_layout(out_root: &Path, name: &str) -> PathBuf {
+    out_root.join(name)
+}

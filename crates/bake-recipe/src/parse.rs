@@ -566,7 +566,7 @@ impl Cx<'_> {
                 .find(|(kind, _)| *kind == k.get_ref().as_ref())
                 .map(|&(kind, allowed)| (kind, allowed, k.span()))
         });
-        let Some((kind, allowed, _)) = kinds.next() else {
+        let Some((kind, allowed, kind_span)) = kinds.next() else {
             return Err(RecipeError::NoStepKind { pos });
         };
         if let Some((second, _, span)) = kinds.next() {
@@ -678,7 +678,10 @@ impl Cx<'_> {
                 StepKind::Unpack { src, to }
             }
         };
-        Ok(Step { pos, kind: step_kind })
+        Ok(Step {
+            pos: self.pos(kind_span),
+            kind: step_kind,
+        })
     }
 
     fn mode(&self, v: &Value<'_>) -> Result<u32> {

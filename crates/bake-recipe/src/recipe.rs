@@ -191,7 +191,8 @@ pub struct Layer {
 /// One `[[layer.step]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    /// Where the step's table starts, for errors found while building.
+    /// Where the step's kind key (`copy = …`, `file = …`) is, for errors
+    /// found while building.
     pub pos: Pos,
     pub kind: StepKind,
 }

@@ -194,7 +194,7 @@ fn the_spec_example_parses() {
             },
         ]
     );
-    assert_eq!(layer.steps[0].pos, pos(34, 3));
+    assert_eq!(layer.steps[0].pos, pos(35, 3)); // the `copy =` key
 
     assert_eq!(
         recipe.config,
@@ -237,7 +237,7 @@ name = "second"
                 name: "layer-1".into(),
                 pos: pos(5, 1),
                 steps: vec![Step {
-                    pos: pos(6, 3),
+                    pos: pos(7, 3),
                     kind: StepKind::Dir {
                         path: "/a".into(),
                         mode: 0o755,
@@ -250,7 +250,7 @@ name = "second"
                 pos: pos(9, 1),
                 steps: vec![
                     Step {
-                        pos: pos(11, 3),
+                        pos: pos(12, 3),
                         kind: StepKind::Dir {
                             path: "/b".into(),
                             mode: 0o755,
@@ -258,7 +258,7 @@ name = "second"
                         },
                     },
                     Step {
-                        pos: pos(13, 3),
+                        pos: pos(14, 3),
                         kind: StepKind::Symlink {
                             path: "/c".into(),
                             target: "b".into(),
@@ -279,7 +279,7 @@ layer = [ { name = "x", step = [ { dir = "/d" } ] } ]
 "#);
     assert_eq!(recipe.layers[0].name, "x");
     assert_eq!(recipe.layers[0].pos, pos(3, 11));
-    assert_eq!(recipe.layers[0].steps[0].pos, pos(3, 34));
+    assert_eq!(recipe.layers[0].steps[0].pos, pos(3, 36)); // the `dir` key
 }
 
 #[test]

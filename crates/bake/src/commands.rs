@@ -38,7 +38,10 @@ fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     Ok(BuildSettings {
         recipe: args.recipe.clone(),
-        overrides: bake_recipe::Overrides { cli: cli_vars, env: env_vars },
+        overrides: bake_recipe::Overrides {
+            cli: cli_vars,
+            env: env_vars,
+        },
         epoch,
         layout: args.layout.clone(),
         out_root: cwd.join("out"),
@@ -83,8 +86,11 @@ pub fn build_json(out: &BuildOutput) -> serde_json::Value {
             })
         })
         .collect();
-    let timings: serde_json::Map<String, serde_json::Value> =
-        out.timings.iter().map(|(k, d)| (k.clone(), json!(d.as_secs_f64() * 1000.0))).collect();
+    let timings: serde_json::Map<String, serde_json::Value> = out
+        .timings
+        .iter()
+        .map(|(k, d)| (k.clone(), json!(d.as_secs_f64() * 1000.0)))
+        .collect();
     json!({
         "name": out.name,
         "digest": out.manifest.digest.to_string(),
@@ -110,9 +116,20 @@ fn path_string(p: &PathBuf) -> String {
 }
 
 fn write_human(w: &mut impl Write, out: &BuildOutput, elapsed: std::time::Duration) -> Result<()> {
-    writeln!(w, "built {} ({}) in {:.2}s", out.name, out.platform, elapsed.as_secs_f64())?;
+    writeln!(
+        w,
+        "built {} ({}) in {:.2}s",
+        out.name,
+        out.platform,
+        elapsed.as_secs_f64()
+    )?;
     writeln!(w, "  manifest  {}", out.manifest.digest)?;
-    writeln!(w, "  config    {}  {}", out.config.digest, human_size(out.config.size))?;
+    writeln!(
+        w,
+        "  config    {}  {}",
+        out.config.digest,
+        human_size(out.config.size)
+    )?;
     writeln!(w, "  layers")?;
     let width = out.layers.iter().map(|l| l.name.len()).max().unwrap_or(0);
     for (i, l) in out.layers.iter().enumerate() {
@@ -144,5 +161,9 @@ fn human_size(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }

@@ -33,18 +33,30 @@ fn layouts_validate_and_inspect() {
     let tmp = tempfile::tempdir().unwrap();
     for name in recipe_names() {
         let layout = tmp.path().join(&name);
-        let v = build_json(tmp.path(), &repo().join(format!("recipes/{name}/bake.toml")), &layout);
+        let v = build_json(
+            tmp.path(),
+            &repo().join(format!("recipes/{name}/bake.toml")),
+            &layout,
+        );
         for tag in v["tags"].as_array().unwrap() {
             let tag = tag.as_str().unwrap();
             ok(Command::new("oci-image-tool")
                 .args(["validate", "--type", "image", "--ref", &format!("name={tag}")])
                 .arg(&layout));
-            let out = ok(Command::new("skopeo").arg("inspect").arg(format!("oci:{}:{tag}", layout.display())));
+            let out = ok(Command::new("skopeo")
+                .arg("inspect")
+                .arg(format!("oci:{}:{tag}", layout.display())));
             let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(inspected["Digest"], v["digest"], "skopeo sees another digest for {name}:{tag}");
+            assert_eq!(
+                inspected["Digest"], v["digest"],
+                "skopeo sees another digest for {name}:{tag}"
+            );
             assert_eq!(inspected["Architecture"], "amd64");
             assert_eq!(inspected["Os"], "linux");
-            assert_eq!(inspected["Layers"].as_array().unwrap().len(), v["layers"].as_array().unwrap().len());
+            assert_eq!(
+                inspected["Layers"].as_array().unwrap().len(),
+                v["layers"].as_array().unwrap().len()
+            );
         }
     }
 }
@@ -53,10 +65,14 @@ fn layouts_validate_and_inspect() {
 #[ignore = "needs umoci; run via cargo xtask test"]
 fn site_base_layers_are_reused_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
-    let v = build_json(tmp.path(), &repo().join("recipes/site/bake.toml"), &tmp.path().join("site"));
+    let v = build_json(
+        tmp.path(),
+        &repo().join("recipes/site/bake.toml"),
+        &tmp.path().join("site"),
+    );
     let base_manifest: serde_json::Value = serde_json::from_slice(
         &fs_err::read(repo().join(
-            "testdata/bases/tiny/blobs/sha256/c3cda062914d2ff020c116e8290fdae3556eb925a47d90dc99adc7978703faa5",
+            "recipes/site/base/blobs/sha256/c3cda062914d2ff020c116e8290fdae3556eb925a47d90dc99adc7978703faa5",
         ))
         .unwrap(),
     )
@@ -66,28 +82,55 @@ fn site_base_layers_are_reused_byte_for_byte() {
     assert_eq!(ours["digest"], base_layer["digest"]);
     assert_eq!(ours["size"], base_layer["size"]);
     assert_eq!(ours["fromBase"], true);
-    let a = fs_err::read(tmp.path().join("site/blobs/sha256").join(&ours["digest"].as_str().unwrap()[7..])).unwrap();
-    let b = fs_err::read(repo().join("testdata/bases/tiny/blobs/sha256").join(&ours["digest"].as_str().unwrap()[7..]))
-        .unwrap();
+    let a = fs_err::read(
+        tmp.path()
+            .join("site/blobs/sha256")
+            .join(&ours["digest"].as_str().unwrap()[7..]),
+    )
+    .unwrap();
+    let b = fs_err::read(
+        repo()
+            .join("recipes/site/base/blobs/sha256")
+            .join(&ours["digest"].as_str().unwrap()[7..]),
+    )
+    .unwrap();
     assert_eq!(a, b);
     // The unpacked image has the base's files and ours, with our owners.
     let bundle = tmp.path().join("bundle");
-    ok(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:latest", tmp.path().join("site").display())).arg(&bundle));
+    ok(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", tmp.path().join("site").display()))
+        .arg(&bundle));
     let rootfs = bundle.join("rootfs");
     assert!(rootfs.join("etc/os-release").is_file());
-    assert_eq!(fs_err::read_to_string(rootfs.join("srv/www/vendor/js/app.js")).unwrap(), "console.log(\"vendored\");\n");
-    assert!(!rootfs.join("srv/www/notes.draft").exists(), "excluded file was copied");
+    assert_eq!(
+        fs_err::read_to_string(rootfs.join("srv/www/vendor/js/app.js")).unwrap(),
+        "console.log(\"vendored\");\n"
+    );
+    assert!(
+        !rootfs.join("srv/www/notes.draft").exists(),
+        "excluded file was copied"
+    );
     let idx = fs_err::metadata(rootfs.join("srv/www/index.html")).unwrap();
     assert_eq!((idx.uid(), idx.gid(), idx.mode() & 0o7777), (1000, 1000, 0o644));
     let conf = fs_err::metadata(rootfs.join("etc/site.conf")).unwrap();
     assert_eq!((conf.uid(), conf.gid(), conf.mode() & 0o7777), (0, 1000, 0o640));
-    assert_eq!(fs_err::read_to_string(rootfs.join("etc/site.conf")).unwrap(), "listen = 8080\nroot = /srv/www\n");
+    assert_eq!(
+        fs_err::read_to_string(rootfs.join("etc/site.conf")).unwrap(),
+        "listen = 8080\nroot = /srv/www\n"
+    );
     let log = fs_err::metadata(rootfs.join("var/log/site")).unwrap();
     assert!(log.is_dir());
     assert_eq!((log.uid(), log.mode() & 0o7777), (1000, 0o750));
     // Config: inherited from the base where the recipe is silent.
-    let config: serde_json::Value = serde_json::from_slice(&fs_err::read(bundle.join("config.json")).unwrap()).unwrap();
-    let env: Vec<&str> = config["process"]["env"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(bundle.join("config.json")).unwrap()).unwrap();
+    let env: Vec<&str> = config["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
     assert!(env.contains(&"PATH=/usr/local/bin:/usr/bin:/bin"), "{env:?}");
     assert!(env.contains(&"SITE_RELEASE=2026.11"), "{env:?}");
     assert_eq!(config["process"]["cwd"], "/srv/www");
@@ -110,7 +153,11 @@ fn tricky_context(dir: &Path) {
         ],
     );
     fs_err::set_permissions(dir.join("tree/bin/tool"), std::fs::Permissions::from_mode(0o700)).unwrap();
-    fs_err::set_permissions(dir.join("tree/data/private"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    fs_err::set_permissions(
+        dir.join("tree/data/private"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     fs_err::hard_link(dir.join("tree/data/hard-a"), dir.join("tree/data/hard-b")).unwrap();
     fs_err::create_dir_all(dir.join("tree/empty-dir")).unwrap();
     std::os::unix::fs::symlink("data/zero", dir.join("tree/rel-link")).unwrap();
@@ -155,12 +202,24 @@ fn describe(root: &Path) -> BTreeMap<String, (char, u32, u32, u32, String)> {
             let m = fs_err::symlink_metadata(&p).unwrap();
             let mode = m.mode() & 0o7777;
             if m.file_type().is_symlink() {
-                out.insert(rel, ('l', 0, m.uid(), m.gid(), fs_err::read_link(&p).unwrap().display().to_string()));
+                out.insert(
+                    rel,
+                    (
+                        'l',
+                        0,
+                        m.uid(),
+                        m.gid(),
+                        fs_err::read_link(&p).unwrap().display().to_string(),
+                    ),
+                );
             } else if m.is_dir() {
                 out.insert(rel, ('d', mode, m.uid(), m.gid(), String::new()));
                 walk(root, &p, out);
             } else {
-                out.insert(rel, ('f', mode, m.uid(), m.gid(), fs_err::read_to_string(&p).unwrap()));
+                out.insert(
+                    rel,
+                    ('f', mode, m.uid(), m.gid(), fs_err::read_to_string(&p).unwrap()),
+                );
             }
         }
     }
@@ -176,14 +235,21 @@ fn umoci_unpacks_exactly_the_tree_we_meant() {
     tricky_context(tmp.path());
     ok(bake(tmp.path()).args(["build", "bake.toml", "--layout", "layout"]));
     let bundle = tmp.path().join("bundle");
-    ok(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:latest", tmp.path().join("layout").display())).arg(&bundle));
+    ok(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", tmp.path().join("layout").display()))
+        .arg(&bundle));
     let rootfs = bundle.join("rootfs");
 
     // The copied tree: same names, contents and link targets; owners from
     // the step; modes normalised (0755 if any x bit, else 0644).
     let src = describe(&tmp.path().join("tree"));
     let got = describe(&rootfs.join("opt/tree"));
-    assert_eq!(src.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>(), "different entries");
+    assert_eq!(
+        src.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "different entries"
+    );
     for (path, (kind, mode, _, _, content)) in &src {
         let (gkind, gmode, guid, ggid, gcontent) = &got[path];
         assert_eq!(kind, gkind, "{path}");
@@ -206,7 +272,10 @@ fn umoci_unpacks_exactly_the_tree_we_meant() {
     assert_eq!((conf.mode() & 0o7777, conf.uid()), (0o600, 0));
     let owned = fs_err::metadata(rootfs.join("var/owned")).unwrap();
     assert_eq!((owned.mode() & 0o7777, owned.uid(), owned.gid()), (0o700, 42, 43));
-    assert_eq!(fs_err::read_link(rootfs.join("usr/bin/tool")).unwrap(), Path::new("/opt/tree/bin/tool"));
+    assert_eq!(
+        fs_err::read_link(rootfs.join("usr/bin/tool")).unwrap(),
+        Path::new("/opt/tree/bin/tool")
+    );
     // Implicit parents are root-owned 0755.
     let opt = fs_err::metadata(rootfs.join("opt")).unwrap();
     assert_eq!((opt.mode() & 0o7777, opt.uid()), (0o755, 0));
@@ -221,14 +290,25 @@ fn hello_runs_under_runc() {
     let tmp = tempfile::tempdir().unwrap();
     build_hello(tmp.path(), &[]);
     let bundle = tmp.path().join("bundle");
-    ok(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:latest", tmp.path().join("layout").display())).arg(&bundle));
+    ok(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", tmp.path().join("layout").display()))
+        .arg(&bundle));
     let config_path = bundle.join("config.json");
     let mut config: serde_json::Value = serde_json::from_slice(&fs_err::read(&config_path).unwrap()).unwrap();
     config["process"]["terminal"] = false.into();
-    assert_eq!(config["process"]["args"], serde_json::json!(["/usr/local/bin/hello"]));
+    assert_eq!(
+        config["process"]["args"],
+        serde_json::json!(["/usr/local/bin/hello"])
+    );
     fs_err::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
     let id = format!("bake-test-{}", std::process::id());
-    let out = ok(Command::new("runc").arg("--root").arg(tmp.path().join("runc-state")).args(["run", "-b"]).arg(&bundle).arg(&id));
+    let out = ok(Command::new("runc")
+        .arg("--root")
+        .arg(tmp.path().join("runc-state"))
+        .args(["run", "-b"])
+        .arg(&bundle)
+        .arg(&id));
     assert_eq!(String::from_utf8_lossy(&out.stdout), HELLO);
 }
 
@@ -236,7 +316,16 @@ fn podman(tmp: &Path) -> Command {
     let mut c = Command::new("podman");
     c.arg("--root").arg(tmp.join("podman/root"));
     c.arg("--runroot").arg(tmp.join("podman/run"));
-    c.args(["--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+    c.args([
+        "--storage-driver",
+        "vfs",
+        "--runtime",
+        "runc",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+    ]);
     c
 }
 
@@ -247,8 +336,13 @@ fn docker_archive_loads_and_runs_in_podman() {
     require("podman");
     let tmp = tempfile::tempdir().unwrap();
     let v = build_hello(tmp.path(), &["--docker-archive", "hello.tar"]);
-    assert_eq!(v["dockerArchive"].as_str().map(|s| s.ends_with("hello.tar")), Some(true));
-    let out = ok(podman(tmp.path()).args(["load", "-i"]).arg(tmp.path().join("hello.tar")));
+    assert_eq!(
+        v["dockerArchive"].as_str().map(|s| s.ends_with("hello.tar")),
+        Some(true)
+    );
+    let out = ok(podman(tmp.path())
+        .args(["load", "-i"])
+        .arg(tmp.path().join("hello.tar")));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("hello:latest"), "podman load said: {text}");
     let out = ok(podman(tmp.path()).args([
@@ -263,7 +357,13 @@ fn docker_archive_loads_and_runs_in_podman() {
     ]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), HELLO);
     // The loaded image has the same config digest as the layout's.
-    let out = ok(podman(tmp.path()).args(["image", "inspect", "localhost/hello:latest", "--format", "{{.Id}}"]));
+    let out = ok(podman(tmp.path()).args([
+        "image",
+        "inspect",
+        "localhost/hello:latest",
+        "--format",
+        "{{.Id}}",
+    ]));
     let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert_eq!(format!("sha256:{id}"), v["config"]["digest"].as_str().unwrap());
 }

@@ -9,7 +9,10 @@ use common::*;
 #[test]
 fn every_recipe_matches_its_golden_digest() {
     let names = recipe_names();
-    assert!(names.len() >= 2, "expected at least two example recipes, found {names:?}");
+    assert!(
+        names.len() >= 2,
+        "expected at least two example recipes, found {names:?}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     for name in names {
         let golden_path = repo().join(format!("testdata/golden/{name}.digest"));

@@ -33,7 +33,10 @@ fn killed_builds_leave_no_corrupt_blob() {
 
     let layout = tmp.path().join("layout");
     for delay_ms in [5u64, 30, 80, 150, 300, 600] {
-        let mut child = bake(tmp.path()).args(["build", "bake.toml", "--layout", "layout", "--quiet"]).spawn().unwrap();
+        let mut child = bake(tmp.path())
+            .args(["build", "bake.toml", "--layout", "layout", "--quiet"])
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill();
         let _ = child.wait();
@@ -45,13 +48,22 @@ fn killed_builds_leave_no_corrupt_blob() {
                     continue; // an abandoned temp file is not a blob
                 }
                 let bytes = fs_err::read(e.path()).unwrap();
-                assert_eq!(bake_digest::Digest::of(&bytes).hex(), name, "corrupt blob after kill at {delay_ms}ms");
+                assert_eq!(
+                    bake_digest::Digest::of(&bytes).hex(),
+                    name,
+                    "corrupt blob after kill at {delay_ms}ms"
+                );
             }
         }
     }
     let first = build_json(tmp.path(), &tmp.path().join("bake.toml"), &layout);
-    let fresh = build_json(tmp.path(), &tmp.path().join("bake.toml"), &tmp.path().join("fresh"));
+    let fresh = build_json(
+        tmp.path(),
+        &tmp.path().join("bake.toml"),
+        &tmp.path().join("fresh"),
+    );
     assert_eq!(first["digest"], fresh["digest"]);
-    let index: serde_json::Value = serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], first["digest"]);
 }

@@ -68,14 +68,23 @@ fn same_digest_across_paths_mtimes_order_modes_umask_tz_locale_and_cpus() {
         assert_eq!(da, db, "recipe {name} is not reproducible");
         // And a warm rebuild into the same layout gives the same digest again.
         let dc = build_varied(&root_b, &name, "002", "America/New_York", "C.UTF-8", false);
-        assert_eq!(da, dc, "recipe {name}: rebuild into an existing layout changed the digest");
+        assert_eq!(
+            da, dc,
+            "recipe {name}: rebuild into an existing layout changed the digest"
+        );
     }
 }
 
 #[test]
 fn epoch_sources_have_documented_precedence() {
     let tmp = tempfile::tempdir().unwrap();
-    write_files(tmp.path(), &[("bake.toml", "epoch = 100\n[image]\nname = \"e\"\n[[layer]]\n[[layer.step]]\nfile = \"/f\"\ncontent = \"x\"\n")]);
+    write_files(
+        tmp.path(),
+        &[(
+            "bake.toml",
+            "epoch = 100\n[image]\nname = \"e\"\n[[layer]]\n[[layer.step]]\nfile = \"/f\"\ncontent = \"x\"\n",
+        )],
+    );
     let created = |extra: &[&str], sde: Option<&str>| {
         let mut c = bake(tmp.path());
         c.args(["build", "bake.toml", "--json"]).args(extra);
@@ -88,6 +97,10 @@ fn epoch_sources_have_documented_precedence() {
     assert_eq!(created(&[], None), 100);
     assert_eq!(created(&["--source-date-epoch", "200"], None), 200);
     assert_eq!(created(&["--source-date-epoch", "200"], Some("300")), 300);
-    let err = fails(bake(tmp.path()).args(["build", "bake.toml"]).env("SOURCE_DATE_EPOCH", "yesterday"));
+    let err = fails(
+        bake(tmp.path())
+            .args(["build", "bake.toml"])
+            .env("SOURCE_DATE_EPOCH", "yesterday"),
+    );
     assert!(err.contains("SOURCE_DATE_EPOCH"), "{err}");
 }

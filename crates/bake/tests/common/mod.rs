@@ -10,7 +10,10 @@ use fs_err as fs;
 
 /// The workspace root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A `bake` command with a scrubbed environment: no SOURCE_DATE_EPOCH, no
@@ -46,13 +49,23 @@ pub fn fails(cmd: &mut Command) -> String {
         "{cmd:?} unexpectedly succeeded:\nstdout:\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_eq!(out.status.code(), Some(1), "expected exit code 1, stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit code 1, stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stderr).unwrap()
 }
 
 /// `bake build RECIPE --layout LAYOUT --json`, parsed.
 pub fn build_json(cwd: &Path, recipe: &Path, layout: &Path) -> serde_json::Value {
-    let out = ok(bake(cwd).arg("build").arg(recipe).arg("--layout").arg(layout).arg("--json"));
+    let out = ok(bake(cwd)
+        .arg("build")
+        .arg(recipe)
+        .arg("--layout")
+        .arg(layout)
+        .arg("--json"));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -81,11 +94,9 @@ pub fn copy_tree_shuffled(src: &Path, dst: &Path, mtime: i64) {
     filetime::set_file_mtime(dst, filetime::FileTime::from_unix_time(mtime, 0)).unwrap();
 }
 
-/// Stages `recipes/` and `testdata/bases/` of the repo under `dst` (keeping
-/// their relative layout, which recipes rely on).
+/// Stages the repo's `recipes/` under `dst`.
 pub fn stage_repo(dst: &Path, mtime: i64) {
     copy_tree_shuffled(&repo().join("recipes"), &dst.join("recipes"), mtime);
-    copy_tree_shuffled(&repo().join("testdata/bases"), &dst.join("testdata/bases"), mtime);
 }
 
 /// The example recipe names (`recipes/*/bake.toml`), sorted.
@@ -107,7 +118,11 @@ pub fn assert_store_clean(layout: &Path) -> usize {
     for e in fs::read_dir(&dir).unwrap() {
         let e = e.unwrap();
         let name = e.file_name().into_string().unwrap();
-        assert!(!name.starts_with(".tmp"), "leftover temp file {name} in {}", dir.display());
+        assert!(
+            !name.starts_with(".tmp"),
+            "leftover temp file {name} in {}",
+            dir.display()
+        );
         let bytes = fs::read(e.path()).unwrap();
         assert_eq!(bake_digest::Digest::of(&bytes).hex(), name, "corrupt blob {name}");
         n += 1;
@@ -129,7 +144,14 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
 /// failure, not a skip).
 pub fn require(tool: &str) {
     let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).chain([PathBuf::from("/usr/sbin")]).any(|d| d.join(tool).is_file()))
+        .map(|p| {
+            std::env::split_paths(&p)
+                .chain([PathBuf::from("/usr/sbin")])
+                .any(|d| d.join(tool).is_file())
+        })
         .unwrap_or(false);
-    assert!(found, "{tool} is not installed: run the suite with `cargo xtask test`");
+    assert!(
+        found,
+        "{tool} is not installed: run the suite with `cargo xtask test`"
+    );
 }

@@ -1,0 +1,270 @@
+//! Just enough of manifests and indexes to know which blobs they name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bake_digest::Digest;
+
+use crate::RegistryError;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The `Accept` header for manifest requests: image manifests and indexes,
+/// OCI and Docker schema 2.
+pub(crate) const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+
+pub(crate) fn is_index_type(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
+}
+
+/// A content descriptor, as far as this crate needs one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default)]
+    pub platform: Option<Platform>,
+}
+
+/// What a manifest's bytes say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    Image {
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    },
+    Index {
+        manifests: Vec<Descriptor>,
+    },
+}
+
+impl Parsed {
+    /// Parses `bytes`; `media_type` (from a header or the caller) wins over
+    /// the `mediaType` field, which wins over guessing from the fields.
+    pub fn parse(
+        bytes: &[u8],
+        media_type: Option<&str>,
+        reference: &str,
+    ) -> Result<(Parsed, String), RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            #[serde(rename = "schemaVersion")]
+            schema_version: Option<u32>,
+            #[serde(rename = "mediaType")]
+            media_type: Option<String>,
+            config: Option<Descriptor>,
+            layers: Option<Vec<Descriptor>>,
+            manifests: Option<Vec<Descriptor>>,
+        }
+        let invalid = |reason: String| RegistryError::InvalidManifest {
+            reference: reference.to_owned(),
+            reason,
+        };
+        let raw: Raw = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        if raw.schema_version != Some(2) {
+            return Err(invalid(format!(
+                "schemaVersion is {:?}, only 2 is supported",
+                raw.schema_version
+            )));
+        }
+        let media_type = media_type
+            .filter(|m| !m.is_empty() && *m != "application/json" && *m != "application/octet-stream")
+            .map(str::to_owned)
+            .or(raw.media_type)
+            .unwrap_or_else(|| {
+                if raw.manifests.is_some() {
+                    OCI_INDEX.to_owned()
+                } else {
+                    OCI_MANIFEST.to_owned()
+                }
+            });
+        if is_index_type(&media_type) {
+            let manifests = raw
+                .manifests
+                .ok_or_else(|| invalid(format!("{media_type} without \"manifests\"")))?;
+            Ok((Parsed::Index { manifests }, media_type))
+        } else if media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST {
+            let config = raw
+                .config
+                .ok_or_else(|| invalid(format!("{media_type} without \"config\"")))?;
+            Ok((
+                Parsed::Image {
+                    config,
+                    layers: raw.layers.unwrap_or_default(),
+                },
+                media_type,
+            ))
+        } else {
+            Err(invalid(format!("unsupported media type {media_type:?}")))
+        }
+    }
+
+    /// Config and layers, each once, in manifest order.
+    pub fn blobs(&self) -> Vec<Descriptor> {
+        let mut out: Vec<Descriptor> = Vec::new();
+        if let Parsed::Image { config, layers } = self {
+            for d in std::iter::once(config).chain(layers) {
+                if !out.iter().any(|o| o.digest == d.digest) {
+                    out.push(d.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// An OS/architecture(/variant) as in an image index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
+        Platform {
+            os: os.to_owned(),
+            architecture: architecture.to_owned(),
+            variant: variant.map(str::to_owned),
+        }
+    }
+
+    /// The variant `arm64` images carry when they carry one.
+    fn effective_variant(&self) -> Option<&str> {
+        match (self.architecture.as_str(), self.variant.as_deref()) {
+            ("arm64", None) => Some("v8"),
+            (_, v) => v,
+        }
+    }
+
+    /// Whether an index entry for `candidate` serves this platform: same OS
+    /// and architecture; a variant asked for must match (`arm64` means
+    /// `arm64/v8`); with no variant asked for, any variant does.
+    pub fn matches(&self, candidate: &Platform) -> bool {
+        self.os == candidate.os
+            && self.architecture == candidate.architecture
+            && (self.variant.is_none() || self.effective_variant() == candidate.effective_variant())
+    }
+
+    /// The index entry for this platform: the first exact match, else the
+    /// first compatible one.
+    pub(crate) fn pick<'a>(&self, manifests: &'a [Descriptor]) -> Option<&'a Descriptor> {
+        let with = |exact: bool| {
+            manifests.iter().find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| if exact { p == self } else { self.matches(p) })
+            })
+        };
+        with(true).or_else(|| with(false))
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = RegistryError;
+    fn from_str(s: &str) -> Result<Platform, RegistryError> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform::new(os, arch, None)),
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
+                Ok(Platform::new(os, arch, Some(v)))
+            }
+            _ => Err(RegistryError::InvalidPlatform { input: s.to_owned() }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> Digest {
+        Digest::of(&[n])
+    }
+
+    fn index(entries: &[(&str, &str, Option<&str>)]) -> Vec<Descriptor> {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, (os, arch, v))| Descriptor {
+                media_type: OCI_MANIFEST.into(),
+                digest: d(i as u8),
+                size: 1,
+                platform: Some(Platform::new(os, arch, *v)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn picks_platforms() {
+        let idx = index(&[
+            ("linux", "arm", Some("v7")),
+            ("linux", "arm64", Some("v8")),
+            ("linux", "amd64", None),
+            ("windows", "amd64", None),
+        ]);
+        let pick = |s: &str| {
+            s.parse::<Platform>()
+                .unwrap()
+                .pick(&idx)
+                .map(|x| x.digest.clone())
+        };
+        assert_eq!(pick("linux/amd64"), Some(d(2)));
+        assert_eq!(pick("linux/arm64"), Some(d(1)));
+        assert_eq!(pick("linux/arm64/v8"), Some(d(1)));
+        assert_eq!(pick("linux/arm/v7"), Some(d(0)));
+        assert_eq!(pick("linux/arm/v6"), None);
+        assert_eq!(pick("linux/s390x"), None);
+        assert!("linux".parse::<Platform>().is_err());
+        assert!("linux//x".parse::<Platform>().is_err());
+        assert_eq!(
+            "linux/arm/v7".parse::<Platform>().unwrap().to_string(),
+            "linux/arm/v7"
+        );
+    }
+
+    #[test]
+    fn parses_manifests_and_indexes() {
+        let m = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"c","digest":"{}","size":2}},
+               "layers":[{{"mediaType":"l","digest":"{}","size":3}},{{"mediaType":"l","digest":"{}","size":3}}]}}"#,
+            d(1),
+            d(2),
+            d(2)
+        );
+        let (p, mt) = Parsed::parse(m.as_bytes(), None, "r").unwrap();
+        assert_eq!(mt, OCI_MANIFEST);
+        assert_eq!(p.blobs().len(), 2, "duplicate layer listed once");
+        let i = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":9}}]}}"#,
+            d(3)
+        );
+        let (p, mt) = Parsed::parse(i.as_bytes(), None, "r").unwrap();
+        assert_eq!(mt, OCI_INDEX);
+        assert!(matches!(p, Parsed::Index { .. }));
+        assert!(Parsed::parse(b"{\"schemaVersion\":1}", None, "r").is_err());
+        assert!(Parsed::parse(m.as_bytes(), Some(OCI_INDEX), "r").is_err());
+        let bad = m.replace("sha256:", "sha512:");
+        assert!(Parsed::parse(bad.as_bytes(), None, "r").is_err());
+    }
+}

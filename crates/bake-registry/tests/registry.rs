@@ -1,0 +1,950 @@
+//! Integration tests against a real `docker-registry` on 127.0.0.1 (started
+//! per test by bake-testkit), read back with skopeo, with faults injected
+//! by an in-process proxy. Ignored by plain `cargo test`; run them with
+//! `cargo xtask test` or `cargo test -p bake-registry -- --include-ignored`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bake_digest::Digest;
+use bake_registry::{
+    Direction, DockerConfig, LocalImage, OCI_INDEX, OCI_MANIFEST, Platform, Progress, Reference, Registry,
+    RegistryError, RegistryOptions, RetryPolicy, Skip,
+};
+use bake_store::BlobStore;
+use bake_testkit::{
+    BearerFront, Fault, FaultPlan, FaultProxy, ProxyOptions, RequestKind, TestRegistry, write_docker_config,
+};
+
+// ---------------------------------------------------------------- helpers
+
+/// Short retries so fault tests stay fast.
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        max_elapsed: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_secs(1),
+    }
+}
+
+fn client(docker_config: DockerConfig) -> Registry {
+    Registry::new(RegistryOptions {
+        docker_config,
+        retry: fast_retry(),
+        ..RegistryOptions::default()
+    })
+    .unwrap()
+}
+
+fn anonymous() -> Registry {
+    client(DockerConfig::default())
+}
+
+fn start_registry() -> TestRegistry {
+    TestRegistry::start(bake_testkit::RegistryOptions::default()).expect("start docker-registry")
+}
+
+fn new_store() -> (tempfile::TempDir, BlobStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+/// A small, valid image made by hand: one gzip layer holding one file, a
+/// config naming its diffID, and a manifest.
+struct Image {
+    manifest: Vec<u8>,
+    digest: Digest,
+    config: Digest,
+    layer: Digest,
+}
+
+impl Image {
+    fn local<'a>(&'a self, store: &'a BlobStore) -> LocalImage<'a> {
+        LocalImage {
+            store,
+            manifest: &self.manifest,
+            media_type: OCI_MANIFEST,
+        }
+    }
+}
+
+fn make_image(store: &BlobStore, content: &str, arch: &str) -> Image {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_path("hello.txt").unwrap();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append(&header, content.as_bytes()).unwrap();
+    let tar = tar.into_inner().unwrap();
+    let diff_id = Digest::of(&tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(&tar).unwrap();
+    let layer_bytes = gz.finish().unwrap();
+    let layer = store.put_bytes(&layer_bytes).unwrap();
+    let config_bytes = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Cmd": ["/hello.txt"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+    }))
+    .unwrap();
+    let config = store.put_bytes(&config_bytes).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": config_bytes.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer.to_string(), "size": layer_bytes.len()}],
+    }))
+    .unwrap();
+    let digest = store.put_bytes(&manifest).unwrap();
+    Image {
+        manifest,
+        digest,
+        config,
+        layer,
+    }
+}
+
+fn reference(host: &str, repo_tag: &str) -> Reference {
+    format!("{host}/{repo_tag}").parse().unwrap()
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo").args(args).output().expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Records progress events as text.
+#[derive(Default)]
+struct Events(Mutex<Vec<String>>);
+
+impl Events {
+    fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    fn count(&self, prefix: &str) -> usize {
+        self.list().iter().filter(|e| e.starts_with(prefix)).count()
+    }
+}
+
+impl Progress for Events {
+    fn start(&self, digest: &Digest, size: u64, direction: Direction) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("start {direction:?} {} {size}", digest.short()));
+    }
+    fn done(&self, digest: &Digest) {
+        self.0.lock().unwrap().push(format!("done {}", digest.short()));
+    }
+    fn skipped(&self, digest: &Digest, _size: u64, reason: Skip) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("skipped {reason:?} {}", digest.short()));
+    }
+    fn retrying(&self, what: &str, attempt: u32, delay: Duration, reason: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("retrying {what} #{attempt} after {delay:?}: {reason}"));
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    std::fs::read(a).unwrap() == std::fs::read(b).unwrap()
+}
+
+// ---------------------------------------------------------------- push
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn push_then_skopeo_reads_the_same_digest() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "hello from bake\n", "amd64");
+    let target = reference(&reg.host(), "team/app:v1");
+    let events = Events::default();
+    let report = anonymous()
+        .push_image(image.local(&store), &target, &["latest".into()], None, &events)
+        .await
+        .unwrap();
+    assert_eq!(report.digest, image.digest);
+    assert_eq!(report.uploaded, vec![image.config.clone(), image.layer.clone()]);
+    assert!(report.skipped.is_empty() && report.mounted.is_empty());
+    let shown: Vec<String> = report.references.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            format!("{}/team/app@{}", reg.host(), image.digest),
+            format!("{}/team/app:v1", reg.host()),
+            format!("{}/team/app:latest", reg.host()),
+        ]
+    );
+    assert_eq!(events.count("done"), 2, "{:?}", events.list());
+
+    let mut tags = reg.tags("team/app").unwrap();
+    tags.sort();
+    assert_eq!(tags, ["latest", "v1"]);
+
+    let inspect = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{target}")]);
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect["Digest"], image.digest.to_string());
+    assert_eq!(inspect["Layers"][0], image.layer.to_string());
+
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{target}"),
+        &format!("oci:{}:v1", layout.display()),
+    ]);
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], image.digest.to_string());
+    assert!(same_file(
+        &layout.join("blobs/sha256").join(image.layer.hex()),
+        &store.path(&image.layer)
+    ));
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn second_push_of_an_unchanged_image_uploads_no_blob() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "twice\n", "amd64");
+    let target = reference(&reg.host(), "app:v1");
+    let registry = anonymous();
+    let first = registry
+        .push_image(
+            image.local(&store),
+            &target,
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reg.count(RequestKind::BlobUploadPut), 2);
+
+    reg.reset_counts();
+    // A fresh client: nothing cached in memory either.
+    let events = Events::default();
+    let second = anonymous()
+        .push_image(image.local(&store), &target, &[], None, &events)
+        .await
+        .unwrap();
+    assert_eq!(second.digest, first.digest);
+    assert!(second.uploaded.is_empty(), "{second:?}");
+    assert_eq!(second.skipped, vec![image.config.clone(), image.layer.clone()]);
+    for kind in [
+        RequestKind::BlobUploadStart,
+        RequestKind::BlobUploadPatch,
+        RequestKind::BlobUploadPut,
+        RequestKind::BlobMount,
+    ] {
+        assert_eq!(reg.count(kind), 0, "{kind:?}: {:?}", reg.proxy().log());
+    }
+    assert_eq!(reg.count(RequestKind::BlobHead), 2);
+    assert_eq!(events.count("skipped Exists"), 2);
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn blobs_are_mounted_from_another_repository() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "mount me\n", "amd64");
+    let registry = anonymous();
+    registry
+        .push_image(
+            image.local(&store),
+            &reference(&reg.host(), "base:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    reg.reset_counts();
+    let report = registry
+        .push_image(
+            image.local(&store),
+            &reference(&reg.host(), "derived:v1"),
+            &[],
+            Some("base"),
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.mounted, vec![image.config.clone(), image.layer.clone()]);
+    assert!(report.uploaded.is_empty());
+    assert_eq!(reg.count(RequestKind::BlobMount), 2);
+    assert_eq!(reg.count(RequestKind::BlobUploadPut), 0);
+    assert_eq!(reg.tags("derived").unwrap(), ["v1"]);
+
+    // A mount source that lacks the blobs falls back to an upload.
+    reg.reset_counts();
+    let other = make_image(&store, "not in base\n", "amd64");
+    let report = registry
+        .push_image(
+            other.local(&store),
+            &reference(&reg.host(), "derived:v2"),
+            &[],
+            Some("base"),
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.uploaded, vec![other.config.clone(), other.layer.clone()]);
+    assert_eq!(reg.count(RequestKind::BlobUploadPut), 2);
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn pushing_to_a_digest_reference_checks_the_digest_and_helpers_work() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "helpers\n", "amd64");
+    let registry = anonymous();
+    let wrong = reference(&reg.host(), "app").with_digest(Digest::of(b"other"));
+    let err = registry
+        .push_image(image.local(&store), &wrong, &[], None, &bake_registry::NoProgress)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+    assert_eq!(reg.proxy().total(), 0, "nothing sent for a mismatched digest");
+
+    let target = reference(&reg.host(), "app:v1");
+    registry
+        .push_image(
+            image.local(&store),
+            &target,
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(registry.resolve_digest(&target).await.unwrap(), image.digest);
+    let fetched = registry.fetch_manifest(&target).await.unwrap();
+    assert_eq!(
+        (fetched.digest.clone(), fetched.media_type.as_str()),
+        (image.digest.clone(), OCI_MANIFEST)
+    );
+    assert_eq!(fetched.bytes, image.manifest);
+    let config = registry.fetch_blob(&target, &image.config).await.unwrap();
+    assert_eq!(Digest::of(&config), image.config);
+    let d = registry
+        .push_manifest_only(
+            &target,
+            &image.manifest,
+            OCI_MANIFEST,
+            &["again".into()],
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(d, image.digest);
+    let mut tags = reg.tags("app").unwrap();
+    tags.sort();
+    assert_eq!(tags, ["again", "v1"]);
+
+    let missing = reference(&reg.host(), "app:nope");
+    let err = registry.fetch_manifest(&missing).await.unwrap_err();
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert!(
+        text.contains("app:nope") && text.contains("404") && text.contains("MANIFEST_UNKNOWN"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------- pull
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn pull_by_tag_and_by_digest_reuses_blobs_byte_for_byte() {
+    let reg = start_registry();
+    let (_d, src) = new_store();
+    let image = make_image(&src, "base layer\n", "amd64");
+    let registry = anonymous();
+    let tagged = reference(&reg.host(), "base:1.0");
+    registry
+        .push_image(image.local(&src), &tagged, &[], None, &bake_registry::NoProgress)
+        .await
+        .unwrap();
+
+    let amd64: Platform = "linux/amd64".parse().unwrap();
+    let (_d2, dst) = new_store();
+    let events = Events::default();
+    let pulled = registry.pull_image(&tagged, &amd64, &dst, &events).await.unwrap();
+    assert!(pulled.resolved_from_tag);
+    assert!(!pulled.offline);
+    assert_eq!(pulled.manifest_digest, image.digest);
+    assert_eq!(pulled.resolved_digest, image.digest);
+    assert_eq!(pulled.manifest_bytes, image.manifest);
+    assert_eq!(pulled.media_type, OCI_MANIFEST);
+    assert_eq!(pulled.downloaded, vec![image.config.clone(), image.layer.clone()]);
+    for d in [&image.digest, &image.config, &image.layer] {
+        assert!(same_file(&src.path(d), &dst.path(d)), "{d} differs");
+    }
+    assert_eq!(events.count("start Download"), 2);
+
+    // Again by tag: the registry is asked for the manifest, but no blob is downloaded.
+    reg.reset_counts();
+    let again = registry.pull_image(&tagged, &amd64, &dst, &events).await.unwrap();
+    assert!(again.downloaded.is_empty());
+    assert_eq!(reg.count(RequestKind::BlobGet), 0);
+
+    // Pinned by digest and all in the store: no request at all.
+    reg.reset_counts();
+    let pinned = tagged.with_digest(image.digest.clone());
+    let offline = registry.pull_image(&pinned, &amd64, &dst, &events).await.unwrap();
+    assert!(offline.offline && !offline.resolved_from_tag);
+    assert_eq!(offline.manifest_digest, image.digest);
+    assert_eq!(reg.proxy().total(), 0, "{:?}", reg.proxy().log());
+
+    // Pinned by digest into a fresh store: fetched and verified.
+    let (_d3, fresh) = new_store();
+    let by_digest = registry
+        .pull_image(&pinned, &amd64, &fresh, &events)
+        .await
+        .unwrap();
+    assert!(!by_digest.resolved_from_tag);
+    assert_eq!(by_digest.downloaded.len(), 2);
+    assert!(same_file(&src.path(&image.layer), &fresh.path(&image.layer)));
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn an_index_is_pushed_children_first_and_pulled_for_linux_amd64() {
+    let reg = start_registry();
+    let (_d, src) = new_store();
+    let amd = make_image(&src, "amd64 bits\n", "amd64");
+    let arm = make_image(&src, "arm64 bits\n", "arm64");
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": arm.digest.to_string(), "size": arm.manifest.len(),
+             "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"mediaType": OCI_MANIFEST, "digest": amd.digest.to_string(), "size": amd.manifest.len(),
+             "platform": {"os": "linux", "architecture": "amd64"}},
+        ],
+    }))
+    .unwrap();
+    let index_digest = src.put_bytes(&index).unwrap();
+    let registry = anonymous();
+    let target = reference(&reg.host(), "multi:v1");
+    let report = registry
+        .push_image(
+            LocalImage {
+                store: &src,
+                manifest: &index,
+                media_type: OCI_INDEX,
+            },
+            &target,
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.digest, index_digest);
+    assert_eq!(report.uploaded.len(), 4);
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{target}"),
+    ]);
+    assert_eq!(raw.as_bytes(), index.as_slice());
+
+    let (_d2, dst) = new_store();
+    let pulled = registry
+        .pull_image(
+            &target,
+            &"linux/amd64".parse().unwrap(),
+            &dst,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, amd.digest);
+    assert_eq!(pulled.index_digest, Some(index_digest.clone()));
+    assert_eq!(pulled.resolved_digest, index_digest);
+    assert!(pulled.resolved_from_tag);
+    assert_eq!(
+        dst.read_verified(&index_digest).unwrap(),
+        index,
+        "the index is stored too"
+    );
+    assert!(dst.has(&amd.layer) && !dst.has(&arm.layer));
+
+    let err = registry
+        .pull_image(
+            &target,
+            &"linux/s390x".parse().unwrap(),
+            &dst,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert!(
+        text.contains("linux/s390x") && text.contains("linux/arm64/v8, linux/amd64"),
+        "{text}"
+    );
+
+    // Pinned to the index and now in the store: served offline.
+    reg.reset_counts();
+    let offline = registry
+        .pull_image(
+            &target.with_digest(index_digest),
+            &"linux/amd64".parse().unwrap(),
+            &dst,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert!(offline.offline);
+    assert_eq!(offline.manifest_digest, amd.digest);
+    assert_eq!(reg.proxy().total(), 0);
+}
+
+// ---------------------------------------------------------------- auth
+
+fn auth_registry() -> TestRegistry {
+    TestRegistry::start(bake_testkit::RegistryOptions {
+        htpasswd: Some(("builder".into(), "c0rrect-h0rse".into())),
+    })
+    .expect("start docker-registry with htpasswd")
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn basic_auth_with_the_right_credentials_from_a_docker_config() {
+    let reg = auth_registry();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    write_docker_config(cfg_dir.path(), &reg.host(), "builder", "c0rrect-h0rse").unwrap();
+    let registry = client(DockerConfig::load(cfg_dir.path()).unwrap());
+    let (_d, store) = new_store();
+    let image = make_image(&store, "secret stuff\n", "amd64");
+    let target = reference(&reg.host(), "private:v1");
+    let report = registry
+        .push_image(
+            image.local(&store),
+            &target,
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.digest, image.digest);
+    assert_eq!(reg.tags("private").unwrap(), ["v1"]);
+    let (_d2, dst) = new_store();
+    let pulled = registry
+        .pull_image(
+            &target,
+            &"linux/amd64".parse().unwrap(),
+            &dst,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, image.digest);
+    let inspect = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "builder:c0rrect-h0rse",
+        &format!("docker://{target}"),
+    ]);
+    assert!(inspect.contains(&image.digest.to_string()));
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn wrong_or_missing_credentials_give_a_clear_401_and_no_tag() {
+    let reg = auth_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "nope\n", "amd64");
+    let target = reference(&reg.host(), "private:v1");
+
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let password = "Wr0ng-Passw0rd-xyzzy";
+    write_docker_config(cfg_dir.path(), &reg.host(), "builder", password).unwrap();
+    let err = client(DockerConfig::load(cfg_dir.path()).unwrap())
+        .push_image(
+            image.local(&store),
+            &target,
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert!(text.contains(&reg.host()) && text.contains("401"), "{text}");
+    assert!(
+        text.contains("config.json"),
+        "names where the credentials came from: {text}"
+    );
+    let encoded = {
+        use std::io::Read;
+        let mut b = Vec::new();
+        std::fs::File::open(cfg_dir.path().join("config.json"))
+            .unwrap()
+            .read_to_end(&mut b)
+            .unwrap();
+        String::from_utf8(b).unwrap()
+    };
+    let auth_field = encoded.split('"').nth(7).unwrap_or("").to_owned();
+    for shown in [text.clone(), format!("{err:?}")] {
+        assert!(!shown.contains(password), "password leaked: {shown}");
+        assert!(
+            auth_field.len() > 8 && !shown.contains(&auth_field),
+            "encoded credentials leaked: {shown}"
+        );
+    }
+    assert_eq!(reg.tags("private").unwrap(), Vec::<String>::new());
+    assert_eq!(reg.count(RequestKind::ManifestPut), 0);
+
+    let err = anonymous()
+        .push_image(
+            image.local(&store),
+            &target,
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    assert!(
+        text.contains("no docker config") && text.contains("401"),
+        "{text}"
+    );
+    let err = anonymous()
+        .pull_image(
+            &target,
+            &"linux/amd64".parse().unwrap(),
+            &store,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    assert_eq!(reg.tags("private").unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn bearer_tokens_are_fetched_and_refreshed_after_a_401() {
+    let reg = start_registry();
+    let front = FaultProxy::start_with(
+        &reg.direct_host(),
+        FaultPlan::new(),
+        ProxyOptions {
+            bearer: Some(BearerFront {
+                username: "ci".into(),
+                password: "t0ken-pass".into(),
+                token_uses: 3,
+            }),
+        },
+    )
+    .unwrap();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    write_docker_config(cfg_dir.path(), &front.host(), "ci", "t0ken-pass").unwrap();
+    let registry = client(DockerConfig::load(cfg_dir.path()).unwrap());
+    let (_d, store) = new_store();
+    let image = make_image(&store, "bearer\n", "amd64");
+    let target = reference(&front.host(), "tok/app:v1");
+    let report = registry
+        .push_image(
+            image.local(&store),
+            &target,
+            &["latest".into()],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.digest, image.digest);
+    // Each token lasts 3 requests: the push needed several, each after a 401.
+    assert!(front.tokens_issued() >= 3, "{:?}", front.log());
+    let (_d2, dst) = new_store();
+    let pulled = registry
+        .pull_image(
+            &target,
+            &"linux/amd64".parse().unwrap(),
+            &dst,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, image.digest);
+
+    write_docker_config(cfg_dir.path(), &front.host(), "ci", "not-the-pass").unwrap();
+    let err = client(DockerConfig::load(cfg_dir.path()).unwrap())
+        .pull_image(
+            &target,
+            &"linux/amd64".parse().unwrap(),
+            &dst,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{text}");
+    assert!(
+        text.contains("token service") && !text.contains("not-the-pass"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------- faults
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn transient_faults_are_retried_and_the_push_succeeds() {
+    let reg = start_registry();
+    let plan = FaultPlan::new()
+        .on(RequestKind::BlobHead, Fault::Drop, 1)
+        .on(
+            RequestKind::BlobUploadStart,
+            Fault::Delay(Duration::from_millis(1500)),
+            1,
+        )
+        .on(RequestKind::BlobUploadPut, Fault::Status(500), 1)
+        .on(
+            RequestKind::ManifestPut,
+            Fault::TooManyRequests { retry_after_secs: 1 },
+            1,
+        )
+        .on(RequestKind::ManifestPut, Fault::Status(503), 1);
+    let flaky = FaultProxy::start(&reg.direct_host(), plan).unwrap();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "flaky network\n", "amd64");
+    let target = reference(&flaky.host(), "app:v1");
+    let events = Events::default();
+    let start = Instant::now();
+    let report = anonymous()
+        .push_image(image.local(&store), &target, &[], None, &events)
+        .await
+        .unwrap();
+    assert_eq!(report.digest, image.digest);
+    assert_eq!(flaky.faults_injected(), 4, "{:?}", flaky.log());
+    let retries: Vec<String> = events
+        .list()
+        .into_iter()
+        .filter(|e| e.starts_with("retrying"))
+        .collect();
+    assert!(retries.len() >= 4, "{retries:?}");
+    assert!(
+        retries
+            .iter()
+            .any(|r| r.contains("after 1s") && r.contains("429")),
+        "Retry-After honoured: {retries:?}"
+    );
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    assert_eq!(reg.tags("app").unwrap(), ["v1"]);
+    let inspect = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}/app:v1", reg.host()),
+    ]);
+    assert!(inspect.contains(&image.digest.to_string()));
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn transient_faults_during_pull_are_retried() {
+    let reg = start_registry();
+    let (_d, src) = new_store();
+    let image = make_image(&src, "pull through faults\n", "amd64");
+    let target = reference(&reg.host(), "app:v1");
+    anonymous()
+        .push_image(image.local(&src), &target, &[], None, &bake_registry::NoProgress)
+        .await
+        .unwrap();
+    let flaky = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new()
+            .on(RequestKind::ManifestGet, Fault::Status(502), 1)
+            .on(RequestKind::BlobGet, Fault::Drop, 2),
+    )
+    .unwrap();
+    let (_d2, dst) = new_store();
+    let pulled = anonymous()
+        .pull_image(
+            &reference(&flaky.host(), "app:v1"),
+            &"linux/amd64".parse().unwrap(),
+            &dst,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, image.digest);
+    assert_eq!(flaky.faults_injected(), 3);
+    assert!(same_file(&src.path(&image.layer), &dst.path(&image.layer)));
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn a_permanent_failure_stops_cleanly_and_leaves_no_tag() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "never lands\n", "amd64");
+
+    // Blob uploads always fail: the manifest is never sent.
+    let broken_blobs = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().always(RequestKind::BlobUploadPut, Fault::Status(500)),
+    )
+    .unwrap();
+    let err = anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&broken_blobs.host(), "app:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert!(
+        text.contains("app@sha256:")
+            && text.contains("500")
+            && text.contains("UNKNOWN: fault injected")
+            && text.contains("gave up after 4 attempts"),
+        "{text}"
+    );
+    assert_eq!(broken_blobs.count(RequestKind::ManifestPut), 0);
+    assert_eq!(reg.tags("app").unwrap(), Vec::<String>::new());
+
+    // Manifest pushes always fail: blobs land, no tag does.
+    let broken_manifests = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().always(RequestKind::ManifestPut, Fault::Status(500)),
+    )
+    .unwrap();
+    let err = anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&broken_manifests.host(), "app:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500), "{err}");
+    assert_eq!(broken_manifests.count(RequestKind::ManifestPut), 4);
+    assert_eq!(reg.tags("app").unwrap(), Vec::<String>::new());
+
+    // A non-retryable status is not retried.
+    let forbidden = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().always(RequestKind::BlobHead, Fault::Status(403)),
+    )
+    .unwrap();
+    let err = anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&forbidden.host(), "app:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    assert_eq!(forbidden.count(RequestKind::BlobHead), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn a_wrong_digest_from_the_registry_is_detected() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "tampered\n", "amd64");
+    let corrupt = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().on(RequestKind::ManifestPut, Fault::CorruptDigest, 1),
+    )
+    .unwrap();
+    let err = anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&corrupt.host(), "app:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert!(
+        text.contains(&image.digest.to_string()) && text.contains("sha256:0000000000"),
+        "{text}"
+    );
+    assert_eq!(
+        reg.tags("app").unwrap(),
+        Vec::<String>::new(),
+        "no tag after a mismatch"
+    );
+
+    // On pull, a served manifest whose header disagrees with its bytes is refused.
+    anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&reg.host(), "app:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    corrupt.set_plan(FaultPlan::new().always(RequestKind::ManifestGet, Fault::CorruptDigest));
+    let (_d2, dst) = new_store();
+    let err = anonymous()
+        .pull_image(
+            &reference(&corrupt.host(), "app:v1"),
+            &"linux/amd64".parse().unwrap(),
+            &dst,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+    assert!(!dst.has(&image.layer));
+}
