@@ -23,7 +23,10 @@ use bake_digest::Digest;
 use bake_image::{BaseImage, ConfigSpec, Descriptor, Layout, Platform};
 use bake_layer::{Compression, Context, LayerOptions, Source};
 use bake_recipe::{BaseRef, Pos, Recipe, StepKind};
+
+mod registry;
 use fs_err as fs;
+pub use registry::ResolvedBase;
 
 /// Version of what bake writes: bumped whenever the same recipe would give
 /// different bytes (tar normalisation, compression library, JSON layout).
@@ -48,6 +51,10 @@ pub struct BuildSettings {
     pub docker_archive: Option<PathBuf>,
     /// Scratch space for staging unpacked archives.
     pub tmp_dir: PathBuf,
+    /// How to reach registries for `base = "REGISTRY/REPO@sha256:…"`.
+    pub registry: bake_registry::RegistryOptions,
+    /// Refuse base references that are not pinned by digest.
+    pub locked: bool,
 }
 
 /// What the build produced.
@@ -63,6 +70,9 @@ pub struct BuildOutput {
     pub platform: Platform,
     pub epoch: u64,
     pub timings: Vec<(String, Duration)>,
+    /// How a registry base reference was resolved (a tag alone is resolved
+    /// now, which the caller should report: it makes the build movable).
+    pub base: Option<ResolvedBase>,
 }
 
 /// One layer of the image, from the base or built by this recipe.
@@ -94,7 +104,7 @@ pub enum BuildError {
         source: bake_image::ImageError,
     },
     #[error("{pos}: base image {base}: {message}")]
-    BaseUnsupported {
+    BaseRejected {
         pos: String,
         base: String,
         message: String,
@@ -156,7 +166,7 @@ pub fn build_recipe(recipe: &Recipe, settings: &BuildSettings) -> Result<BuildOu
     let store = layout.store();
 
     let started = Instant::now();
-    let base = load_base(recipe, &platform, store)?;
+    let (base, resolved_base) = load_base(recipe, &platform, store, settings)?;
     timings.push(("base".to_owned(), started.elapsed()));
 
     let started = Instant::now();
@@ -275,6 +285,7 @@ pub fn build_recipe(recipe: &Recipe, settings: &BuildSettings) -> Result<BuildOu
         platform,
         epoch,
         timings,
+        base: resolved_base,
     })
 }
 
@@ -310,18 +321,19 @@ fn load_base(
     recipe: &Recipe,
     platform: &Platform,
     store: &bake_store::BlobStore,
-) -> Result<Option<BaseImage>, BuildError> {
+    settings: &BuildSettings,
+) -> Result<(Option<BaseImage>, Option<registry::ResolvedBase>), BuildError> {
     let pos = recipe
         .base_pos
         .as_ref()
         .map_or_else(|| recipe.path.display().to_string(), |p| p.to_string());
     match &recipe.base {
-        BaseRef::Scratch => Ok(None),
+        BaseRef::Scratch => Ok((None, None)),
         BaseRef::OciLayout { path, tag, digest } => {
             let dir = recipe.context.join(path);
             let which = digest.as_ref().map(|d| d.to_string()).or_else(|| tag.clone());
             bake_image::load_from_layout(&dir, which.as_deref(), platform, store)
-                .map(Some)
+                .map(|b| (Some(b), None))
                 .map_err(|source| BuildError::Base {
                     pos,
                     base: format!("oci:{path}"),
@@ -330,19 +342,16 @@ fn load_base(
         }
         BaseRef::DockerArchive { path } => {
             bake_image::load_from_docker_archive(&recipe.context.join(path), platform, store)
-                .map(Some)
+                .map(|b| (Some(b), None))
                 .map_err(|source| BuildError::Base {
                     pos,
                     base: format!("docker-archive:{path}"),
                     source,
                 })
         }
-        BaseRef::Registry { reference } => Err(BuildError::BaseUnsupported {
-            pos,
-            base: reference.clone(),
-            message: "registry base images are not supported yet; use an oci: layout or a docker-archive:"
-                .to_owned(),
-        }),
+        BaseRef::Registry { reference } => {
+            registry::pull_base(reference, &pos, platform, store, settings).map(|(b, r)| (Some(b), Some(r)))
+        }
     }
 }
 

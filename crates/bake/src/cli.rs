@@ -26,6 +26,140 @@ pub enum Command {
     /// manifest digest and each layer's digest and size; with --json, one
     /// JSON object on stdout instead.
     Build(BuildArgs),
+
+    /// Push a built image from an OCI layout to a registry.
+    ///
+    /// Every tag of the image in the layout is pushed (or only TAG when the
+    /// image is given as oci:DIR:TAG), plus the tag in REF if it has one.
+    /// Blobs the registry already has are not uploaded again; the manifest
+    /// goes last, so a failed push never leaves a tag pointing at missing
+    /// blobs. A signature in the layout (bake sign) travels with the image.
+    Push(PushArgs),
+
+    /// Store credentials for a registry in the Docker config file.
+    ///
+    /// Reads the password from standard input and writes it to
+    /// $DOCKER_CONFIG/config.json (default ~/.docker/config.json), where
+    /// bake, docker, podman and skopeo all find it.
+    Login(LoginArgs),
+
+    /// Make a cosign-compatible ECDSA P-256 key pair.
+    ///
+    /// Writes PREFIX.key (PKCS#8 PEM, encrypted with the password from
+    /// BAKE_PASSWORD or a terminal prompt, mode 0600) and PREFIX.pub (PKIX
+    /// PEM). Prints the key id.
+    Keygen(KeygenArgs),
+
+    /// Sign an image's manifest digest, the way `cosign sign --key` does.
+    ///
+    /// The signature is stored beside the image under the tag
+    /// sha256-<hex>.sig, in the registry or in the OCI layout; signing again
+    /// with another key adds a signature, with the same key adds nothing.
+    Sign(SignArgs),
+
+    /// Check an image's signature with a public key.
+    ///
+    /// Exits 0 and names the key and identity when a signature by KEY for
+    /// this exact manifest digest and repository is found; otherwise exits
+    /// 1 saying why (unsigned, another key, another digest, tampered
+    /// payload, another repository).
+    Verify(VerifyArgs),
+}
+
+/// Options for talking to registries.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// Use plain HTTP for this registry host (repeatable). Loopback hosts
+    /// (127.0.0.0/8, localhost, ::1) always use plain HTTP.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image: oci:DIR[:TAG|@DIGEST], or a layout directory.
+    pub image: String,
+
+    /// Where to push: REGISTRY/REPOSITORY[:TAG].
+    pub reference: String,
+
+    /// Print one JSON object describing the push on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry host, e.g. registry.example.com or 127.0.0.1:5000.
+    pub registry: String,
+
+    /// The user name.
+    #[arg(long, short)]
+    pub username: String,
+
+    /// Read the password from standard input (the only way: never on the
+    /// command line, where other users and shell history would see it).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write PREFIX.key and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX", default_value = "cosign")]
+    pub output_prefix: std::path::PathBuf,
+
+    /// Write the private key unencrypted.
+    #[arg(long)]
+    pub no_password: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image: a registry reference, or oci:DIR[:TAG|@DIGEST].
+    pub image: String,
+
+    /// The private key (PEM: PKCS#8, encrypted PKCS#8, SEC1, or cosign's).
+    /// Its password comes from BAKE_PASSWORD or a terminal prompt.
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+
+    /// The repository the signature names (default: the reference's
+    /// repository; required for a layout).
+    #[arg(long, value_name = "REPOSITORY")]
+    pub identity: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image: a registry reference, or oci:DIR[:TAG|@DIGEST].
+    pub image: String,
+
+    /// The public key (PKIX PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: std::path::PathBuf,
+
+    /// The repository the signature must name (default: the reference's
+    /// repository; required for a layout unless --any-identity).
+    #[arg(long, value_name = "REPOSITORY")]
+    pub identity: Option<String>,
+
+    /// Accept a signature naming any repository.
+    #[arg(long, conflicts_with = "identity")]
+    pub any_identity: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -59,4 +193,26 @@ pub struct BuildArgs {
     /// Print nothing but errors (and the JSON with --json).
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// After building, push the image to this repository (repeatable):
+    /// REGISTRY/REPOSITORY[:TAG]. Every recipe tag is pushed, plus TAG.
+    /// Adds to the recipe's [output] push list.
+    #[arg(long, value_name = "REF")]
+    pub push: Vec<String>,
+
+    /// Refuse to build when an input is not pinned (a registry base given by
+    /// tag only).
+    #[arg(long)]
+    pub locked: bool,
+
+    /// Sign each pushed manifest digest with --key (cosign-compatible).
+    #[arg(long, requires = "key")]
+    pub sign: bool,
+
+    /// The private key for --sign.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }

@@ -8,11 +8,24 @@ use anyhow::{Context as _, Result, bail};
 use bake_build::{BuildOutput, BuildSettings};
 use serde_json::json;
 
-use crate::cli::{BuildArgs, Cli, Command};
+use crate::cli::{BuildArgs, Cli, Command, LoginArgs, PushArgs};
+use crate::registry;
+use crate::target::Target;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => build(args),
+        Command::Push(args) => push(args),
+        Command::Login(args) => login(args),
+        Command::Keygen(args) => crate::sign::keygen(args),
+        Command::Sign(args) => {
+            let opts = registry::Options::from_args(&args.registry, false);
+            crate::sign::sign(args, opts)
+        }
+        Command::Verify(args) => {
+            let opts = registry::Options::from_args(&args.registry, true);
+            crate::sign::verify(args, opts)
+        }
     }
 }
 
@@ -47,6 +60,12 @@ fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
         out_root: cwd.join("out"),
         docker_archive: args.docker_archive.clone(),
         tmp_dir: std::env::temp_dir(),
+        registry: bake_registry::RegistryOptions {
+            docker_config: bake_registry::DockerConfig::load(&registry::docker_config_dir())?,
+            insecure_registries: args.registry.insecure_registries.clone(),
+            ..bake_registry::RegistryOptions::default()
+        },
+        locked: args.locked,
     })
 }
 
@@ -56,17 +75,135 @@ fn build(args: BuildArgs) -> Result<()> {
         bail!("recipe {} does not exist", settings.recipe.display());
     }
     let started = std::time::Instant::now();
-    let out = bake_build::build(&settings)?;
+    let recipe = bake_build::load_recipe(&settings)?;
+    let out = bake_build::build_recipe(&recipe, &settings)?;
+    if let Some(base) = &out.base {
+        if base.from_tag && !args.quiet {
+            eprintln!(
+                "warning: base {} is a tag, resolved now to {}: pin it as {}@{} for a reproducible build",
+                base.reference,
+                base.digest,
+                base.reference
+                    .rsplit_once(':')
+                    .filter(|(_, t)| !t.contains('/'))
+                    .map_or(base.reference.as_str(), |(r, _)| r),
+                base.digest
+            );
+        }
+    }
+    // Push and sign only after the build fully succeeded.
+    let mut push_targets: Vec<String> = recipe.output.push.clone();
+    push_targets.extend(args.push.iter().cloned());
+    if args.sign && push_targets.is_empty() {
+        bail!("--sign needs somewhere to push: --push REF or [output] push in the recipe");
+    }
+    let key = match (&args.key, args.sign) {
+        (Some(k), true) => Some(crate::sign::load_signing_key(k)?),
+        _ => None,
+    };
+    let opts = registry::Options::from_args(&args.registry, args.quiet || args.json);
+    let mut pushed = Vec::new();
+    for target in &push_targets {
+        let reports = registry::push_manifest(&opts, &out.layout, &out.manifest, &out.tags, target)?;
+        let mut entry = json!({
+            "reference": target,
+            "digest": out.manifest.digest.to_string(),
+            "references": reports.first().map(|r| r.references.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
+            "uploaded": reports.iter().map(|r| r.uploaded.len()).sum::<usize>(),
+        });
+        if let Some(key) = &key {
+            let repo = registry::parse_reference(target)?.repository_ref();
+            let by_digest = format!("{repo}@{}", out.manifest.digest);
+            let signed = registry::sign(&opts, &by_digest, None, key)?;
+            if !args.quiet && !args.json {
+                crate::sign::report_signed(&signed, key);
+            }
+            entry["signature"] = json!(signed.signature_tag);
+        }
+        pushed.push(entry);
+    }
     let elapsed = started.elapsed();
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        let mut text = serde_json::to_string_pretty(&build_json(&out))?;
+        let mut v = build_json(&out);
+        v["pushed"] = json!(pushed);
+        let mut text = serde_json::to_string_pretty(&v)?;
         text.push('\n');
         stdout.write_all(text.as_bytes())?;
     } else if !args.quiet {
         write_human(&mut stdout, &out, elapsed)?;
+        for p in &pushed {
+            for r in p["references"].as_array().into_iter().flatten() {
+                writeln!(stdout, "  pushed    {}", r.as_str().unwrap_or_default())?;
+            }
+        }
     }
     stdout.flush()?;
+    Ok(())
+}
+
+fn push(args: PushArgs) -> Result<()> {
+    let opts = registry::Options::from_args(&args.registry, args.quiet || args.json);
+    let (dir, which) = match Target::parse(&args.image)? {
+        Target::Layout { dir, which } => (dir, which),
+        Target::Registry(r) => bail!(
+            "{r} is not an OCI layout: push takes oci:DIR[:TAG] (or a layout directory) and a registry reference"
+        ),
+    };
+    let layout = bake_image::Layout::open(&dir)?;
+    let (manifest, tags) = registry::select(&layout, which.as_deref())?;
+    let reports = registry::push_manifest(&opts, &dir, &manifest, &tags, &args.reference)?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let v: Vec<_> = reports
+            .iter()
+            .map(|r| {
+                json!({
+                    "digest": r.digest.to_string(),
+                    "references": r.references.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+                    "uploaded": r.uploaded.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                    "mounted": r.mounted.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                    "skipped": r.skipped.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&json!({ "pushed": v }))?
+        )?;
+    } else if !args.quiet {
+        for r in &reports {
+            writeln!(
+                stdout,
+                "pushed {} ({} uploaded, {} mounted, {} already there)",
+                r.digest,
+                r.uploaded.len(),
+                r.mounted.len(),
+                r.skipped.len()
+            )?;
+            for reference in &r.references {
+                writeln!(stdout, "  {reference}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn login(args: LoginArgs) -> Result<()> {
+    if !args.password_stdin {
+        bail!("give the password on standard input with --password-stdin (never on the command line)");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("the password on standard input is empty");
+    }
+    let path = registry::login(&args.registry, &args.username, password)?;
+    eprintln!("credentials for {} saved in {}", args.registry, path.display());
     Ok(())
 }
 

@@ -8,6 +8,9 @@
 
 mod cli;
 mod commands;
+mod registry;
+mod sign;
+mod target;
 
 use std::io::Write;
 use std::process::ExitCode;
