@@ -237,8 +237,11 @@ impl Registry {
         ctx: Ctx<'_>,
     ) -> Result<Option<HeaderValue>, Failure> {
         let key = (repo.to_owned(), op);
+        // Held while a token is fetched, so concurrent transfers wait for
+        // one token instead of each fetching their own.
+        let mut cache = host.auth.lock().await;
         if !refresh {
-            if let Some(v) = host.auth.lock().await.get(&key) {
+            if let Some(v) = cache.get(&key) {
                 return Ok(v.clone());
             }
         }
@@ -272,7 +275,7 @@ impl Registry {
                 }
             }
         };
-        host.auth.lock().await.insert(key, value.clone());
+        cache.insert(key, value.clone());
         Ok(value)
     }
 
@@ -458,8 +461,8 @@ impl Registry {
         let errors = ApiErrors::parse(&body);
         if status == StatusCode::UNAUTHORIZED {
             let mut detail = match errors.0.is_empty() {
-                true => "401 Unauthorized".to_owned(),
-                false => format!("401 Unauthorized: {errors}"),
+                true => "registry answered 401 Unauthorized".to_owned(),
+                false => format!("registry answered 401 Unauthorized: {errors}"),
             };
             if let Some(c) = challenge {
                 detail.push_str(&format!(" [challenge: {c}]"));
@@ -655,5 +658,44 @@ mod tests {
     fn secret_headers_do_not_debug() {
         let h = secret_header("Basic c2VjcmV0");
         assert!(!format!("{h:?}").contains("c2VjcmV0"));
+    }
+}
+
+#[cfg(test)]
+mod api_tests {
+    use super::*;
+    use crate::{LocalImage, NoProgress, Platform};
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Callers spawn these on multi-threaded runtimes.
+    #[allow(dead_code)]
+    fn futures_are_send(r: &Registry, store: &bake_store::BlobStore, reference: &Reference, p: &Platform) {
+        let image = LocalImage {
+            store,
+            manifest: &[],
+            media_type: "",
+        };
+        assert_send(&r.push_image(image, reference, &[], None, &NoProgress));
+        assert_send(&r.pull_image(reference, p, store, &NoProgress));
+        assert_send(&r.fetch_manifest(reference));
+        assert_send(&r.fetch_blob(reference, &bake_digest::Digest::of(b"")));
+        assert_send(&r.push_manifest_only(reference, &[], "", &[], &NoProgress));
+    }
+
+    #[test]
+    fn debug_output_holds_no_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::login(dir.path(), "r.example", "alice", "pa55-w0rd-secret").unwrap();
+        let opts = RegistryOptions {
+            docker_config: DockerConfig::load(dir.path()).unwrap(),
+            ..RegistryOptions::default()
+        };
+        let registry = Registry::new(opts.clone()).unwrap();
+        let shown = format!("{registry:?} {opts:?}");
+        assert!(!shown.contains("pa55-w0rd-secret"), "{shown}");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("alice:pa55-w0rd-secret");
+        assert!(!shown.contains(&encoded), "{shown}");
+        assert!(shown.contains("r.example"), "{shown}");
     }
 }

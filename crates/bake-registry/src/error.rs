@@ -30,7 +30,7 @@ pub enum RegistryError {
 
     /// The registry (or its token service) refused our credentials, or we
     /// had none and it wants some.
-    #[error("authentication failed for {reference}: registry {registry} answered {detail} ({credentials})")]
+    #[error("authentication failed for {reference} at {registry}: {detail} ({credentials})")]
     Unauthorized {
         reference: String,
         registry: String,

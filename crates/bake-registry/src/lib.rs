@@ -73,14 +73,18 @@
 //! and 404 cannot be told from 400); `push_manifest_raw` does not return the
 //! registry's `Docker-Content-Digest` (which we must verify); `mount_blob`
 //! treats the spec's "202: mount not possible, here is an upload session"
-//! as an error; `blob_exists` turns every non-404 failure into an opaque
-//! error; and manifest pulls do not return the `Content-Type`. It also has
+//! as an error; `blob_exists` drops the body and headers of every non-404
+//! failure; and manifest pulls do not return the `Content-Type`. It also has
 //! no OAuth2 refresh-token grant, which docker's `identitytoken` needs: we
 //! do that exchange ourselves.
 //!
 //! This crate reads no environment variable and no clock except to time
 //! retries: the caller passes the docker config, the insecure registries,
 //! the retry policy and the progress sink.
+
+// Let chains would collapse these, but need Rust 1.88; the MSRV is 1.85.
+#![allow(clippy::collapsible_if)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod auth;
 mod client;

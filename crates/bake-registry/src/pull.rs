@@ -113,18 +113,13 @@ impl Registry {
             }
         }
         let limit = self.inner.opts.max_concurrent_transfers.max(1);
-        let downloaded: Vec<Option<Digest>> = futures_util::stream::iter(blobs)
-            .map(|d| {
-                let host = &host;
-                async move {
-                    if store.has(&d.digest) {
-                        progress.skipped(&d.digest, d.size, Skip::Cached);
-                        return Ok(None);
-                    }
-                    self.download(host, reference, d, store, progress).await?;
-                    Ok::<_, RegistryError>(Some(d.digest.clone()))
-                }
-            })
+        // Futures made before they enter the stream: a closure there would
+        // make this future's `Send` unprovable for the compiler.
+        let fetches: Vec<_> = blobs
+            .into_iter()
+            .map(|d| self.download_unless_cached(&host, reference, d, store, progress))
+            .collect();
+        let downloaded: Vec<Option<Digest>> = futures_util::stream::iter(fetches)
             .buffered(limit)
             .try_collect()
             .await?;
@@ -349,6 +344,22 @@ impl Registry {
         .await
     }
 
+    async fn download_unless_cached(
+        &self,
+        host: &Host,
+        reference: &Reference,
+        blob: &Descriptor,
+        store: &BlobStore,
+        progress: &dyn Progress,
+    ) -> Result<Option<Digest>, RegistryError> {
+        if store.has(&blob.digest) {
+            progress.skipped(&blob.digest, blob.size, Skip::Cached);
+            return Ok(None);
+        }
+        self.download(host, reference, blob, store, progress).await?;
+        Ok(Some(blob.digest.clone()))
+    }
+
     /// Streams one blob into the store through a blocking writer thread;
     /// nothing appears in the store unless it hashes to `blob.digest`.
     async fn download(
@@ -360,7 +371,7 @@ impl Registry {
         progress: &dyn Progress,
     ) -> Result<(), RegistryError> {
         let digest = &blob.digest;
-        let shown = at_digest(reference, digest);
+        let shown = reference.to_string();
         let action = format!("download blob {} from", digest.short());
         let ctx = Ctx {
             action: &action,

@@ -65,6 +65,11 @@ impl Registry {
     /// `mount_from` (a repository of the same registry) when given, else
     /// streamed from the store file, verified as it is read. If `target`
     /// has a digest, the manifest must have it.
+    ///
+    /// On a bearer-token registry the token is scoped to `target`'s
+    /// repository only, so a registry that checks pull access to
+    /// `mount_from` answers the mount with an upload session instead, and
+    /// the blob is uploaded: slower, never wrong.
     pub async fn push_image(
         &self,
         image: LocalImage<'_>,
@@ -261,7 +266,7 @@ impl Registry {
             progress.skipped(digest, blob.size, Skip::Exists);
             return Ok(Outcome::Exists);
         }
-        let reference = &at_digest(target, digest);
+        let reference = &target.to_string();
         let action = &format!("upload blob {} to", digest.short());
         let ctx = Ctx { action, reference };
         let repo = target.repository();
@@ -392,7 +397,7 @@ impl Registry {
         digest: &Digest,
         progress: &dyn Progress,
     ) -> Result<bool, RegistryError> {
-        let reference = at_digest(target, digest);
+        let reference = target.to_string();
         let action = format!("check for blob {} in", digest.short());
         let ctx = Ctx {
             action: &action,

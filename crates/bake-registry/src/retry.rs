@@ -54,7 +54,8 @@ impl RetryPolicy {
 /// Why an attempt failed, and whether another one may succeed.
 #[derive(Debug)]
 pub(crate) struct Failure {
-    pub error: RegistryError,
+    /// Boxed: results carrying a `Failure` stay small on the happy path.
+    pub error: Box<RegistryError>,
     pub retry: Retry,
 }
 
@@ -70,14 +71,14 @@ pub(crate) enum Retry {
 impl Failure {
     pub fn fatal(error: RegistryError) -> Failure {
         Failure {
-            error,
+            error: Box::new(error),
             retry: Retry::No,
         }
     }
 
     pub fn transient(error: RegistryError, after: Option<Duration>) -> Failure {
         Failure {
-            error,
+            error: Box::new(error),
             retry: Retry::Yes { after },
         }
     }
@@ -121,14 +122,14 @@ where
             Err(Failure {
                 error,
                 retry: Retry::No,
-            }) => return Err(error.set_attempts(n)),
+            }) => return Err((*error).set_attempts(n)),
             Err(Failure {
                 error,
                 retry: Retry::Yes { after },
             }) => {
                 let wait = after.unwrap_or_else(|| policy.backoff(n));
                 if n >= policy.max_attempts.max(1) || start.elapsed() + wait > policy.max_elapsed {
-                    return Err(error.set_attempts(n));
+                    return Err((*error).set_attempts(n));
                 }
                 progress.retrying(what, n, wait, &error.to_string());
                 tokio::time::sleep(wait).await;
@@ -256,7 +257,7 @@ mod tests {
     #[tokio::test]
     async fn honours_retry_after_and_the_time_budget() {
         let rec = Recorder::default();
-        let _ = with_retry(&fast(), &rec, "x", |n| async move {
+        with_retry(&fast(), &rec, "x", |n| async move {
             if n < 2 {
                 Err(Failure::transient(net_error(), Some(Duration::from_millis(30))))
             } else {

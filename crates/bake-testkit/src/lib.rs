@@ -16,8 +16,8 @@
 //! * [`write_docker_config`] writes a `config.json` with one `auths` entry.
 //!
 //! ```no_run
-//! use bake_testkit::{Fault, FaultPlan, FaultProxy, RequestKind, TestRegistry, RegistryOptions};
-//! let registry = TestRegistry::start(RegistryOptions::default()).unwrap();
+//! use bake_testkit::{Fault, FaultPlan, FaultProxy, RequestKind, TestRegistry, TestRegistryOptions};
+//! let registry = TestRegistry::start(TestRegistryOptions::default()).unwrap();
 //! let flaky = FaultProxy::start(
 //!     &registry.direct_host(),
 //!     FaultPlan::new().on(RequestKind::ManifestPut, Fault::Status(500), 2),
@@ -29,8 +29,12 @@
 //!
 //! Everything listens on 127.0.0.1 only and stops when dropped.
 
+// Let chains would collapse these, but need Rust 1.88; the MSRV is 1.85.
+#![allow(clippy::collapsible_if)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod proxy;
 mod registry;
 
 pub use proxy::{BearerFront, Fault, FaultPlan, FaultProxy, Matcher, ProxyOptions, RequestKind};
-pub use registry::{RegistryOptions, TestRegistry, write_docker_config};
+pub use registry::{TestRegistry, TestRegistryOptions, write_docker_config};

@@ -209,6 +209,9 @@ pub struct BearerFront {
     pub username: String,
     pub password: String,
     pub token_uses: usize,
+    /// Also accept this OAuth2 refresh token (`POST /token` with
+    /// `grant_type=refresh_token`), as docker's `identitytoken` is used.
+    pub refresh_token: Option<String>,
 }
 
 /// How the proxy behaves besides its [`FaultPlan`].
@@ -475,7 +478,7 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Result<Respo
 
     if let Some(front) = &shared.options.bearer {
         if kind == RequestKind::Token {
-            return Ok(issue_token(&shared, front, &req));
+            return Ok(issue_token(&shared, front, req).await);
         }
         if !spend_token(&shared, &req) {
             note(format!("{method} {path} -> 401 (bearer front)"));
@@ -517,26 +520,53 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Result<Respo
     Ok(resp)
 }
 
-fn issue_token(shared: &Shared, front: &BearerFront, req: &Request<Incoming>) -> Response<Body> {
+async fn issue_token(shared: &Shared, front: &BearerFront, req: Request<Incoming>) -> Response<Body> {
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", front.username, front.password))
     );
+    let method = req.method().clone();
     let given = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_owned();
+    let accepted = if method == hyper::Method::POST {
+        // OAuth2 form: grant_type=refresh_token&refresh_token=…
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let form = String::from_utf8_lossy(&body).into_owned();
+        let field = |name: &str| {
+            form.split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .map(str::to_owned)
+        };
+        field("grant_type").as_deref() == Some("refresh_token")
+            && front.refresh_token.is_some()
+            && field("refresh_token") == front.refresh_token
+    } else {
+        given == expected
+    };
     let mut c = shared.counters.lock().unwrap_or_else(|p| p.into_inner());
-    if given != expected {
-        c.log.push("GET /token -> 401".into());
+    if !accepted {
+        c.log.push(format!("{method} /token -> 401"));
         return api_error(401, "UNAUTHORIZED", "bad credentials for the token service");
     }
     c.tokens_issued += 1;
     let token = format!("test-token-{}", c.tokens_issued);
     c.tokens.insert(token.clone(), front.token_uses);
-    c.log.push("GET /token -> 200".into());
-    let mut resp = Response::new(full(format!(r#"{{"token":"{token}","expires_in":300}}"#)));
+    c.log.push(format!("{method} /token -> 200"));
+    let body = if method == hyper::Method::POST {
+        format!(r#"{{"access_token":"{token}","expires_in":300}}"#)
+    } else {
+        format!(r#"{{"token":"{token}","expires_in":300}}"#)
+    };
+    let mut resp = Response::new(full(body));
     resp.headers_mut().insert(
         "content-type",
         hyper::header::HeaderValue::from_static("application/json"),

@@ -13,7 +13,7 @@ use crate::proxy::{FaultPlan, FaultProxy, RequestKind};
 
 /// How to start a [`TestRegistry`].
 #[derive(Debug, Clone, Default)]
-pub struct RegistryOptions {
+pub struct TestRegistryOptions {
     /// Require these basic-auth credentials (an htpasswd file with a bcrypt
     /// hash is written for the registry).
     pub htpasswd: Option<(String, String)>,
@@ -32,7 +32,7 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     /// Starts the registry and waits (up to 20 s) until `/v2/` answers.
-    pub fn start(opts: RegistryOptions) -> io::Result<TestRegistry> {
+    pub fn start(opts: TestRegistryOptions) -> io::Result<TestRegistry> {
         let binary = "docker-registry";
         let dir = tempfile::Builder::new().prefix("bake-test-registry-").tempdir()?;
         let storage = dir.path().join("storage");

@@ -1,0 +1,389 @@
+//! `bake build --push`, `bake push`, registry bases, auth, `bake login`,
+//! and signing against a real `docker-registry` on 127.0.0.1 (through the
+//! testkit's counting proxy), read back by skopeo and openssl.
+//!
+//! Run by `cargo xtask test`; plain `cargo test` skips them as ignored.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use bake_testkit::{RequestKind, TestRegistry, TestRegistryOptions, write_docker_config};
+use common::*;
+
+fn registry() -> TestRegistry {
+    require("docker-registry");
+    TestRegistry::start(TestRegistryOptions::default()).unwrap()
+}
+
+fn hello_recipe() -> std::path::PathBuf {
+    repo().join("recipes/hello/bake.toml")
+}
+
+fn skopeo_digest(reference: &str) -> String {
+    let out = ok(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{reference}")));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Digest"].as_str().unwrap().to_owned()
+}
+
+#[test]
+#[ignore = "needs docker-registry and skopeo; run via cargo xtask test"]
+fn build_push_then_unchanged_push_uploads_nothing() {
+    require("skopeo");
+    let reg = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let target = format!("{}/demo/hello", reg.host());
+    let out = ok(bake(tmp.path())
+        .arg("build")
+        .arg(hello_recipe())
+        .args(["--layout", "layout", "--json", "--push", &target]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digest = v["digest"].as_str().unwrap();
+    let pushed = &v["pushed"][0];
+    assert_eq!(pushed["digest"], digest);
+    assert_eq!(pushed["uploaded"], 2, "config + one layer: {pushed}");
+    let refs: Vec<&str> = pushed["references"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(refs.contains(&format!("{target}:latest").as_str()), "{refs:?}");
+    assert!(refs.contains(&format!("{target}:v1.0.0").as_str()), "{refs:?}");
+    // Independent reader: same digest for every tag.
+    assert_eq!(skopeo_digest(&format!("{target}:latest")), digest);
+    assert_eq!(skopeo_digest(&format!("{target}:v1.0.0")), digest);
+    // skopeo copies it back out; the copy has the same manifest digest.
+    ok(Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", "--preserve-digests"])
+        .arg(format!("docker://{target}:latest"))
+        .arg(format!("oci:{}:copy", tmp.path().join("copy").display())));
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(tmp.path().join("copy/index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], digest);
+
+    // Push again with `bake push`: nothing is uploaded.
+    reg.reset_counts();
+    let out = ok(bake(tmp.path()).args(["push", "oci:layout:latest", &format!("{target}:again"), "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pushed"][0]["uploaded"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(reg.count(RequestKind::BlobUploadStart), 0);
+    assert_eq!(reg.count(RequestKind::BlobUploadPut), 0);
+    assert_eq!(skopeo_digest(&format!("{target}:again")), digest);
+}
+
+#[test]
+#[ignore = "needs docker-registry and skopeo; run via cargo xtask test"]
+fn registry_base_is_pulled_once_and_reused_byte_for_byte() {
+    require("skopeo");
+    let reg = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    // A third party (skopeo) puts the base in the registry.
+    ok(Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false", "--preserve-digests"])
+        .arg(format!("oci:{}:1.0", repo().join("recipes/site/base").display()))
+        .arg(format!("docker://{}/bases/tiny:1.0", reg.host())));
+    let base_digest = "sha256:c3cda062914d2ff020c116e8290fdae3556eb925a47d90dc99adc7978703faa5";
+    let recipe = |base: &str| {
+        format!(
+            "base = \"{base}\"\n[image]\nname = \"on-registry-base\"\n[[layer]]\n[[layer.step]]\nfile = \"/hello\"\ncontent = \"hi\\n\"\n"
+        )
+    };
+    let pinned = format!("{}/bases/tiny@{base_digest}", reg.host());
+    fs_err::write(tmp.path().join("bake.toml"), recipe(&pinned)).unwrap();
+    let first = build_json(
+        tmp.path(),
+        &tmp.path().join("bake.toml"),
+        &tmp.path().join("layout"),
+    );
+    assert_eq!(
+        first["layers"][0]["digest"],
+        "sha256:77fcaa7421a90c44ce0721de956a0b51e5a7b20e325182ad3b5b0e55694d5476"
+    );
+    assert_eq!(first["layers"][0]["fromBase"], true);
+    // Second build: the pinned base is in the store; the registry is not asked.
+    reg.reset_counts();
+    let second = build_json(
+        tmp.path(),
+        &tmp.path().join("bake.toml"),
+        &tmp.path().join("layout"),
+    );
+    assert_eq!(first["digest"], second["digest"]);
+    assert_eq!(
+        reg.proxy().total(),
+        0,
+        "second build contacted the registry: {:?}",
+        reg.proxy().counts()
+    );
+    // The same image from the local layout base gives the same digest.
+    copy_tree_shuffled(&repo().join("recipes/site/base"), &tmp.path().join("base"), 0);
+    fs_err::write(tmp.path().join("local.toml"), recipe("oci:base:1.0")).unwrap();
+    let local = build_json(
+        tmp.path(),
+        &tmp.path().join("local.toml"),
+        &tmp.path().join("local"),
+    );
+    assert_eq!(local["digest"], first["digest"]);
+
+    // A tag alone works but is reported; --locked refuses it.
+    fs_err::write(
+        tmp.path().join("tag.toml"),
+        recipe(&format!("{}/bases/tiny:1.0", reg.host())),
+    )
+    .unwrap();
+    let out = ok(bake(tmp.path()).args(["build", "tag.toml", "--layout", "tagged"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("resolved now to") && stderr.contains(base_digest),
+        "{stderr}"
+    );
+    let err = fails(bake(tmp.path()).args(["build", "tag.toml", "--layout", "locked", "--locked"]));
+    assert!(err.contains("tag.toml:1:") && err.contains("--locked"), "{err}");
+}
+
+#[test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+fn auth_right_wrong_and_login() {
+    require("docker-registry");
+    let reg = TestRegistry::start(TestRegistryOptions {
+        htpasswd: Some(("ci".into(), "s3cret-Pa55".into())),
+    })
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let target = format!("{}/team/hello", reg.host());
+    ok(bake(tmp.path())
+        .arg("build")
+        .arg(hello_recipe())
+        .args(["--layout", "layout", "-q"]));
+
+    // No credentials: a clear 401, nothing tagged.
+    let err = fails(
+        bake(tmp.path())
+            .args(["push", "oci:layout:latest", &target])
+            .env("DOCKER_CONFIG", tmp.path().join("none")),
+    );
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("unauthorized"),
+        "{err}"
+    );
+    assert!(err.contains(&reg.host()), "{err}");
+
+    // Wrong password: the same, and the password never shows.
+    let wrong = tmp.path().join("wrong");
+    write_docker_config(&wrong, &reg.host(), "ci", "not-the-Pa55word").unwrap();
+    let err = fails(
+        bake(tmp.path())
+            .args(["push", "oci:layout:latest", &target])
+            .env("DOCKER_CONFIG", &wrong),
+    );
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("unauthorized"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-Pa55word"), "password leaked: {err}");
+    assert!(
+        reg.tags("team/hello").unwrap_or_default().is_empty(),
+        "a failed push left a tag"
+    );
+
+    // `bake login` writes the docker config; then the push works.
+    let cfg = tmp.path().join("docker");
+    let mut child = bake(tmp.path())
+        .args(["login", &reg.host(), "--username", "ci", "--password-stdin"])
+        .env("DOCKER_CONFIG", &cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"s3cret-Pa55\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("s3cret-Pa55"));
+    let out = ok(bake(tmp.path())
+        .args(["push", "oci:layout:latest", &target])
+        .env("DOCKER_CONFIG", &cfg));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"));
+    assert_eq!(reg.tags("team/hello").unwrap(), vec!["latest".to_owned()]);
+}
+
+fn keygen(dir: &Path, prefix: &str) {
+    ok(bake(dir).args(["keygen", "--output-prefix", prefix, "--no-password"]));
+}
+
+#[test]
+#[ignore = "needs docker-registry and openssl; run via cargo xtask test"]
+fn build_push_sign_verify_and_every_failure_has_its_own_message() {
+    require("openssl");
+    let reg = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    keygen(d, "good");
+    keygen(d, "other");
+    let target = format!("{}/signed/hello", reg.host());
+    let out = ok(bake(d).arg("build").arg(hello_recipe()).args([
+        "--layout", "layout", "--json", "--push", &target, "--sign", "--key", "good.key",
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digest = v["digest"].as_str().unwrap().to_owned();
+    assert!(
+        v["pushed"][0]["signature"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("sha256-{}.sig", &digest[7..]))
+    );
+
+    let out = ok(bake(d).args(["verify", &format!("{target}:latest"), "--key", "good.pub"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Verified OK") && text.contains(&digest) && text.contains(&target),
+        "{text}"
+    );
+
+    // openssl agrees, on the payload and signature as stored in the registry.
+    let sig_tag = format!("sha256-{}.sig", &digest[7..]);
+    let out = ok(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{target}:{sig_tag}")));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer = &m["layers"][0];
+    let (_, payload) = reg
+        .get(&format!(
+            "/v2/signed/hello/blobs/{}",
+            layer["digest"].as_str().unwrap()
+        ))
+        .unwrap();
+    fs_err::write(d.join("payload.json"), &payload).unwrap();
+    let b64 = layer["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap();
+    fs_err::write(d.join("sig.b64"), b64).unwrap();
+    ok(Command::new("openssl")
+        .args(["base64", "-d", "-A", "-in", "sig.b64", "-out", "sig.der"])
+        .current_dir(d));
+    let out = ok(Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            "good.pub",
+            "-signature",
+            "sig.der",
+            "payload.json",
+        ])
+        .current_dir(d));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Verified OK"));
+    let p: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(p["critical"]["image"]["docker-manifest-digest"], digest.as_str());
+    assert_eq!(p["critical"]["identity"]["docker-reference"], target.as_str());
+
+    // Wrong key.
+    let err = fails(bake(d).args(["verify", &format!("{target}:latest"), "--key", "other.pub"]));
+    assert!(err.contains("another key") || err.contains("other key"), "{err}");
+
+    // Unsigned image.
+    let unsigned = format!("{}/unsigned/hello", reg.host());
+    ok(bake(d).args(["push", "oci:layout:latest", &unsigned]));
+    let err = fails(bake(d).args(["verify", &format!("{unsigned}:latest"), "--key", "good.pub"]));
+    assert!(err.contains("not signed"), "{err}");
+
+    // Another repository: the signature names signed/hello.
+    ok(Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+        ])
+        .arg(format!("docker://{target}:{sig_tag}"))
+        .arg(format!("docker://{unsigned}:{sig_tag}")));
+    let err = fails(bake(d).args(["verify", &format!("{unsigned}:latest"), "--key", "good.pub"]));
+    assert!(err.contains("signed/hello"), "{err}");
+    ok(bake(d).args([
+        "verify",
+        &format!("{unsigned}:latest"),
+        "--key",
+        "good.pub",
+        "--any-identity",
+    ]));
+
+    // A replayed signature: copied onto a different image's .sig tag.
+    fs_err::write(
+        d.join("other.toml"),
+        "[image]\nname = \"other\"\n[[layer]]\n[[layer.step]]\nfile = \"/x\"\ncontent = \"x\"\n",
+    )
+    .unwrap();
+    let other = build_json(d, &d.join("other.toml"), &d.join("other-layout"));
+    let other_digest = other["digest"].as_str().unwrap();
+    ok(bake(d).args(["push", "oci:other-layout:latest", &format!("{target}:other")]));
+    ok(Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+        ])
+        .arg(format!("docker://{target}:{sig_tag}"))
+        .arg(format!("docker://{target}:sha256-{}.sig", &other_digest[7..])));
+    let err = fails(bake(d).args(["verify", &format!("{target}:other"), "--key", "good.pub"]));
+    assert!(err.contains(&format!("signature is for {digest}")), "{err}");
+}
+
+#[test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+fn layout_signatures_offline_then_travel_with_the_push() {
+    let reg = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    keygen(d, "k");
+    ok(bake(d)
+        .arg("build")
+        .arg(hello_recipe())
+        .args(["--layout", "layout", "-q"]));
+    let target = format!("{}/offline/hello", reg.host());
+    let err = fails(bake(d).args(["sign", "oci:layout:latest", "--key", "k.key"]));
+    assert!(err.contains("--identity"), "{err}");
+    ok(bake(d).args([
+        "sign",
+        "oci:layout:latest",
+        "--key",
+        "k.key",
+        "--identity",
+        &target,
+    ]));
+    // Idempotent: signing again with the same key adds nothing.
+    let out = ok(bake(d).args([
+        "sign",
+        "oci:layout:latest",
+        "--key",
+        "k.key",
+        "--identity",
+        &target,
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing added"));
+    let out = ok(bake(d).args([
+        "verify",
+        "oci:layout:latest",
+        "--key",
+        "k.pub",
+        "--identity",
+        &target,
+    ]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Verified OK"));
+    let err = fails(bake(d).args([
+        "verify",
+        "oci:layout:latest",
+        "--key",
+        "k.pub",
+        "--identity",
+        "elsewhere/repo",
+    ]));
+    assert!(err.contains(&target), "{err}");
+    // The push carries the signature; verification against the registry passes.
+    ok(bake(d).args(["push", "oci:layout:latest", &target]));
+    ok(bake(d).args(["verify", &format!("{target}:latest"), "--key", "k.pub"]));
+}
