@@ -17,6 +17,28 @@ fn registry() -> TestRegistry {
     TestRegistry::start(TestRegistryOptions::default()).unwrap()
 }
 
+/// The README's worked example, against the suite's shared registry
+/// (`cargo xtask test` starts it and sets BAKE_TEST_REGISTRY) or our own.
+#[test]
+#[ignore = "needs docker-registry and skopeo; run via cargo xtask test"]
+fn readme_worked_example_push_to_a_local_registry() {
+    require("skopeo");
+    let own;
+    let host = match std::env::var("BAKE_TEST_REGISTRY") {
+        Ok(h) => h,
+        Err(_) => {
+            own = registry();
+            own.host()
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let target = format!("{host}/examples/hello");
+    let out = ok(bake(tmp.path()).arg("build").arg(hello_recipe()).args(["--push", &target, "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(skopeo_digest(&format!("{target}:latest")), v["digest"].as_str().unwrap());
+    assert!(tmp.path().join("out/hello/index.json").is_file(), "default layout is out/<name>");
+}
+
 fn hello_recipe() -> std::path::PathBuf {
     repo().join("recipes/hello/bake.toml")
 }
