@@ -104,12 +104,28 @@ fn build(args: BuildArgs) -> Result<()> {
     let opts = registry::Options::from_args(&args.registry, args.quiet || args.json);
     let mut pushed = Vec::new();
     for target in &push_targets {
-        let reports = registry::push_manifest(&opts, &out.layout, &out.manifest, &out.tags, target)?;
+        // Base layers already in the same registry are mounted, not uploaded.
+        let target_ref = registry::parse_reference(target)?;
+        let mount_from = out
+            .base
+            .as_ref()
+            .and_then(|b| registry::parse_reference(&b.reference).ok())
+            .filter(|b| b.registry() == target_ref.registry() && b.repository() != target_ref.repository())
+            .map(|b| b.repository().to_owned());
+        let reports = registry::push_manifest(
+            &opts,
+            &out.layout,
+            &out.manifest,
+            &out.tags,
+            target,
+            mount_from.as_deref(),
+        )?;
         let mut entry = json!({
             "reference": target,
             "digest": out.manifest.digest.to_string(),
             "references": reports.first().map(|r| r.references.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
             "uploaded": reports.iter().map(|r| r.uploaded.len()).sum::<usize>(),
+            "mounted": reports.iter().map(|r| r.mounted.len()).sum::<usize>(),
         });
         if let Some(key) = &key {
             let repo = registry::parse_reference(target)?.repository_ref();
@@ -152,7 +168,7 @@ fn push(args: PushArgs) -> Result<()> {
     };
     let layout = bake_image::Layout::open(&dir)?;
     let (manifest, tags) = registry::select(&layout, which.as_deref())?;
-    let reports = registry::push_manifest(&opts, &dir, &manifest, &tags, &args.reference)?;
+    let reports = registry::push_manifest(&opts, &dir, &manifest, &tags, &args.reference, None)?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         let v: Vec<_> = reports

@@ -86,14 +86,17 @@ pub fn select(layout: &Layout, which: Option<&str>) -> Result<(bake_image::Descr
 }
 
 /// Pushes `manifest` from the layout at `dir` to `reference`, tagged with
-/// `tags` (and `reference`'s own tag). A signature stored in the layout for
-/// that manifest is pushed after it.
+/// `tags` (and `reference`'s own tag). Blobs missing there are mounted from
+/// `mount_from` (a repository of the same registry, such as the base
+/// image's) when it has them. A signature stored in the layout for that
+/// manifest is pushed after it.
 pub fn push_manifest(
     opts: &Options,
     dir: &Path,
     manifest: &bake_image::Descriptor,
     tags: &[String],
     reference: &str,
+    mount_from: Option<&str>,
 ) -> Result<Vec<PushReport>> {
     let layout = Layout::open(dir)?;
     let target = parse_reference(reference)?;
@@ -109,7 +112,7 @@ pub fn push_manifest(
         media_type: &manifest.media_type,
     };
     let report = rt
-        .block_on(registry.push_image(image, &target, tags, None, &progress))
+        .block_on(registry.push_image(image, &target, tags, mount_from, &progress))
         .with_context(|| format!("pushing {} to {target}", dir.display()))?;
     reports.push(report);
     let sig = sig_tag(&manifest.digest);

@@ -33,10 +33,19 @@ fn readme_worked_example_push_to_a_local_registry() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let target = format!("{host}/examples/hello");
-    let out = ok(bake(tmp.path()).arg("build").arg(hello_recipe()).args(["--push", &target, "--json"]));
+    let out = ok(bake(tmp.path())
+        .arg("build")
+        .arg(hello_recipe())
+        .args(["--push", &target, "--json"]));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(skopeo_digest(&format!("{target}:latest")), v["digest"].as_str().unwrap());
-    assert!(tmp.path().join("out/hello/index.json").is_file(), "default layout is out/<name>");
+    assert_eq!(
+        skopeo_digest(&format!("{target}:latest")),
+        v["digest"].as_str().unwrap()
+    );
+    assert!(
+        tmp.path().join("out/hello/index.json").is_file(),
+        "default layout is out/<name>"
+    );
 }
 
 fn hello_recipe() -> std::path::PathBuf {
@@ -149,6 +158,23 @@ fn registry_base_is_pulled_once_and_reused_byte_for_byte() {
         &tmp.path().join("local"),
     );
     assert_eq!(local["digest"], first["digest"]);
+
+    // Pushed to another repository of the same registry, the base layer is
+    // mounted from the base's repository, not uploaded.
+    reg.reset_counts();
+    let out = ok(bake(tmp.path()).args([
+        "build",
+        "bake.toml",
+        "--layout",
+        "layout",
+        "--json",
+        "--push",
+        &format!("{}/apps/on-base:1", reg.host()),
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pushed"][0]["mounted"], 1, "{v}");
+    assert_eq!(v["pushed"][0]["uploaded"], 2, "config + our layer: {v}");
+    assert_eq!(reg.count(RequestKind::BlobMount), 1);
 
     // A tag alone works but is reported; --locked refuses it.
     fs_err::write(
