@@ -115,7 +115,6 @@ fn ensure_packages() -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     ensure_packages()?;
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     // Every test, including the `#[ignore]`d ones that drive external tools.
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])

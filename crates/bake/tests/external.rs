@@ -379,27 +379,48 @@ fn docker_archive_base_from_skopeo() {
     ok(Command::new("skopeo")
         .arg("copy")
         .arg(format!("oci:{}:latest", tmp.path().join("layout").display()))
-        .arg(format!("docker-archive:{}:hello:latest", tmp.path().join("base.tar").display())));
+        .arg(format!(
+            "docker-archive:{}:hello:latest",
+            tmp.path().join("base.tar").display()
+        )));
     fs_err::write(
         tmp.path().join("bake.toml"),
         "base = \"docker-archive:base.tar\"\n[image]\nname = \"on-archive\"\n[[layer]]\n[[layer.step]]\nfile = \"/etc/greeting\"\ncontent = \"hi\\n\"\n",
     )
     .unwrap();
-    let v = build_json(tmp.path(), &tmp.path().join("bake.toml"), &tmp.path().join("derived"));
+    let v = build_json(
+        tmp.path(),
+        &tmp.path().join("bake.toml"),
+        &tmp.path().join("derived"),
+    );
     let layers = v["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
     assert_eq!(layers[0]["fromBase"], true);
     // skopeo wrote the layer uncompressed: reused as is, so digest == diffID.
     assert_eq!(layers[0]["digest"], layers[0]["diffID"]);
     let hello: serde_json::Value = serde_json::from_slice(
-        &ok(bake(tmp.path()).arg("build").arg(repo().join("recipes/hello/bake.toml")).args(["--layout", "layout", "--json"])).stdout,
+        &ok(bake(tmp.path())
+            .arg("build")
+            .arg(repo().join("recipes/hello/bake.toml"))
+            .args(["--layout", "layout", "--json"]))
+        .stdout,
     )
     .unwrap();
     assert_eq!(layers[0]["diffID"], hello["layers"][0]["diffID"]);
     // The entrypoint is inherited and still runs.
     let bundle = tmp.path().join("bundle");
-    ok(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:latest", tmp.path().join("derived").display())).arg(&bundle));
-    assert_eq!(fs_err::read_to_string(bundle.join("rootfs/etc/greeting")).unwrap(), "hi\n");
-    let config: serde_json::Value = serde_json::from_slice(&fs_err::read(bundle.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["process"]["args"], serde_json::json!(["/usr/local/bin/hello"]));
+    ok(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", tmp.path().join("derived").display()))
+        .arg(&bundle));
+    assert_eq!(
+        fs_err::read_to_string(bundle.join("rootfs/etc/greeting")).unwrap(),
+        "hi\n"
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["process"]["args"],
+        serde_json::json!(["/usr/local/bin/hello"])
+    );
 }
