@@ -138,7 +138,7 @@ use bake_digest::{Digest, HashingWriter};
 
 pub use context::Context;
 pub use error::LayerError;
-pub use read::{EntryKind, EntrySummary, read_layer_entries};
+pub use read::{EntryKind, EntrySummary, HeaderFormat, read_layer_entries};
 
 /// The owner of the entries a step creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

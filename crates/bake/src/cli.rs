@@ -64,6 +64,27 @@ pub enum Command {
     /// 1 saying why (unsigned, another key, another digest, tampered
     /// payload, another repository).
     Verify(VerifyArgs),
+
+    /// Explain how two images differ, top-down.
+    ///
+    /// A and B are each an OCI layout (oci:DIR[:TAG|@DIGEST], or a layout
+    /// directory), a docker-archive tarball (docker-archive:FILE, or the
+    /// path of a file), or a registry reference (pulled into a temporary
+    /// store). The report goes
+    /// from the manifests (media type, config, layer count, annotations) to
+    /// the configs (created, author, platform, every config field, Env and
+    /// Labels per key, history, rootfs.diff_ids) to each pair of layers:
+    /// identical, compression-only (same diffID, other digest: sizes and
+    /// gzip headers), or the entries added, removed and changed, with what
+    /// changed (content, size, mode, owner, mtime, link target, type, tar
+    /// header fields, xattrs), whiteouts as deletions, and order. Layers
+    /// only one image has are listed too.
+    ///
+    /// Exit status: 0 when the images are identical; 1 when they differ
+    /// (the report on stdout, nothing on stderr); 1 when an image cannot be
+    /// read (a message starting with "error:" on stderr); 2 for a usage
+    /// error.
+    Diff(DiffArgs),
 }
 
 /// Options for talking to registries.
@@ -157,6 +178,35 @@ pub struct VerifyArgs {
     /// Accept a signature naming any repository.
     #[arg(long, conflicts_with = "identity")]
     pub any_identity: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first image (the report says what B changes relative to A).
+    pub a: String,
+
+    /// The second image.
+    pub b: String,
+
+    /// Print the whole report as one JSON object on stdout (every entry
+    /// change, however many).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Which platform to compare when an image is a multi-platform index
+    /// (default linux/amd64, or the index's only platform). A
+    /// single-platform image is compared whatever its platform unless this
+    /// is given.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+
+    /// List at most N entry changes per layer (0: all). The summary line
+    /// still counts them all.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_entries: usize,
 
     #[command(flatten)]
     pub registry: RegistryArgs,

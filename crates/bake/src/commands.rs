@@ -26,6 +26,10 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = registry::Options::from_args(&args.registry, true);
             crate::sign::verify(args, opts)
         }
+        Command::Diff(args) => {
+            let opts = registry::Options::from_args(&args.registry, args.json);
+            crate::diff::diff(args, opts)
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod cli;
 mod commands;
+mod diff;
 mod registry;
 mod sign;
 mod target;
@@ -21,6 +22,8 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // `bake diff` found differences: the report is on stdout.
+        Err(err) if err.is::<diff::ImagesDiffer>() => ExitCode::FAILURE,
         Err(err) => {
             // A closed stdout (e.g. `bake build --json | head -c1`) is not an error.
             if let Some(io) = err.downcast_ref::<std::io::Error>() {
