@@ -7,7 +7,10 @@
 //! * `golden` — rebuilds every recipe in `recipes/` and rewrites
 //!              `testdata/golden/` (do it on purpose, say why in the commit).
 //! * `hello`  — regenerates `recipes/hello/hello` from `xtask/src/hello.rs`.
+//! * `fetch-debs` — downloads the `.deb`s recipes pin in `debs.lock`
+//!              (`test` and `golden` do it first).
 
+mod debs;
 mod hello;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +35,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("golden") => golden(),
+        Some("fetch-debs") => debs::fetch_all(&root()),
         Some("hello") => {
             let path = root().join("recipes/hello/hello");
             std::fs::write(&path, hello::elf()).with_context(|| format!("writing {}", path.display()))?;
@@ -39,7 +43,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test [CARGO TEST ARGS]|golden|hello>");
+            eprintln!("usage: cargo xtask <test [CARGO TEST ARGS]|golden|hello|fetch-debs>");
             std::process::exit(2);
         }
     }
@@ -115,16 +119,35 @@ fn ensure_packages() -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     ensure_packages()?;
+    debs::fetch_all(&root())?;
+    // A throwaway registry for the suite (tests that need special setups,
+    // such as htpasswd auth or a fault proxy, start their own as well).
+    let registry = bake_testkit::TestRegistry::start(bake_testkit::TestRegistryOptions::default())
+        .context("cannot start docker-registry on 127.0.0.1")?;
+    eprintln!(
+        "xtask: registry on {} (storage {})",
+        registry.host(),
+        registry.storage().display()
+    );
     // Every test, including the `#[ignore]`d ones that drive external tools.
-    run(cargo()
-        .args(["test", "--workspace", "--all-targets"])
+    // BAKE_TEST_FULL: recipes that need root, runc and fetched .debs are
+    // built by the golden and reproducibility tests too. --no-fail-fast: one
+    // failing test binary must not hide the others' results.
+    let result = run(cargo()
+        .env("BAKE_TEST_FULL", "1")
+        .env("BAKE_TEST_REGISTRY", registry.host())
+        .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
         .args(extra)
-        .args(["--", "--include-ignored"]))?;
-    run(cargo().args(["test", "--workspace", "--doc"]))?;
-    Ok(())
+        .args(["--", "--include-ignored"]))
+    .and_then(|()| run(cargo().args(["test", "--workspace", "--doc"])));
+    drop(registry); // stops docker-registry and removes its storage
+    result?;
+    // Formatting last, so a style slip never hides a test result.
+    run(cargo().args(["fmt", "--all", "--", "--check"]))
 }
 
 fn golden() -> Result<()> {
+    debs::fetch_all(&root())?;
     run(cargo().args(["build", "--quiet", "-p", "bake"]))?;
     let bake = root().join("target/debug/bake");
     let golden_dir = root().join("testdata/golden");
