@@ -4,6 +4,9 @@
 //!              starts a throwaway registry on 127.0.0.1, runs every test
 //!              including the ones that need external tools, stops what it
 //!              started.
+//! * `bench`  — times bake against tar|gzip, pigz, umoci, buildah and
+//!              skopeo on generated corpora; writes `BENCHMARKS.md`
+//!              (`BAKE_BENCH_SCALE`, `BAKE_BENCH_RUNS`, `BAKE_BENCH_SKIP`).
 //! * `golden` — rebuilds every recipe in `recipes/` and rewrites
 //!              `testdata/golden/` (do it on purpose, say why in the commit).
 //! * `hello`  — regenerates `recipes/hello/hello` from `xtask/src/hello.rs`.
@@ -11,6 +14,7 @@
 //!              (`test` and `golden` do it first).
 
 mod debs;
+mod bench;
 mod hello;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +32,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("oci-image-tool", "oci-image-tool"),
     ("openssl", "openssl"),
     ("jq", "jq"),
+    ("zstd", "zstd"),
 ];
 
 fn main() -> Result<()> {
@@ -35,6 +40,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("golden") => golden(),
+        Some("bench") => bench::bench(&root()),
         Some("fetch-debs") => debs::fetch_all(&root()),
         Some("hello") => {
             let path = root().join("recipes/hello/hello");
@@ -43,7 +49,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <test [CARGO TEST ARGS]|golden|hello|fetch-debs>");
+            eprintln!("usage: cargo xtask <test [CARGO TEST ARGS]|bench|golden|hello|fetch-debs>");
             std::process::exit(2);
         }
     }
@@ -166,6 +172,8 @@ fn golden() -> Result<()> {
             .arg("--layout")
             .arg(tmp.join(&name))
             .arg("--json")
+            // Golden digests come from cold builds.
+            .arg("--no-cache")
             .env_remove("SOURCE_DATE_EPOCH")
             .output()?;
         if !out.status.success() {

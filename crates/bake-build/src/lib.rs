@@ -24,14 +24,23 @@ use bake_image::{BaseImage, ConfigSpec, Descriptor, Layout, Platform};
 use bake_layer::{Compression, Context, LayerOptions, Source};
 use bake_recipe::{BaseRef, Pos, Recipe, StepKind};
 
+mod cache;
+mod layers;
 mod registry;
+mod run;
+pub use cache::{CacheError, CacheStats};
+pub use layers::{NoProgress, Progress};
 use fs_err as fs;
 pub use registry::ResolvedBase;
 
 /// Version of what bake writes: bumped whenever the same recipe would give
 /// different bytes (tar normalisation, compression library, JSON layout).
 /// It is part of every cache key, never of the image itself.
-pub const OUTPUT_FORMAT_VERSION: u32 = 1;
+///
+/// 2: layers compressed in fixed 1 MiB chunks (gzip: one member, chunks
+/// joined by sync flushes and primed with the previous 32 KiB; zstd: one
+/// frame per chunk, with its content size).
+pub const OUTPUT_FORMAT_VERSION: u32 = 2;
 
 /// Everything a build needs besides the recipe's own content.
 #[derive(Debug, Clone)]
@@ -51,6 +60,8 @@ pub struct BuildSettings {
     pub docker_archive: Option<PathBuf>,
     /// Scratch space for staging unpacked archives.
     pub tmp_dir: PathBuf,
+    /// The layer cache directory; `None` builds every layer.
+    pub cache_dir: Option<PathBuf>,
     /// How to reach registries for `base = "REGISTRY/REPO@sha256:…"`.
     pub registry: bake_registry::RegistryOptions,
     /// Refuse base references that are not pinned by digest.
@@ -70,6 +81,8 @@ pub struct BuildOutput {
     pub platform: Platform,
     pub epoch: u64,
     pub timings: Vec<(String, Duration)>,
+    /// What the layer cache did, when there is one.
+    pub cache: Option<CacheStats>,
     /// How a registry base reference was resolved (a tag alone is resolved
     /// now, which the caller should report: it makes the build movable).
     pub base: Option<ResolvedBase>,
@@ -83,6 +96,8 @@ pub struct BuiltLayer {
     pub descriptor: Descriptor,
     pub diff_id: Digest,
     pub from_base: bool,
+    /// Taken from the layer cache rather than built.
+    pub cached: bool,
 }
 
 /// Why a build failed.
@@ -97,6 +112,10 @@ pub enum BuildError {
         pos: Pos,
         source: bake_layer::LayerError,
     },
+    /// A `run` step could not run, or failed. (`error` is not a `source`:
+    /// its text, with the output's tail, is shown once, here.)
+    #[error("{pos}: {error}")]
+    Run { pos: Pos, error: bake_run::RunError },
     #[error("{pos}: base image {base}: {source}")]
     Base {
         pos: String,
@@ -130,6 +149,8 @@ pub enum BuildError {
         source: bake_image::ImageError,
     },
     #[error("{0}")]
+    Cache(CacheError),
+    #[error("{0}")]
     Image(#[from] bake_image::ImageError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -152,6 +173,15 @@ pub fn build(settings: &BuildSettings) -> Result<BuildOutput, BuildError> {
 
 /// Builds an already parsed recipe.
 pub fn build_recipe(recipe: &Recipe, settings: &BuildSettings) -> Result<BuildOutput, BuildError> {
+    build_recipe_with(recipe, settings, &NoProgress)
+}
+
+/// Builds an already parsed recipe, reporting progress.
+pub fn build_recipe_with(
+    recipe: &Recipe,
+    settings: &BuildSettings,
+    progress: &dyn Progress,
+) -> Result<BuildOutput, BuildError> {
     let mut timings = Vec::new();
     let epoch = settings.epoch.or(recipe.epoch).unwrap_or(0);
     let platform = platform_of(recipe);
@@ -189,39 +219,46 @@ pub fn build_recipe(recipe: &Recipe, settings: &BuildSettings) -> Result<BuildOu
                 descriptor: descriptor.clone(),
                 diff_id: diff_id.clone(),
                 from_base: true,
+                cached: false,
             });
         }
     }
-    let mut history = Vec::new();
-    for layer in &recipe.layers {
-        let sources = layer_sources(recipe, layer, &context)?;
-        let writer = store.writer().map_err(|source| BuildError::Store {
-            layer: layer.name.clone(),
-            source,
-        })?;
-        let (writer, out) = bake_layer::write_layer(&sources, &options, writer).map_err(|source| {
-            let pos = source
-                .source_index()
-                .and_then(|i| layer.steps.get(i))
-                .map_or(&layer.pos, |s| &s.pos);
-            BuildError::Step {
-                pos: pos.clone(),
-                source,
-            }
-        })?;
-        let (digest, size) = writer.finish().map_err(|source| BuildError::Store {
-            layer: layer.name.clone(),
-            source,
-        })?;
-        history.push((out.diff_id.clone(), format!("bake layer {}", layer.name)));
-        layers.push(BuiltLayer {
-            name: layer.name.clone(),
-            descriptor: Descriptor::new(compression.media_type(), digest, size),
-            diff_id: out.diff_id,
-            from_base: false,
-        });
+    let scratch = run::Scratch::default();
+    let run_env = run::Env {
+        recipe,
+        context: &context,
+        options: &options,
+        store,
+        scratch: &scratch,
+    };
+    // The layer loop (cache, parallel builds) lives in `layers`.
+    let cache = match &settings.cache_dir {
+        Some(dir) => Some(cache::Cache::open(dir, &stat_id(recipe, &context)).map_err(BuildError::Cache)?),
+        None => None,
+    };
+    let sources = |layer: &bake_recipe::Layer, below: &[BuiltLayer]| run::sources(&run_env, layer, below);
+    timings.push(("prepare".to_owned(), started.elapsed()));
+    let built = layers::build_layers(
+        &layers::Plan {
+            layers: &recipe.layers,
+            context: &context,
+            options: &options,
+            layout: store,
+            cache: cache.as_ref(),
+            base: &layers,
+            sources: &sources,
+            progress,
+        },
+        &mut timings,
+    )?;
+    if let Some(cache) = &cache {
+        cache.save().map_err(BuildError::Cache)?;
     }
-    timings.push(("layers".to_owned(), started.elapsed()));
+    let history: Vec<(Digest, String)> = built
+        .iter()
+        .map(|l| (l.diff_id.clone(), format!("bake layer {}", l.name)))
+        .collect();
+    layers.extend(built);
 
     let started = Instant::now();
     let spec = config_spec(recipe);
@@ -285,8 +322,17 @@ pub fn build_recipe(recipe: &Recipe, settings: &BuildSettings) -> Result<BuildOu
         platform,
         epoch,
         timings,
+        cache: cache.as_ref().map(cache::Cache::stats),
         base: resolved_base,
     })
+}
+
+/// Names a recipe's stat cache: its context and file name.
+fn stat_id(recipe: &Recipe, context: &Context) -> String {
+    let mut id = context.root().as_os_str().as_encoded_bytes().to_vec();
+    id.push(0);
+    id.extend_from_slice(recipe.path.file_name().unwrap_or_default().as_encoded_bytes());
+    Digest::of(&id).hex()[..32].to_owned()
 }
 
 fn put(store: &bake_store::BlobStore, bytes: &[u8], what: &str) -> Result<Digest, BuildError> {
@@ -377,12 +423,18 @@ fn layer_sources(
                 mode,
                 owner: o,
                 exclude,
+                mtime,
             } => Source::Copy {
                 src: context.resolve(src).map_err(at)?,
                 to: to.clone(),
                 mode: *mode,
                 owner: owner(o),
                 exclude: exclude.clone(),
+                mtime: match mtime {
+                    bake_recipe::CopyMtime::Epoch => bake_layer::CopyMtime::Epoch,
+                    bake_recipe::CopyMtime::Source => bake_layer::CopyMtime::Source,
+                    bake_recipe::CopyMtime::SourceUnclamped => bake_layer::CopyMtime::SourceUnclamped,
+                },
             },
             StepKind::File {
                 path,
@@ -413,6 +465,12 @@ fn layer_sources(
                 src: context.resolve(src).map_err(at)?,
                 to: to.clone(),
             },
+            StepKind::Deb { src, sha256 } => Source::Deb {
+                src: context.resolve(src).map_err(at)?,
+                sha256: sha256.clone(),
+            },
+            // Built by `run::sources`, which never passes one here.
+            StepKind::Run(_) => continue,
         };
         sources.push(source);
     }

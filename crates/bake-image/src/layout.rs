@@ -40,8 +40,12 @@ impl Layout {
         fs::create_dir_all(dir)?;
         let marker = dir.join(OCI_LAYOUT);
         if !marker.exists() {
-            // (Re-checking the marker lets a concurrent creator win the race.)
-            if fs::read_dir(dir)?.next().is_some() && !marker.exists() {
+            // (Re-checking the marker lets a concurrent creator win the race;
+            // a `.tmp-` file is what a creator killed before its rename left.)
+            let mut entries = fs::read_dir(dir)?;
+            let other =
+                entries.any(|e| e.is_ok_and(|e| !e.file_name().as_encoded_bytes().starts_with(b".tmp-")));
+            if other && !marker.exists() {
                 return Err(ImageError::NotALayout(
                     dir.to_path_buf(),
                     "the directory is not empty and has no oci-layout file".into(),

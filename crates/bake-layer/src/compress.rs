@@ -1,12 +1,39 @@
-//! Pinned compression of the layer stream, and format detection for reading.
+//! Pinned, parallel, deterministic compression of the layer stream, and
+//! format detection for reading.
+//!
+//! The uncompressed tar stream is cut into fixed [`CHUNK`]-sized chunks (the
+//! last one shorter). Chunk boundaries depend only on the byte offset, never
+//! on write sizes or on the number of threads, and each chunk is compressed
+//! by a pure function of (its bytes, the 32 KiB before it, whether it is the
+//! last), so the output is the same whether chunks are compressed on one
+//! thread or many:
+//!
+//! - **gzip** (pigz-style): one gzip member with a fixed header. Each chunk is
+//!   raw deflate from a fresh zlib-rs compressor, primed with the previous
+//!   chunk's last 32 KiB as a dictionary; every chunk but the last ends with a
+//!   sync flush (byte-aligned, no final block), the last with the final
+//!   block, so the concatenation is one valid deflate stream. The CRC-32 of
+//!   each chunk is combined in order; the trailer holds it and the size.
+//! - **zstd**: every chunk is an independent single-threaded frame (content
+//!   size and checksum in its header/trailer); concatenated frames are a
+//!   valid zstd stream.
+//!
+//! Workers run on a small pool of OS threads; the writer keeps at most two
+//! chunks per worker in flight, so memory does not grow with the layer.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 
 use crate::{Compression, LayerError};
 
-/// Bytes handed to the compressor per write. Fixed, so the compressor sees
-/// the same call sequence whatever the tar writer's or the OS's read sizes.
-const CHUNK: usize = 128 * 1024;
+/// Uncompressed bytes per chunk. Part of the output format: changing it
+/// changes every compressed digest.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// The deflate window: how much of the previous chunk primes the next one.
+const WINDOW: usize = 32 * 1024;
 
 impl Compression {
     /// The OCI media type of a layer compressed this way.
@@ -18,16 +45,19 @@ impl Compression {
         }
     }
 
-    /// A stable identifier of the exact compressor, level and library, for
-    /// cache keys and the output-format version: `none`, `gzip-6/zlib-rs`,
-    /// `zstd-3/libzstd-1.5.7`. It changes when the bytes could change.
+    /// A stable identifier of the exact scheme, level and library, for cache
+    /// keys and the output-format version: `none`,
+    /// `gzip-6/zlib-rs/chunked-1MiB`, `zstd-3/libzstd-1.5.7/chunked-1MiB`. It
+    /// changes when the bytes could change.
     pub fn id(&self) -> String {
+        let chunk = CHUNK >> 20;
         match self {
             Compression::None => "none".to_owned(),
-            Compression::Gzip { level } => format!("gzip-{level}/zlib-rs"),
-            Compression::Zstd { level } => {
-                format!("zstd-{level}/libzstd-{}", zstd::zstd_safe::version_string())
-            }
+            Compression::Gzip { level } => format!("gzip-{level}/zlib-rs/chunked-{chunk}MiB"),
+            Compression::Zstd { level } => format!(
+                "zstd-{level}/libzstd-{}/chunked-{chunk}MiB",
+                zstd::zstd_safe::version_string()
+            ),
         }
     }
 
@@ -51,94 +81,359 @@ impl Compression {
     }
 }
 
-/// The compressing end of the pipeline, fed in fixed-size chunks.
-pub(crate) struct Compressor<W: Write> {
-    inner: Inner<W>,
-    buf: Vec<u8>,
+/// One chunk to compress.
+struct Job {
+    seq: u64,
+    data: Vec<u8>,
+    /// The last [`WINDOW`] bytes before this chunk (gzip only; empty for the
+    /// first chunk).
+    dict: Vec<u8>,
+    last: bool,
 }
 
-enum Inner<W: Write> {
-    None(W),
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::Encoder<'static, W>),
+/// A compressed chunk.
+struct Done {
+    seq: u64,
+    /// The input buffer, handed back for reuse.
+    data: Vec<u8>,
+    out: io::Result<Vec<u8>>,
+    crc: crc32fast::Hasher,
+}
+
+/// What a worker keeps between chunks: only zstd's context, whose output
+/// does not depend on what it compressed before (a test checks this by
+/// comparing thread counts, which change which worker gets which chunk).
+struct Worker {
+    compression: Compression,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl Worker {
+    fn new(compression: Compression) -> Worker {
+        Worker {
+            compression,
+            zstd: None,
+        }
+    }
+
+    fn run(&mut self, job: Job) -> Done {
+        let mut crc = crc32fast::Hasher::new();
+        let out = match self.compression {
+            Compression::None => Ok(job.data.clone()),
+            Compression::Gzip { level } => {
+                crc.update(&job.data);
+                deflate_chunk(level, &job.data, &job.dict, job.last)
+            }
+            Compression::Zstd { level } => self.zstd_chunk(level, &job.data),
+        };
+        Done {
+            seq: job.seq,
+            data: job.data,
+            out,
+            crc,
+        }
+    }
+
+    fn zstd_chunk(&mut self, level: i32, data: &[u8]) -> io::Result<Vec<u8>> {
+        let zstd = match &mut self.zstd {
+            Some(z) => z,
+            slot @ None => {
+                use zstd::zstd_safe::CParameter;
+                let mut z = zstd::bulk::Compressor::new(level)?;
+                // Single-threaded always: zstd's multi-threaded mode gives
+                // other bytes. Checksum on; content size on (it is known).
+                z.set_parameter(CParameter::NbWorkers(0))?;
+                z.set_parameter(CParameter::ChecksumFlag(true))?;
+                z.set_parameter(CParameter::ContentSizeFlag(true))?;
+                slot.insert(z)
+            }
+        };
+        zstd.compress(data)
+    }
+}
+
+/// Raw deflate of one chunk with a fresh compressor, primed with `dict`.
+/// Non-final chunks end with a sync flush: byte-aligned, no final block, so
+/// the next chunk's deflate data can follow directly.
+fn deflate_chunk(level: u32, data: &[u8], dict: &[u8], last: bool) -> io::Result<Vec<u8>> {
+    use flate2::{Compress, FlushCompress, Status};
+    let deflate_err = |e: flate2::CompressError| io::Error::other(format!("deflate failed: {e}"));
+    let mut c = Compress::new(flate2::Compression::new(level), false);
+    if !dict.is_empty() {
+        c.set_dictionary(dict).map_err(deflate_err)?;
+    }
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 1024);
+    loop {
+        let consumed = usize::try_from(c.total_in())
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let status = c
+            .compress_vec(&data[consumed..], &mut out, flush)
+            .map_err(deflate_err)?;
+        let all_in = c.total_in() == data.len() as u64;
+        match status {
+            Status::StreamEnd => return Ok(out),
+            // A sync flush is complete once all input is in and the output
+            // was not filled (zlib's rule for Z_SYNC_FLUSH).
+            Status::Ok | Status::BufError if !last && all_in && out.len() < out.capacity() => {
+                return Ok(out);
+            }
+            Status::Ok | Status::BufError => out.reserve(64 * 1024),
+        }
+    }
+}
+
+/// Worker threads fed through a shared queue.
+struct Pool {
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<Done>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn new(threads: usize, compression: Compression) -> io::Result<Pool> {
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let jobs = Arc::clone(&job_rx);
+            let done = done_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("bake-compress-{i}"))
+                .spawn(move || {
+                    let mut worker = Worker::new(compression);
+                    loop {
+                        // The lock is held only while waiting for a job.
+                        let job = match jobs.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        if done.send(worker.run(job)).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            handles.push(handle);
+        }
+        Ok(Pool {
+            jobs: Some(job_tx),
+            done: done_rx,
+            handles,
+        })
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the queue stops the workers once their current chunk is done.
+        self.jobs = None;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The compressing end of the pipeline: a [`Write`] that cuts what it is
+/// given into chunks, compresses them on `threads` workers and writes the
+/// results, in order, to `out`.
+pub(crate) struct Compressor<W: Write> {
+    out: W,
+    compression: Compression,
+    buf: Vec<u8>,
+    /// The last [`WINDOW`] bytes of the previous chunk (gzip).
+    tail: Vec<u8>,
+    pool: Option<Pool>,
+    /// Used when there is no pool.
+    inline: Worker,
+    max_in_flight: usize,
+    next_seq: u64,
+    next_out: u64,
+    ready: BTreeMap<u64, Done>,
+    free: Vec<Vec<u8>>,
+    crc: crc32fast::Hasher,
+    total: u64,
+}
+
+/// Worker threads when the caller does not say: one per core the process may
+/// run on, at most 8 (more buys nothing on the few-core hosts this
+/// targets and costs memory: two chunks in flight per worker).
+pub(crate) fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 impl<W: Write> Compressor<W> {
+    /// A compressor with [`default_threads`] workers.
     pub(crate) fn new(out: W, compression: Compression) -> io::Result<Compressor<W>> {
-        let inner = match compression {
-            Compression::None => Inner::None(out),
-            // GzBuilder's defaults are the pinned header: no name, no comment,
-            // no extra, mtime 0, OS byte 255. Set explicitly so a change of
-            // defaults cannot move them (a test checks the bytes too).
-            Compression::Gzip { level } => Inner::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(out, flate2::Compression::new(level)),
-            ),
-            Compression::Zstd { level } => {
-                // Single-threaded always: zstd's multi-threaded mode gives
-                // other bytes. Frame checksum on, content size off (the size
-                // is not known up front when streaming).
-                let mut enc = zstd::Encoder::new(out, level)?;
-                enc.include_checksum(true)?;
-                enc.include_contentsize(false)?;
-                Inner::Zstd(enc)
-            }
-        };
-        Ok(Compressor {
-            inner,
-            buf: Vec::with_capacity(CHUNK),
-        })
+        Compressor::with_threads(out, compression, default_threads())
     }
 
-    fn flush_chunk(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+    /// A compressor using `threads` worker threads (0 or 1: compress on the
+    /// calling thread). The output bytes do not depend on `threads`.
+    pub(crate) fn with_threads(
+        out: W,
+        compression: Compression,
+        threads: usize,
+    ) -> io::Result<Compressor<W>> {
+        let pool = match compression {
+            Compression::None => None,
+            _ if threads <= 1 => None,
+            _ => Some(Pool::new(threads, compression)?),
+        };
+        let mut c = Compressor {
+            out,
+            compression,
+            buf: Vec::with_capacity(CHUNK),
+            tail: Vec::new(),
+            pool,
+            inline: Worker::new(compression),
+            max_in_flight: 2 * threads.max(1),
+            next_seq: 0,
+            next_out: 0,
+            ready: BTreeMap::new(),
+            free: Vec::new(),
+            crc: crc32fast::Hasher::new(),
+            total: 0,
+        };
+        if let Compression::Gzip { level } = compression {
+            c.out.write_all(&gzip_header(level))?;
+        }
+        Ok(c)
+    }
+
+    /// Hands the buffered chunk to a worker (or compresses it here).
+    fn dispatch(&mut self, last: bool) -> io::Result<()> {
+        let fresh = self.free.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK));
+        let data = std::mem::replace(&mut self.buf, fresh);
+        if let Compression::None = self.compression {
+            // Nothing to compress: pass the bytes on in the same fixed pieces.
+            self.out.write_all(&data)?;
+            self.recycle(data);
             return Ok(());
         }
-        match &mut self.inner {
-            Inner::None(w) => w.write_all(&self.buf)?,
-            Inner::Gzip(w) => w.write_all(&self.buf)?,
-            Inner::Zstd(w) => w.write_all(&self.buf)?,
+        let dict = match self.compression {
+            Compression::Gzip { .. } => {
+                let dict = std::mem::take(&mut self.tail);
+                let start = data.len().saturating_sub(WINDOW);
+                self.tail = data[start..].to_vec();
+                dict
+            }
+            _ => Vec::new(),
+        };
+        let job = Job {
+            seq: self.next_seq,
+            data,
+            dict,
+            last,
+        };
+        self.next_seq += 1;
+        match &self.pool {
+            Some(pool) => {
+                let sent = pool.jobs.as_ref().map(|tx| tx.send(job).is_ok());
+                if sent != Some(true) {
+                    return Err(worker_gone());
+                }
+                while self.next_seq - self.next_out > self.max_in_flight as u64 {
+                    self.receive_one()?;
+                }
+            }
+            None => {
+                let done = self.inline.run(job);
+                self.ready.insert(done.seq, done);
+                self.write_ready()?;
+            }
         }
-        self.buf.clear();
         Ok(())
     }
 
-    /// Writes what is buffered, ends the compressed stream and returns `out`.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
-        self.flush_chunk()?;
-        match self.inner {
-            Inner::None(mut w) => {
-                w.flush()?;
-                Ok(w)
-            }
-            Inner::Gzip(w) => {
-                let mut w = w.finish()?;
-                w.flush()?;
-                Ok(w)
-            }
-            Inner::Zstd(w) => {
-                let mut w = w.finish()?;
-                w.flush()?;
-                Ok(w)
-            }
+    /// Waits for one compressed chunk and writes whatever is now in order.
+    fn receive_one(&mut self) -> io::Result<()> {
+        let pool = self.pool.as_ref().ok_or_else(worker_gone)?;
+        let done = pool.done.recv().map_err(|_| worker_gone())?;
+        self.ready.insert(done.seq, done);
+        self.write_ready()
+    }
+
+    fn write_ready(&mut self) -> io::Result<()> {
+        while let Some(done) = self.ready.remove(&self.next_out) {
+            let out = done.out?;
+            self.out.write_all(&out)?;
+            self.crc.combine(&done.crc);
+            self.recycle(done.data);
+            self.next_out += 1;
+        }
+        Ok(())
+    }
+
+    fn recycle(&mut self, mut data: Vec<u8>) {
+        if self.free.len() < self.max_in_flight {
+            data.clear();
+            self.free.push(data);
         }
     }
+
+    /// Compresses what is buffered as the last chunk, ends the stream and
+    /// returns `out`.
+    pub(crate) fn finish(mut self) -> io::Result<W> {
+        // The last chunk is sent even when empty (an empty layer): gzip needs
+        // a final block, zstd at least one frame.
+        if !self.buf.is_empty() || self.next_seq == 0 {
+            self.dispatch(true)?;
+        }
+        while self.next_out < self.next_seq {
+            self.receive_one()?;
+        }
+        if let Compression::Gzip { .. } = self.compression {
+            let crc = std::mem::take(&mut self.crc).finalize();
+            self.out.write_all(&crc.to_le_bytes())?;
+            // ISIZE: the size modulo 2^32, as RFC 1952 says.
+            self.out.write_all(&(self.total as u32).to_le_bytes())?;
+        }
+        let Compressor { mut out, pool, .. } = self;
+        drop(pool);
+        out.flush()?;
+        Ok(out)
+    }
+}
+
+fn worker_gone() -> io::Error {
+    io::Error::other("a compression worker stopped unexpectedly")
+}
+
+/// The pinned gzip header: no name, comment or extra field, mtime 0, XFL
+/// from the level as zlib sets it, OS byte 255 ("unknown").
+fn gzip_header(level: u32) -> [u8; 10] {
+    let xfl = match level {
+        9.. => 2,
+        1 => 4,
+        _ => 0,
+    };
+    [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]
 }
 
 impl<W: Write> Write for Compressor<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        // A full buffer is sent only once more data arrives, so the last
+        // chunk is known to be last when `finish` sends it.
+        if self.buf.len() == CHUNK {
+            self.dispatch(false)?;
+        }
         let n = data.len().min(CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            self.flush_chunk()?;
-        }
+        self.total += n as u64;
         Ok(n)
     }
 
-    /// Does not flush the compressor: a flush would end a deflate/zstd block
-    /// early and change the output bytes.
+    /// Does not flush the compressor: chunk boundaries are fixed by offset.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -203,29 +498,209 @@ pub(crate) fn decompress<'r, R: Read + 'r>(mut r: R) -> io::Result<Box<dyn Read 
 mod tests {
     use super::*;
 
-    fn compress(data: &[u8], c: Compression, piece: usize) -> Vec<u8> {
-        let mut w = Compressor::new(Vec::new(), c).unwrap();
-        for p in data.chunks(piece) {
+    const CODECS: [Compression; 4] = [
+        Compression::None,
+        Compression::Gzip { level: 6 },
+        Compression::Gzip { level: 1 },
+        Compression::Zstd { level: 3 },
+    ];
+
+    fn compress(data: &[u8], c: Compression, threads: usize, piece: usize) -> Vec<u8> {
+        let mut w = Compressor::with_threads(Vec::new(), c, threads).unwrap();
+        for p in data.chunks(piece.max(1)) {
             w.write_all(p).unwrap();
             w.flush().unwrap();
         }
         w.finish().unwrap()
     }
 
+    /// Compressible but not trivially so: text-like runs from a small
+    /// vocabulary, with pseudo-random bytes mixed in, so matches cross
+    /// chunk boundaries and the dictionary matters.
+    fn sample(len: usize) -> Vec<u8> {
+        let words: [&[u8]; 8] = [
+            b"layer ",
+            b"digest ",
+            b"sha256 ",
+            b"tar ",
+            b"bake ",
+            b"oci\n",
+            b"0123456789",
+            b"chunk ",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut v = Vec::with_capacity(len + 16);
+        while v.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 5 == 0 {
+                v.extend_from_slice(&x.to_le_bytes());
+            } else {
+                v.extend_from_slice(words[(x >> 32) as usize % words.len()]);
+            }
+        }
+        v.truncate(len);
+        v
+    }
+
+    fn gunzip_single_member(gz: &[u8]) -> Vec<u8> {
+        // A single-member decoder: proves the output is one gzip member.
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gz).read_to_end(&mut back).unwrap();
+        back
+    }
+
     #[test]
-    fn output_does_not_depend_on_write_sizes() {
-        let data: Vec<u8> = (0..600_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        for c in [
-            Compression::None,
-            Compression::Gzip { level: 6 },
-            Compression::Zstd { level: 3 },
+    fn output_does_not_depend_on_threads_or_write_sizes() {
+        for len in [
+            0,
+            1,
+            4096,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            2 * CHUNK,
+            2 * CHUNK + 12345,
         ] {
-            let one = compress(&data, c, data.len());
-            assert_eq!(one, compress(&data, c, 1), "{c:?}");
-            assert_eq!(one, compress(&data, c, 4099), "{c:?}");
-            let mut back = Vec::new();
-            decompress(&one[..]).unwrap().read_to_end(&mut back).unwrap();
-            assert_eq!(back, data, "{c:?}");
+            let data = sample(len);
+            for c in CODECS {
+                let one = compress(&data, c, 1, data.len());
+                for threads in [2, 4] {
+                    assert_eq!(
+                        one,
+                        compress(&data, c, threads, data.len()),
+                        "{c:?} len {len} threads {threads}"
+                    );
+                }
+                assert_eq!(one, compress(&data, c, 2, 4099), "{c:?} len {len}");
+                assert_eq!(one, compress(&data, c, 4, 512), "{c:?} len {len}");
+                let mut back = Vec::new();
+                decompress(&one[..]).unwrap().read_to_end(&mut back).unwrap();
+                assert!(back == data, "{c:?} len {len}: round trip differs");
+                match c {
+                    Compression::Gzip { .. } => assert!(gunzip_single_member(&one) == data),
+                    Compression::Zstd { .. } => assert!(zstd::decode_all(&one[..]).unwrap() == data),
+                    Compression::None => assert!(one == data),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time_writes_give_the_same_bytes() {
+        let data = sample(CHUNK + 3000);
+        for c in CODECS {
+            assert_eq!(
+                compress(&data, c, 1, data.len()),
+                compress(&data, c, 3, 1),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn chunk_boundaries_are_fixed_by_offset() {
+        // zstd: one frame per started chunk, an empty stream is one frame.
+        for (len, frames) in [(0, 1), (1, 1), (CHUNK, 1), (CHUNK + 1, 2), (3 * CHUNK, 3)] {
+            let zst = compress(&sample(len), Compression::Zstd { level: 3 }, 2, 7777);
+            let mut count = 0;
+            let mut rest = &zst[..];
+            while !rest.is_empty() {
+                let size = zstd::zstd_safe::find_frame_compressed_size(rest).unwrap();
+                assert!(size > 0);
+                rest = &rest[size..];
+                count += 1;
+            }
+            assert_eq!(count, frames, "zstd frames for {len} bytes");
+        }
+        // gzip: every non-final chunk ends with a sync flush marker.
+        let data = sample(2 * CHUNK + 1);
+        let gz = compress(&data, Compression::Gzip { level: 6 }, 2, 100_000);
+        let markers = gz.windows(5).filter(|w| *w == [0, 0, 0, 0xff, 0xff]).count();
+        assert!(
+            markers >= 2,
+            "expected sync flush markers between chunks, found {markers}"
+        );
+    }
+
+    #[test]
+    fn gzip_member_is_pinned_and_trailer_correct() {
+        let data = sample(CHUNK + 10);
+        let gz = compress(&data, Compression::Gzip { level: 6 }, 2, 65536);
+        assert_eq!(gz[..10], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        let n = gz.len();
+        assert_eq!(gz[n - 8..n - 4], crc32fast::hash(&data).to_le_bytes());
+        assert_eq!(gz[n - 4..], (data.len() as u32).to_le_bytes());
+        // The empty stream: header, one final empty block, zero CRC and size.
+        let empty = compress(&[], Compression::Gzip { level: 6 }, 4, 1);
+        assert_eq!(empty[10..], [3, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn the_previous_chunk_primes_the_next() {
+        // Incompressible 16 KiB blocks, repeated: a chunk compressed alone
+        // stores its first block as literals; primed with the previous
+        // chunk's tail, that block is a match too.
+        let mut x: u64 = 1;
+        let block: Vec<u8> = (0..WINDOW / 2)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect();
+        let mut data = Vec::new();
+        while data.len() < 2 * CHUNK {
+            data.extend_from_slice(&block);
+        }
+        let gz = compress(&data, Compression::Gzip { level: 6 }, 2, data.len());
+        let alone = deflate_chunk(6, &data[CHUNK..], &[], true).unwrap();
+        let primed = deflate_chunk(6, &data[CHUNK..], &data[CHUNK - WINDOW..CHUNK], true).unwrap();
+        assert!(primed.len() < alone.len(), "{} !< {}", primed.len(), alone.len());
+        assert!(gunzip_single_member(&gz) == data);
+    }
+
+    #[test]
+    fn external_tools_accept_the_output() {
+        let have = |tool: &str| {
+            std::process::Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let data = sample(2 * CHUNK + 99);
+        let dir = tempfile::tempdir().unwrap();
+        for (c, tool, name) in [
+            (Compression::Gzip { level: 6 }, "gzip", "x.gz"),
+            (Compression::Zstd { level: 3 }, "zstd", "x.zst"),
+        ] {
+            if !have(tool) {
+                eprintln!("{tool} not installed: skipping its check");
+                continue;
+            }
+            let path = dir.path().join(name);
+            std::fs::write(&path, compress(&data, c, 2, 4096)).unwrap();
+            let t = std::process::Command::new(tool)
+                .arg("-t")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                t.status.success(),
+                "{tool} -t: {}",
+                String::from_utf8_lossy(&t.stderr)
+            );
+            let d = std::process::Command::new(tool)
+                .arg("-dc")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                d.status.success() && d.stdout == data,
+                "{tool} -dc gives other bytes"
+            );
         }
     }
 

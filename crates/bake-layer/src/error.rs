@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use bake_digest::Digest;
+
 /// Why a layer could not be built or read.
 ///
 /// Every variant that comes from a [`Source`](crate::Source) carries `index`,
@@ -123,6 +125,45 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+    /// A `.deb` whose bytes do not hash to the digest the recipe pinned.
+    #[error("sources[{index}]: {path} has digest {actual}, but the recipe expects {expected}")]
+    DebDigest {
+        index: usize,
+        path: PathBuf,
+        expected: Digest,
+        actual: Digest,
+    },
+    /// A `.deb` that is not a valid Debian binary package.
+    #[error("sources[{index}]: {path} is not a valid Debian package: {reason}")]
+    BadDeb {
+        index: usize,
+        path: PathBuf,
+        reason: String,
+    },
+    /// A run step's change that cannot be put in a layer.
+    #[error("sources[{index}]: /{path}: {reason}")]
+    BadChange {
+        index: usize,
+        path: String,
+        reason: String,
+    },
+    /// [`apply_layer`](crate::apply_layer) or
+    /// [`read_file_from_layers`](crate::read_file_from_layers) could not
+    /// read a layer, or refused one of its entries.
+    #[error("cannot apply layer {layer}{}: {reason}", at_entry(.entry))]
+    Apply {
+        layer: PathBuf,
+        entry: Option<String>,
+        reason: String,
+    },
+    /// Writing into the directory a layer is applied to failed.
+    #[error("cannot apply layer {layer}: {path}: {source}")]
+    ApplyIo {
+        layer: PathBuf,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 fn at_entry(entry: &Option<String>) -> String {
@@ -144,7 +185,10 @@ impl LayerError {
             | LayerError::NotADirectory { index, .. }
             | LayerError::Exclude { index, .. }
             | LayerError::Archive { index, .. }
-            | LayerError::ArchiveEntry { index, .. } => Some(*index),
+            | LayerError::ArchiveEntry { index, .. }
+            | LayerError::DebDigest { index, .. }
+            | LayerError::BadDeb { index, .. }
+            | LayerError::BadChange { index, .. } => Some(*index),
             _ => None,
         }
     }

@@ -11,19 +11,21 @@ use tar::EntryType;
 
 use crate::paths::{ancestors, join, normalise_archive, normalise_dest};
 use crate::tarfmt::{self, BLOCK, Meta};
-use crate::{LayerError, Owner, Source};
+use crate::{CopyMtime, LayerError, Owner, Source};
 
 /// Where a regular file's bytes come from when the tar is written.
 #[derive(Debug, Clone)]
-enum Content<'a> {
+pub(crate) enum Content<'a> {
     /// A host file (from `Copy`) or a temp file (from `Unpack`), streamed.
     Disk(PathBuf),
     /// Inline bytes from the recipe.
     Bytes(&'a [u8]),
+    /// Bytes this crate generated (dpkg's database).
+    Owned(Vec<u8>),
 }
 
 #[derive(Debug, Clone)]
-enum Kind<'a> {
+pub(crate) enum Kind<'a> {
     Dir,
     File {
         content: Content<'a>,
@@ -37,7 +39,7 @@ enum Kind<'a> {
 }
 
 impl Kind<'_> {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Kind::Dir => "directory",
             Kind::File { .. } => "file",
@@ -47,11 +49,11 @@ impl Kind<'_> {
 }
 
 #[derive(Debug, Clone)]
-struct Entry<'a> {
-    kind: Kind<'a>,
-    meta: Meta,
+pub(crate) struct Entry<'a> {
+    pub(crate) kind: Kind<'a>,
+    pub(crate) meta: Meta,
     /// The source this entry came from, for errors.
-    index: usize,
+    pub(crate) index: usize,
 }
 
 /// One tar entry ready to write, in final order.
@@ -69,15 +71,17 @@ pub(crate) struct Record<'a> {
 /// by [`Layer::insert`]: no entry lies below a non-directory entry, and the
 /// root (`""`) is never stored.
 pub(crate) struct Layer<'a> {
-    entries: BTreeMap<String, Entry<'a>>,
-    next_group: usize,
-    epoch: u64,
+    pub(crate) entries: BTreeMap<String, Entry<'a>>,
+    pub(crate) next_group: usize,
+    pub(crate) epoch: u64,
     tmp_root: PathBuf,
     tmp: Option<tempfile::TempDir>,
     tmp_count: u64,
+    /// Packages of `Deb` sources and the status below (see `deb.rs`).
+    pub(crate) dpkg: crate::deb::Dpkg,
 }
 
-fn io_err(index: usize, path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
+pub(crate) fn io_err(index: usize, path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
     move |source| LayerError::Io {
         index,
         path: path.to_owned(),
@@ -85,7 +89,7 @@ fn io_err(index: usize, path: &Path) -> impl FnOnce(io::Error) -> LayerError + '
     }
 }
 
-fn owner_meta(mode: u32, owner: Owner, epoch: u64) -> Meta {
+pub(crate) fn owner_meta(mode: u32, owner: Owner, epoch: u64) -> Meta {
     Meta {
         mode,
         uid: u64::from(owner.uid),
@@ -103,6 +107,7 @@ impl<'a> Layer<'a> {
             tmp_root,
             tmp: None,
             tmp_count: 0,
+            dpkg: Default::default(),
         }
     }
 
@@ -121,9 +126,10 @@ impl<'a> Layer<'a> {
                 mode,
                 owner,
                 exclude,
+                mtime,
             } => {
                 let to = dest(to)?;
-                self.add_copy(index, src, &to, *mode, *owner, exclude)
+                self.add_copy(index, src, &to, *mode, *owner, exclude, *mtime)
             }
             Source::Inline {
                 path,
@@ -169,13 +175,19 @@ impl<'a> Layer<'a> {
                 let to = dest(to)?;
                 self.add_unpack(index, src, &to)
             }
+            Source::Deb { src, sha256 } => self.add_deb(index, src, sha256),
+            Source::DpkgBelow { status } => {
+                self.dpkg.below = Some((index, status.clone()));
+                Ok(())
+            }
+            Source::Changes { root, changes } => self.add_changes(index, root, changes),
         }
     }
 
     /// Puts `entry` at `path`: a later entry replaces an earlier one; a
     /// directory over a directory keeps the children; a non-directory
     /// replaces a whole subtree. Fails when an ancestor is a non-directory.
-    fn insert(&mut self, index: usize, path: String, entry: Entry<'a>) -> Result<(), LayerError> {
+    pub(crate) fn insert(&mut self, index: usize, path: String, entry: Entry<'a>) -> Result<(), LayerError> {
         if path.is_empty() {
             return match entry.kind {
                 // The root directory is never an entry of a layer.
@@ -217,6 +229,7 @@ impl<'a> Layer<'a> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add_copy(
         &mut self,
         index: usize,
@@ -225,6 +238,7 @@ impl<'a> Layer<'a> {
         mode: Option<u32>,
         owner: Owner,
         exclude: &[String],
+        mtime: CopyMtime,
     ) -> Result<(), LayerError> {
         let meta = fs_err::symlink_metadata(src).map_err(io_err(index, src))?;
         let mut walk = Walk {
@@ -233,6 +247,7 @@ impl<'a> Layer<'a> {
             owner,
             exclude: globs(index, exclude)?,
             links: BTreeMap::new(),
+            mtime,
         };
         if !meta.is_dir() {
             // A single file (or symlink) goes exactly at `to`.
@@ -244,7 +259,7 @@ impl<'a> Layer<'a> {
         if !exists {
             let dir = Entry {
                 kind: Kind::Dir,
-                meta: owner_meta(0o755, owner, self.epoch),
+                meta: owner_meta(0o755, owner, self.copy_mtime(&walk, &meta)),
                 index,
             };
             self.insert(index, to.to_owned(), dir)?;
@@ -277,7 +292,7 @@ impl<'a> Layer<'a> {
             if meta.is_dir() {
                 let entry = Entry {
                     kind: Kind::Dir,
-                    meta: owner_meta(0o755, w.owner, self.epoch),
+                    meta: owner_meta(0o755, w.owner, self.copy_mtime(w, &meta)),
                     index: w.index,
                 };
                 self.insert(w.index, dest, entry)?;
@@ -287,6 +302,16 @@ impl<'a> Layer<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The mtime a copied host node gets (see [`CopyMtime`]).
+    fn copy_mtime(&self, w: &Walk, meta: &Metadata) -> u64 {
+        let host = u64::try_from(meta.mtime()).unwrap_or(0);
+        match w.mtime {
+            CopyMtime::Epoch => self.epoch,
+            CopyMtime::Source => host.min(self.epoch),
+            CopyMtime::SourceUnclamped => host,
+        }
     }
 
     /// A host regular file or symlink (never followed); anything else is refused.
@@ -319,7 +344,7 @@ impl<'a> Layer<'a> {
                     size: meta.len(),
                     group,
                 },
-                meta: owner_meta(mode, w.owner, self.epoch),
+                meta: owner_meta(mode, w.owner, self.copy_mtime(w, meta)),
                 index,
             }
         } else if ft.is_symlink() {
@@ -335,7 +360,7 @@ impl<'a> Layer<'a> {
                 kind: Kind::Symlink {
                     target: target.to_owned(),
                 },
-                meta: owner_meta(0o777, w.owner, self.epoch),
+                meta: owner_meta(0o777, w.owner, self.copy_mtime(w, meta)),
                 index,
             }
         } else {
@@ -379,6 +404,28 @@ impl<'a> Layer<'a> {
     }
 
     fn add_unpack(&mut self, index: usize, src: &Path, to: &str) -> Result<(), LayerError> {
+        let file = fs_err::File::open(src).map_err(io_err(index, src))?;
+        let reader =
+            crate::compress::decompress(io::BufReader::new(file)).map_err(|source| LayerError::Archive {
+                index,
+                archive: src.to_owned(),
+                entry: None,
+                source,
+            })?;
+        self.add_tar(index, src, reader, to, None)
+    }
+
+    /// Adds the entries of the (already decompressed) tar stream `reader`
+    /// below `to`; `src` names the archive in errors. When `names` is given,
+    /// it receives each entry's normalised path below `to`, in archive order.
+    pub(crate) fn add_tar<R: Read>(
+        &mut self,
+        index: usize,
+        src: &Path,
+        reader: R,
+        to: &str,
+        mut names: Option<&mut Vec<String>>,
+    ) -> Result<(), LayerError> {
         let archive_err = |entry: Option<&str>| {
             let entry = entry.map(str::to_owned);
             move |source| LayerError::Archive {
@@ -395,8 +442,6 @@ impl<'a> Layer<'a> {
             reason,
         };
 
-        let file = fs_err::File::open(src).map_err(io_err(index, src))?;
-        let reader = crate::compress::decompress(io::BufReader::new(file)).map_err(archive_err(None))?;
         let mut archive = tar::Archive::new(reader);
         for item in archive.entries().map_err(archive_err(None))? {
             let mut item = item.map_err(archive_err(None))?;
@@ -412,6 +457,12 @@ impl<'a> Layer<'a> {
             }
             let rel = normalise_archive(&name).map_err(|r| refuse(&name, r.to_owned()))?;
             let path = join(to, &rel);
+            if let Some(names) = names.as_deref_mut() {
+                if path.contains('\n') {
+                    return Err(refuse(&name, "the name contains a newline".to_owned()));
+                }
+                names.push(path.clone());
+            }
             let mode = header.mode().map_err(archive_err(Some(&name)))? & 0o7777;
             let uid = header.uid().map_err(archive_err(Some(&name)))?;
             let gid = header.gid().map_err(archive_err(Some(&name)))?;
@@ -517,6 +568,7 @@ impl<'a> Layer<'a> {
     /// Adds implicit parent directories, resolves hardlink groups, and sorts
     /// the entries by their tar name.
     pub(crate) fn finish(mut self) -> Result<(Vec<Record<'a>>, Option<tempfile::TempDir>), LayerError> {
+        self.finish_dpkg()?;
         let mut missing: BTreeMap<String, usize> = BTreeMap::new();
         for (path, entry) in &self.entries {
             for parent in ancestors(path) {
@@ -617,6 +669,7 @@ struct Walk {
     exclude: GlobSet,
     /// (dev, ino) → hardlink group, within this one source.
     links: BTreeMap<(u64, u64), usize>,
+    mtime: CopyMtime,
 }
 
 fn globs(index: usize, patterns: &[String]) -> Result<GlobSet, LayerError> {
@@ -704,6 +757,7 @@ pub(crate) fn write_records<W: Write>(records: Vec<Record<'_>>, out: &mut W) -> 
         out.write_all(&header).map_err(write_err)?;
         match r.content {
             Some((Content::Bytes(bytes), _)) => out.write_all(bytes).map_err(write_err)?,
+            Some((Content::Owned(bytes), _)) => out.write_all(&bytes).map_err(write_err)?,
             Some((Content::Disk(path), size)) => {
                 let mut f = fs_err::File::open(&path).map_err(io_err(r.index, &path))?;
                 stream_exact(&mut f, size, out, &mut buf, r.index, &path)?;

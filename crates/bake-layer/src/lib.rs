@@ -60,7 +60,8 @@
 //! - Entries are sorted by their tar name in byte order; names are relative
 //!   (`usr/bin/x`, never `./` or `/`); directories end with `/`.
 //! - mtime is the epoch for everything from `Copy`, `Inline`, `Dir` and
-//!   `Symlink` (host mtimes never leak); `Unpack` entries keep
+//!   `Symlink` (host mtimes never leak) unless a `Copy` asks for host
+//!   mtimes ([`CopyMtime`]); `Unpack` entries keep
 //!   `min(entry mtime, epoch)`.
 //! - uid/gid come from the step (default 0); uname/gname are empty; there is
 //!   no atime/ctime and no xattrs; device numbers are 0.
@@ -102,6 +103,44 @@
 //! created in [`LayerOptions::tmp_dir`] (removed when [`write_layer`]
 //! returns), device nodes and fifos are refused.
 //!
+//! # Debian packages
+//!
+//! A [`Source::Deb`] is read as a `.deb` is specified (`deb(5)`): an `ar`
+//! archive whose first member is `debian-binary` (format 2.x), then
+//! `control.tar[.gz|.xz|.zst]`, then `data.tar[.gz|.xz|.zst]` (members whose
+//! names start with `_` are skipped). The whole file must hash to the
+//! pinned sha256 before anything is read, and it is hashed again while it is
+//! parsed, so a file swapped in between fails too. Every header, name and
+//! size is checked: the file comes from a stranger.
+//!
+//! The data archive's entries are unpacked at `/` exactly like
+//! [`Source::Unpack`] (owners and modes as packaged, mtimes clamped to the
+//! epoch, no `..` escapes, no device nodes). Maintainer scripts are never
+//! run. dpkg's database is written so that `dpkg -l` and `dpkg -L` work:
+//!
+//! - `/var/lib/dpkg/status`: the paragraphs of the status file below
+//!   ([`Source::DpkgBelow`], if given) plus one per package of this layer
+//!   (its `control` paragraph with `Status: install ok installed` after
+//!   `Package`, and `Conffiles` when it has any), sorted by package name
+//!   then architecture; a package of this layer replaces a paragraph of the
+//!   same name and architecture;
+//! - `/var/lib/dpkg/info/<package>.list` (the package's paths, in archive
+//!   order, as dpkg writes them) and `<package>.md5sums` when the package
+//!   has them (`<package>:<arch>.*` for `Multi-Arch: same` packages).
+//!
+//! Dependencies are not resolved: a package is recorded as installed
+//! whether or not what it depends on is.
+//!
+//! # Run-step changes
+//!
+//! [`Source::Changes`] turns the [`Change`]s a `run` step made to a root
+//! filesystem into entries: regular files, directories and symlinks with
+//! their mode (`& 0o7777`), uid and gid as found, mtime the epoch; regular
+//! files of the source that share an inode become hardlinks; sockets are
+//! skipped; fifos, devices and names starting with `.wh.` are errors.
+//! [`apply_layer`] is the other direction: it applies any layer to a
+//! directory the way an OCI runtime would, whiteouts first.
+//!
 //! # Compression, and why it is pinned
 //!
 //! The compressed digest is what manifests name, so the compressed *bytes*
@@ -123,9 +162,13 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod apply;
+mod changes;
 mod compress;
 mod context;
+mod deb;
 mod error;
+mod inputs;
 mod layer;
 mod paths;
 mod read;
@@ -136,8 +179,10 @@ use std::path::PathBuf;
 
 use bake_digest::{Digest, HashingWriter};
 
+pub use apply::{apply_layer, read_file_from_layers};
 pub use context::Context;
 pub use error::LayerError;
+pub use inputs::{InputNode, copy_inputs};
 pub use read::{EntryKind, EntrySummary, HeaderFormat, read_layer_entries};
 
 /// The owner of the entries a step creates.
@@ -162,6 +207,8 @@ pub enum Source {
         mode: Option<u32>,
         owner: Owner,
         exclude: Vec<String>,
+        /// Which mtime the copied entries get (default: the epoch).
+        mtime: CopyMtime,
     },
     /// A regular file with the given content.
     Inline {
@@ -180,6 +227,45 @@ pub enum Source {
     },
     /// The entries of a tar archive (plain, gzip, zstd or xz) below `to`.
     Unpack { src: PathBuf, to: String },
+    /// A Debian binary package, checked against `sha256`: its data archive
+    /// is unpacked at `/` like [`Source::Unpack`], and dpkg's database
+    /// records it (see [the `deb` section](crate#debian-packages)).
+    Deb { src: PathBuf, sha256: Digest },
+    /// The content of `/var/lib/dpkg/status` in the layers below this one,
+    /// which the [`Source::Deb`]s of this layer add their packages to. Writes
+    /// nothing unless the layer has a `Deb` source.
+    DpkgBelow { status: Vec<u8> },
+    /// Entries taken as they are from the host directory `root` (the root
+    /// filesystem a `run` step changed): metadata kept, mtimes set to the
+    /// epoch, deletions as whiteouts (see [`Change`]).
+    Changes { root: PathBuf, changes: Vec<Change> },
+}
+
+/// Which mtime a [`Source::Copy`] gives the files, directories and
+/// symlinks it copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CopyMtime {
+    /// The epoch: host mtimes never leak (the default).
+    #[default]
+    Epoch,
+    /// The host mtime, clamped to the epoch (never later; before 1970: 0).
+    Source,
+    /// The host mtime as it is (before 1970: 0). Not reproducible: for
+    /// debugging.
+    SourceUnclamped,
+}
+
+/// One change of a root filesystem, by absolute image path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    /// An added or modified entry: a regular file, directory or symlink read
+    /// from the root with its mode, uid and gid. Its ancestors are written
+    /// with their metadata from the root too, so a layer's implicit parents
+    /// never change a lower layer's directories.
+    Put(String),
+    /// An entry of a lower layer that no longer exists: written as the OCI
+    /// whiteout `.wh.<name>` in its parent directory.
+    Whiteout(String),
 }
 
 /// How the layer tar is compressed.

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use bake_digest::Digest;
 use bake_layer::{
-    Compression, Context, EntryKind, EntrySummary, LayerError, LayerOptions, LayerOutput, Owner, Source,
-    read_layer_entries, write_layer,
+    Compression, Context, CopyMtime, EntryKind, EntrySummary, LayerError, LayerOptions, LayerOutput, Owner,
+    Source, read_layer_entries, write_layer,
 };
 use filetime::FileTime;
 use tempfile::TempDir;
@@ -69,6 +69,7 @@ fn copy(src: &Path, to: &str) -> Source {
         mode: None,
         owner: Owner::default(),
         exclude: vec![],
+        mtime: CopyMtime::Epoch,
     }
 }
 
@@ -336,6 +337,7 @@ fn modes_do_not_leak_from_the_host() {
         mode: Some(0o4750),
         owner: Owner { uid: 1000, gid: 100 },
         exclude: vec![],
+        mtime: CopyMtime::Epoch,
     };
     let e = entries(&[explicit]);
     let got: Vec<(&str, u32, u64, u64)> = e
@@ -366,6 +368,7 @@ fn a_single_file_lands_exactly_at_to() {
         mode: None,
         owner: Owner { uid: 5, gid: 6 },
         exclude: vec![],
+        mtime: CopyMtime::Epoch,
     };
     let e = entries(&[src]);
     assert_eq!(
@@ -378,6 +381,37 @@ fn a_single_file_lands_exactly_at_to() {
         (EntryKind::File, 0o755, 5, 6, 3)
     );
     assert!(e[..3].iter().all(|d| d.mode == 0o755 && d.uid == 0 && d.gid == 0));
+}
+
+#[test]
+fn copy_mtime_source_keeps_host_mtimes_clamped_or_not() {
+    let ctx = tmp();
+    let root = ctx.path().join("tree");
+    write(&root.join("old"), b"-", 0o644);
+    write(&root.join("new"), b"-", 0o644);
+    let old = (EPOCH - 1000) as i64;
+    let new = (EPOCH + 1000) as i64;
+    filetime::set_file_mtime(root.join("old"), FileTime::from_unix_time(old, 0)).unwrap();
+    filetime::set_file_mtime(root.join("new"), FileTime::from_unix_time(new, 0)).unwrap();
+    filetime::set_file_mtime(&root, FileTime::from_unix_time(new, 0)).unwrap();
+    let mtimes = |mtime: CopyMtime| {
+        let src = Source::Copy {
+            src: root.clone(),
+            to: "/t".into(),
+            mode: None,
+            owner: Owner::default(),
+            exclude: vec![],
+            mtime,
+        };
+        let e = entries(&[src]);
+        ["t/", "t/new", "t/old"].map(|p| find(&e, p).mtime)
+    };
+    assert_eq!(mtimes(CopyMtime::Epoch), [EPOCH; 3]);
+    assert_eq!(mtimes(CopyMtime::Source), [EPOCH, EPOCH, old as u64]);
+    assert_eq!(
+        mtimes(CopyMtime::SourceUnclamped),
+        [new as u64, new as u64, old as u64]
+    );
 }
 
 #[test]
@@ -401,6 +435,7 @@ fn exclude_globs_match_relative_paths() {
         mode: None,
         owner: Owner::default(),
         exclude: vec!["*.tmp".into(), "target/**".into(), "logs".into()],
+        mtime: CopyMtime::Epoch,
     };
     assert_eq!(
         names(&entries(&[src])),
@@ -422,6 +457,7 @@ fn exclude_globs_match_relative_paths() {
         mode: None,
         owner: Owner::default(),
         exclude: vec!["a[".into()],
+        mtime: CopyMtime::Epoch,
     };
     let err = build_with(&[inline("/x", b""), bad], Compression::None).unwrap_err();
     assert!(matches!(err, LayerError::Exclude { index: 1, .. }), "{err:?}");
@@ -1031,8 +1067,11 @@ fn media_types_and_ids() {
         "application/vnd.oci.image.layer.v1.tar+zstd"
     );
     assert_eq!(Compression::None.id(), "none");
-    assert_eq!(Compression::Gzip { level: 6 }.id(), "gzip-6/zlib-rs");
-    assert_eq!(Compression::Zstd { level: 3 }.id(), "zstd-3/libzstd-1.5.7");
+    assert_eq!(Compression::Gzip { level: 6 }.id(), "gzip-6/zlib-rs/chunked-1MiB");
+    assert_eq!(
+        Compression::Zstd { level: 3 }.id(),
+        "zstd-3/libzstd-1.5.7/chunked-1MiB"
+    );
     let err = build_with(&[], Compression::Gzip { level: 0 }).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -1067,11 +1106,54 @@ fn golden_digests() {
         ),
         (
             Compression::Zstd { level: 3 },
-            "sha256:dad60da79da5038fd56dc7789c3f617a8839947953145476b9331aeef815860b",
+            "sha256:cb4d5dde47741873cf3cb3dda2696051c3387bd425d61594122d9a370c905da3",
         ),
     ] {
         let (bytes, out) = build_with(&sources, c).unwrap();
         assert_eq!(out.diff_id.to_string(), diff_id, "{c:?}");
         assert_eq!(Digest::of(&bytes).to_string(), compressed, "{c:?}");
     }
+}
+
+/// The chunked scheme itself (1 MiB chunks; gzip chunks primed with the
+/// previous 32 KiB and joined by sync flushes; one zstd frame per chunk),
+/// pinned on a layer of about 2.5 MiB. Regenerate only on purpose.
+#[test]
+fn golden_digests_across_chunks() {
+    // Deterministic, compressible content with matches across chunk edges.
+    let mut x: u32 = 12345;
+    let mut content = Vec::new();
+    while content.len() < 5 << 19 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let word = ["layer ", "chunk ", "digest ", "bake\n", "0xdeadbeef "][(x >> 16) as usize % 5];
+        content.extend_from_slice(word.as_bytes());
+        if x % 7 == 0 {
+            content.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    let sources = [
+        inline("/data/big.txt", &content),
+        inline("/data/small", b"tail\n"),
+    ];
+    let (tar, out) = build_with(&sources, Compression::None).unwrap();
+    assert!(tar.len() > (2 << 20) + 1, "the layer spans three chunks");
+    let diff_id = out.diff_id.to_string();
+    for (c, compressed) in [
+        (
+            Compression::Gzip { level: 6 },
+            "sha256:eb8e3f6531412d9f8b1ff315c23079f30923564b34b622f23c18fd7d7bcbeb90",
+        ),
+        (
+            Compression::Zstd { level: 3 },
+            "sha256:9742c93129221c52b4c3d265376e921a82139c4245bf09571693dbce2a08c78b",
+        ),
+    ] {
+        let (bytes, out) = build_with(&sources, c).unwrap();
+        assert_eq!(out.diff_id.to_string(), diff_id, "{c:?}");
+        assert_eq!(Digest::of(&bytes).to_string(), compressed, "{c:?}");
+    }
+    assert_eq!(
+        diff_id,
+        "sha256:af4f6c8000af123873007f3d90b26c1f47ff8414925cc8f52d9812a9b8637c56"
+    );
 }

@@ -96,7 +96,9 @@ pub enum RecipeError {
     MissingTable { pos: Pos, table: &'static str },
 
     /// A step with none of the kind keys.
-    #[error("{pos}: step has no kind: expected one of `copy`, `file`, `dir`, `symlink` or `unpack`")]
+    #[error(
+        "{pos}: step has no kind: expected one of `copy`, `file`, `dir`, `symlink`, `unpack`, `deb` or `run`"
+    )]
     NoStepKind { pos: Pos },
 
     /// A step with two kind keys; `pos` is the second one in the text.
@@ -114,10 +116,6 @@ pub enum RecipeError {
         key: &'static str,
         kind: &'static str,
     },
-
-    /// A step kind that is planned but not implemented.
-    #[error("{pos}: `{kind}` steps are not supported yet")]
-    UnsupportedStep { pos: Pos, kind: &'static str },
 
     /// A `[[layer]]` without any `[[layer.step]]`.
     #[error("{pos}: layer has no steps")]
@@ -235,7 +233,6 @@ impl RecipeError {
             | NoStepKind { pos }
             | TwoStepKinds { pos, .. }
             | KeyNotAllowed { pos, .. }
-            | UnsupportedStep { pos, .. }
             | EmptyLayer { pos }
             | DuplicateLayer { pos, .. }
             | UndefinedVariable { pos, .. }

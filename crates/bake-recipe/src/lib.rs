@@ -14,7 +14,8 @@
 //! - `base`: `scratch`, an OCI layout, a docker archive or a registry
 //!   reference ([`BaseRef`]);
 //! - `[[layer]]`s of `[[layer.step]]`s ([`StepKind`]): copy, file, dir,
-//!   symlink, unpack;
+//!   symlink, unpack, deb (a Debian package) and run (commands in a sandbox,
+//!   [`RunStep`]);
 //! - `[config]` and `[output]`.
 //!
 //! [`parse`] turns the text into a [`Recipe`] in which everything has been
@@ -79,7 +80,8 @@ use std::path::Path;
 
 pub use crate::error::{OverrideOrigin, Pos, RecipeError};
 pub use crate::recipe::{
-    BaseRef, Compression, Config, Image, Layer, Output, Owner, Platform, Recipe, Step, StepKind, VarValue,
+    BaseRef, Compression, Config, CopyMtime, Image, Layer, Output, Owner, Platform, Recipe, RunStep, Step,
+    StepKind, VarValue,
 };
 
 /// Variable overrides from outside the recipe. Each list is `(name, value)`

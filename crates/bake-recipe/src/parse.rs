@@ -15,7 +15,8 @@ use toml::de::{DeInteger, DeTable, DeValue};
 
 use crate::error::LineIndex;
 use crate::recipe::{
-    BaseRef, Compression, Config, Image, Layer, Output, Owner, Recipe, Step, StepKind, VarValue,
+    BaseRef, Compression, Config, CopyMtime, Image, Layer, Output, Owner, Recipe, RunStep, Step, StepKind,
+    VarValue,
 };
 use crate::values::{self, Problem};
 use crate::{OverrideOrigin, Overrides, Pos, RecipeError};
@@ -45,15 +46,20 @@ const CONFIG_KEYS: &[&str] = &[
 
 /// The step kinds, each with the keys it accepts besides its own.
 const KINDS: &[(&str, &[&str])] = &[
-    ("copy", &["to", "mode", "owner", "exclude"]),
+    ("copy", &["to", "mode", "owner", "exclude", "mtime"]),
     ("file", &["content", "mode", "owner"]),
     ("dir", &["mode", "owner"]),
     ("symlink", &["target", "owner"]),
     ("unpack", &["to"]),
+    ("deb", &["sha256"]),
+    ("run", &["network", "timeout", "user", "env", "workdir"]),
 ];
-const STEP_OPTION_KEYS: &[&str] = &["to", "mode", "owner", "exclude", "content", "target"];
-/// Step kinds the language reserves but this version does not implement.
-const FUTURE_KINDS: &[&str] = &["deb", "run"];
+const STEP_OPTION_KEYS: &[&str] = &[
+    "to", "mode", "owner", "exclude", "content", "target", "sha256", "network", "timeout", "user", "env",
+    "workdir", "mtime",
+];
+/// The longest `timeout` a run step may ask for: a week.
+const MAX_TIMEOUT: u64 = 7 * 24 * 3600;
 
 pub(crate) fn parse(path: &Path, text: &str, overrides: &Overrides) -> Result<Recipe> {
     let mut cx = Cx {
@@ -545,12 +551,6 @@ impl Cx<'_> {
 
         for (k, _) in &keys {
             let name = k.get_ref().as_ref();
-            if let Some(kind) = FUTURE_KINDS.iter().find(|f| **f == name) {
-                return Err(RecipeError::UnsupportedStep {
-                    pos: self.pos(k.span()),
-                    kind,
-                });
-            }
             if !KINDS.iter().any(|(kind, _)| *kind == name) && !STEP_OPTION_KEYS.contains(&name) {
                 return Err(RecipeError::UnknownKey {
                     pos: self.pos(k.span()),
@@ -598,6 +598,8 @@ impl Cx<'_> {
             "file" => "a file step",
             "dir" => "a dir step",
             "symlink" => "a symlink step",
+            "deb" => "a deb step",
+            "run" => "a run step",
             _ => "an unpack step",
         };
         let required = |name: &'static str| {
@@ -610,6 +612,12 @@ impl Cx<'_> {
         let Some(kind_v) = t.get(kind) else {
             return Err(RecipeError::NoStepKind { pos });
         };
+        if kind == "run" {
+            return Ok(Step {
+                pos: self.pos(kind_span),
+                kind: StepKind::Run(self.run_step(t, kind_v)?),
+            });
+        }
         let subject = self.string(kind, kind_v)?;
 
         let step_kind = match kind {
@@ -624,12 +632,20 @@ impl Cx<'_> {
                     None => Vec::new(),
                     Some(ev) => self.strings("exclude", ev)?.into_iter().map(|(s, _)| s).collect(),
                 };
+                let mtime = match t.get("mtime") {
+                    None => CopyMtime::Epoch,
+                    Some(mv) => {
+                        let s = self.string("mtime", mv)?;
+                        self.place(values::copy_mtime(&s), mv)?
+                    }
+                };
                 StepKind::Copy {
                     src,
                     to,
                     mode,
                     owner,
                     exclude,
+                    mtime,
                 }
             }
             "file" => {
@@ -666,6 +682,13 @@ impl Cx<'_> {
                 let owner = self.owner(t.get("owner"))?;
                 StepKind::Symlink { path, target, owner }
             }
+            "deb" => {
+                let sha_v = required("sha256")?;
+                let src = self.place(values::source_path(&subject), kind_v)?;
+                let sha256 = self.string("sha256", sha_v)?;
+                let sha256 = self.place(values::sha256(&sha256), sha_v)?;
+                StepKind::Deb { src, sha256 }
+            }
             _ => {
                 let src = self.place(values::source_path(&subject), kind_v)?;
                 let to = match t.get("to") {
@@ -682,6 +705,128 @@ impl Cx<'_> {
             pos: self.pos(kind_span),
             kind: step_kind,
         })
+    }
+
+    /// The keys of a `run` step, whose kind key is a command or an array of them.
+    fn run_step(&self, t: &DeTable<'_>, run_v: &Value<'_>) -> Result<RunStep> {
+        let commands: Vec<(String, &Value<'_>)> = match run_v.get_ref() {
+            DeValue::String(_) => vec![(self.string("run", run_v)?, run_v)],
+            DeValue::Array(_) => self.strings("run", run_v)?,
+            _ => return Err(self.wrong_type("run", "a string or an array of strings", run_v)),
+        };
+        if commands.is_empty() {
+            return Err(RecipeError::Invalid {
+                pos: self.pos(run_v.span()),
+                what: "run",
+                value: "[]".to_owned(),
+                reason: "give at least one command".to_owned(),
+            });
+        }
+        for (command, v) in &commands {
+            if command.trim().is_empty() || command.contains('\0') {
+                return Err(RecipeError::Invalid {
+                    pos: self.pos(v.span()),
+                    what: "command",
+                    value: command.clone(),
+                    reason: "must be non-empty, without NUL bytes".to_owned(),
+                });
+            }
+        }
+
+        let network = match t.get("network") {
+            None => false,
+            Some(v) => match v.get_ref() {
+                DeValue::Boolean(b) => *b,
+                _ => return Err(self.wrong_type("network", "a boolean", v)),
+            },
+        };
+
+        let timeout = match t.get("timeout") {
+            None => RunStep::DEFAULT_TIMEOUT,
+            Some(v) => {
+                let (text, seconds) = match v.get_ref() {
+                    DeValue::Integer(i) => {
+                        let n = self.integer_value(i, v)?;
+                        (n.to_string(), u64::try_from(n).ok())
+                    }
+                    DeValue::String(_) => {
+                        let s = self.string("timeout", v)?;
+                        let seconds = values::duration(&s);
+                        (s, seconds)
+                    }
+                    _ => return Err(self.wrong_type("timeout", "an integer (seconds) or a string", v)),
+                };
+                match seconds {
+                    Some(n) if (1..=MAX_TIMEOUT).contains(&n) => n,
+                    _ => {
+                        return Err(RecipeError::Invalid {
+                            pos: self.pos(v.span()),
+                            what: "timeout",
+                            value: text,
+                            reason: format!(
+                                "expected seconds (1 to {MAX_TIMEOUT}) or a duration such as \"90s\", \"5m\" or \"1h30m\""
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+
+        let user = match t.get("user") {
+            None => None,
+            Some(v) => {
+                let s = self.string("user", v)?;
+                Some(self.place(values::run_user(&s), v)?)
+            }
+        };
+
+        let env = match t.get("env") {
+            None => BTreeMap::new(),
+            Some(ev) => self.env_map(ev)?,
+        };
+        if let Some(span) = env_key_span(t, "SOURCE_DATE_EPOCH") {
+            return Err(RecipeError::Invalid {
+                pos: self.pos(span),
+                what: "environment variable",
+                value: "SOURCE_DATE_EPOCH".to_owned(),
+                reason: "bake sets it to the build epoch".to_owned(),
+            });
+        }
+
+        let workdir = match t.get("workdir") {
+            None => None,
+            Some(wv) => {
+                let w = self.string("workdir", wv)?;
+                Some(self.place(values::destination_path(&w), wv)?)
+            }
+        };
+        Ok(RunStep {
+            commands: commands.into_iter().map(|(c, _)| c).collect(),
+            network,
+            timeout,
+            user,
+            env,
+            workdir,
+        })
+    }
+
+    /// An `env` table: keys without `=` or NUL, values substituted.
+    fn env_map(&self, ev: &Value<'_>) -> Result<BTreeMap<String, String>> {
+        let env = self.string_map("env", ev)?;
+        if let Some(bad) = env.keys().find(|k| k.contains(['=', '\0'])) {
+            let key_span = ev
+                .get_ref()
+                .as_table()
+                .and_then(|et| et.get_key_value(bad.as_str()))
+                .map_or(ev.span(), |(k, _)| k.span());
+            return Err(RecipeError::Invalid {
+                pos: self.pos(key_span),
+                what: "environment variable name",
+                value: bad.clone(),
+                reason: "must not contain `=` or NUL".to_owned(),
+            });
+        }
+        Ok(env)
     }
 
     fn mode(&self, v: &Value<'_>) -> Result<u32> {
@@ -721,23 +866,7 @@ impl Cx<'_> {
 
         let env = match t.get("env") {
             None => BTreeMap::new(),
-            Some(ev) => {
-                let env = self.string_map("env", ev)?;
-                if let Some(bad) = env.keys().find(|k| k.contains(['=', '\0'])) {
-                    let key_span = ev
-                        .get_ref()
-                        .as_table()
-                        .and_then(|et| et.get_key_value(bad.as_str()))
-                        .map_or(ev.span(), |(k, _)| k.span());
-                    return Err(RecipeError::Invalid {
-                        pos: self.pos(key_span),
-                        what: "environment variable name",
-                        value: bad.clone(),
-                        reason: "must not contain `=` or NUL".to_owned(),
-                    });
-                }
-                env
-            }
+            Some(ev) => self.env_map(ev)?,
         };
 
         let user = single("user")?;
@@ -802,4 +931,10 @@ impl Cx<'_> {
             stop_signal,
         })
     }
+}
+
+/// The span of `key` inside the step's `env` table, if the table sets it.
+fn env_key_span(step: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
+    let env = step.get("env")?.get_ref().as_table()?;
+    env.get_key_value(key).map(|(k, _)| k.span())
 }

@@ -223,6 +223,9 @@ pub enum StepKind {
         mode: Option<u32>,
         owner: Owner,
         exclude: Vec<String>,
+        /// Which mtime the copied entries get (`mtime = …`; default the
+        /// epoch).
+        mtime: CopyMtime,
     },
     /// Write a file from inline content; mode defaults to 0o644.
     File {
@@ -241,11 +244,58 @@ pub enum StepKind {
     },
     /// Unpack a tar archive from the context; `to` defaults to `/`.
     Unpack { src: String, to: String },
+    /// Install a Debian package from the context without running its
+    /// maintainer scripts: its data archive goes into the layer and dpkg's
+    /// database records it. The file must hash to `sha256`.
+    Deb { src: String, sha256: Digest },
+    /// Run commands with `/bin/sh -c` inside the root filesystem assembled so
+    /// far, in a sandbox; what they change becomes the layer.
+    Run(RunStep),
+}
+
+/// A `copy` step's `mtime`: which modification time the copied files,
+/// directories and symlinks get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CopyMtime {
+    /// `"epoch"` (the default): the build epoch; host mtimes never leak.
+    #[default]
+    Epoch,
+    /// `"source"`: the host mtime, clamped to the epoch (never later). Only
+    /// reproducible where every copied file's mtime is at or after the
+    /// epoch.
+    Source,
+    /// `"source-unclamped"`: the host mtime as it is. Not reproducible: for
+    /// debugging (and for `bake check` to catch).
+    SourceUnclamped,
+}
+
+/// A `run` step's settings, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStep {
+    /// The commands, in order; never empty, none empty. Each runs in its own
+    /// `sh -c`; the first that fails stops the build.
+    pub commands: Vec<String>,
+    /// Whether the commands share the host's network (default `false`: a
+    /// network namespace of their own with only loopback).
+    pub network: bool,
+    /// Seconds each command may run (default 600).
+    pub timeout: u64,
+    /// `UID[:GID]` or `NAME[:GROUP]`, resolved in the image; default root.
+    pub user: Option<String>,
+    /// Variables added to the fixed environment; never `SOURCE_DATE_EPOCH`.
+    pub env: BTreeMap<String, String>,
+    /// A normalised absolute path; default `/`.
+    pub workdir: Option<String>,
+}
+
+impl RunStep {
+    /// The timeout when a step names none: ten minutes.
+    pub const DEFAULT_TIMEOUT: u64 = 600;
 }
 
 impl StepKind {
-    /// The recipe key that names this kind: `copy`, `file`, `dir`, `symlink`
-    /// or `unpack`.
+    /// The recipe key that names this kind: `copy`, `file`, `dir`,
+    /// `symlink`, `unpack`, `deb` or `run`.
     pub fn key(&self) -> &'static str {
         match self {
             StepKind::Copy { .. } => "copy",
@@ -253,6 +303,8 @@ impl StepKind {
             StepKind::Dir { .. } => "dir",
             StepKind::Symlink { .. } => "symlink",
             StepKind::Unpack { .. } => "unpack",
+            StepKind::Deb { .. } => "deb",
+            StepKind::Run(_) => "run",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! These functions know nothing of TOML or positions: they take the (already
 //! interpolated) value and return a [`Problem`], which the caller places.
 
-use crate::recipe::{BaseRef, Owner, Platform};
+use crate::recipe::{BaseRef, CopyMtime, Owner, Platform};
 use crate::{Pos, RecipeError};
 
 /// What is wrong with a value, before it is given a position.
@@ -92,6 +92,20 @@ fn decimal_u32(s: &str) -> Option<u32> {
 }
 
 /// `"UID:GID"` or `"UID"` (then the gid is the uid), both decimal.
+/// A copy step's `mtime`: `"epoch"`, `"source"` or `"source-unclamped"`.
+pub(crate) fn copy_mtime(s: &str) -> Result<CopyMtime, Problem> {
+    match s {
+        "epoch" => Ok(CopyMtime::Epoch),
+        "source" => Ok(CopyMtime::Source),
+        "source-unclamped" => Ok(CopyMtime::SourceUnclamped),
+        _ => Err(invalid(
+            "mtime",
+            s,
+            "expected \"epoch\" (the default), \"source\" or \"source-unclamped\"",
+        )),
+    }
+}
+
 pub(crate) fn owner(s: &str) -> Result<Owner, Problem> {
     let parsed = match s.split_once(':') {
         Some((uid, gid)) => decimal_u32(uid).zip(decimal_u32(gid)),
@@ -171,6 +185,73 @@ fn name_component_ok(c: &str) -> bool {
         };
     }
     last == Last::Alnum
+}
+
+/// A sha256 digest written as 64 hex digits, optionally after `sha256:`.
+/// Upper-case digits are accepted and stored in lower case.
+pub(crate) fn sha256(s: &str) -> Result<bake_digest::Digest, Problem> {
+    let hex = s.strip_prefix("sha256:").unwrap_or(s).to_ascii_lowercase();
+    bake_digest::Digest::from_hex(&hex).map_err(|_| {
+        invalid(
+            "sha256",
+            s,
+            "expected 64 hex digits, optionally prefixed by `sha256:`",
+        )
+    })
+}
+
+/// A duration: whole numbers with units `h`, `m` and `s` in that order, such
+/// as `90s`, `5m` or `1h30m`. `None` if it does not parse or overflows.
+pub(crate) fn duration(s: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut rest = s;
+    let mut last_unit = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let (number, after) = rest.split_at(digits);
+        let mut chars = after.chars();
+        let (rank, factor) = match chars.next()? {
+            'h' => (1, 3600),
+            'm' => (2, 60),
+            's' => (3, 1),
+            _ => return None,
+        };
+        if rank <= last_unit {
+            return None;
+        }
+        last_unit = rank;
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(factor)?)?;
+        rest = chars.as_str();
+    }
+    Some(total)
+}
+
+/// A `run` step's user: `UID[:GID]` in decimal, or `NAME[:GROUP]` with
+/// names of `[A-Za-z0-9_.-]` not starting with `-` (mixed forms allowed).
+pub(crate) fn run_user(s: &str) -> Result<String, Problem> {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 256
+            && !p.starts_with('-')
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    };
+    let ok = match s.split_once(':') {
+        Some((user, group)) => part_ok(user) && part_ok(group),
+        None => part_ok(s),
+    };
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(invalid("user", s, "expected \"UID[:GID]\" or \"NAME[:GROUP]\""))
+    }
 }
 
 /// A repository name as in the OCI distribution spec.
@@ -339,6 +420,52 @@ pub(crate) fn variable_name_ok(s: &str) -> bool {
     let mut bytes = s.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod run_value_tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("90s"), Some(90));
+        assert_eq!(duration("5m"), Some(300));
+        assert_eq!(duration("1h30m"), Some(5400));
+        assert_eq!(duration("1h2m3s"), Some(3723));
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5x",
+            "1m1h",
+            "1m1m",
+            "-5s",
+            "1.5m",
+            "5m ",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn users_and_digests() {
+        for good in ["0", "1000:1000", "nobody", "www-data:www-data", "app:0"] {
+            assert_eq!(run_user(good), Ok(good.to_owned()));
+        }
+        for bad in ["", ":", "a:", "-a", "a b", "a:b:c", "ü"] {
+            assert!(run_user(bad).is_err(), "{bad:?}");
+        }
+        let hex = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
+        assert_eq!(sha256(hex).unwrap().hex(), hex);
+        assert_eq!(
+            sha256(&format!("sha256:{}", hex.to_uppercase())).unwrap().hex(),
+            hex
+        );
+        assert!(sha256("sha256:abc").is_err());
+        assert!(sha256(&format!("md5:{hex}")).is_err());
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bake_recipe::{
-    BaseRef, Compression, Config, Image, Layer, Output, Overrides, Owner, Platform, Pos, Recipe, RecipeError,
-    Step, StepKind, VarValue, parse, parse_var_override,
+    BaseRef, Compression, Config, CopyMtime, Image, Layer, Output, Overrides, Owner, Platform, Pos, Recipe,
+    RecipeError, RunStep, Step, StepKind, VarValue, parse, parse_var_override,
 };
 
 fn parse_with(text: &str, overrides: &Overrides) -> Result<Recipe, RecipeError> {
@@ -156,7 +156,7 @@ fn the_spec_example_parses() {
         }
     );
 
-    assert_eq!(recipe.layers.len(), 1);
+    assert_eq!(recipe.layers.len(), 3);
     let layer = &recipe.layers[0];
     assert_eq!(layer.name, "app");
     assert_eq!(layer.pos.line, 31);
@@ -171,6 +171,7 @@ fn the_spec_example_parses() {
                 mode: Some(0o755),
                 owner: Owner { uid: 0, gid: 0 },
                 exclude: strings(&["*.tmp", "target/**"]),
+                mtime: CopyMtime::Epoch,
             },
             &StepKind::File {
                 path: "/etc/motd".into(),
@@ -195,6 +196,27 @@ fn the_spec_example_parses() {
         ]
     );
     assert_eq!(layer.steps[0].pos, pos(35, 3)); // the `copy =` key
+
+    assert_eq!(recipe.layers[1].name, "packages");
+    assert_eq!(
+        recipe.layers[1].steps[0].kind,
+        StepKind::Deb {
+            src: "debs/busybox-static_1.35.0-4+deb12u1+b1_amd64.deb".into(),
+            sha256: format!("sha256:{HEX}").parse().expect("a valid digest"),
+        }
+    );
+    assert_eq!(recipe.layers[2].name, "setup");
+    assert_eq!(
+        recipe.layers[2].steps[0].kind,
+        StepKind::Run(RunStep {
+            commands: strings(&["busybox --install -s /bin", "rm /etc/placeholder"]),
+            network: false,
+            timeout: 300,
+            user: Some("0:0".into()),
+            env: map(&[("LANG", "C.UTF-8")]),
+            workdir: Some("/".into()),
+        })
+    );
 
     assert_eq!(
         recipe.config,
@@ -315,13 +337,15 @@ target = "../../x/./y"
                 mode: None,
                 owner: Owner::default(),
                 exclude: vec![],
+                mtime: CopyMtime::Epoch,
             },
             StepKind::Copy {
                 src: ".".into(),
                 to: "/".into(),
                 mode: None,
                 owner: Owner::default(),
-                exclude: vec![]
+                exclude: vec![],
+                mtime: CopyMtime::Epoch,
             },
             StepKind::Unpack {
                 src: "root.tar".into(),
@@ -399,6 +423,48 @@ mode = 0
             },
         ]
     );
+}
+
+#[test]
+fn copy_mtime_defaults_to_the_epoch_and_accepts_source() {
+    let mtimes: Vec<CopyMtime> = steps(
+        r#"
+[[layer.step]]
+copy = "a"
+to = "/a"
+[[layer.step]]
+copy = "a"
+to = "/a"
+mtime = "epoch"
+[[layer.step]]
+copy = "a"
+to = "/a"
+mtime = "source"
+[[layer.step]]
+copy = "a"
+to = "/a"
+mtime = "source-unclamped"
+"#,
+    )
+    .into_iter()
+    .map(|k| match k {
+        StepKind::Copy { mtime, .. } => mtime,
+        other => panic!("{other:?}"),
+    })
+    .collect();
+    assert_eq!(
+        mtimes,
+        [
+            CopyMtime::Epoch,
+            CopyMtime::Epoch,
+            CopyMtime::Source,
+            CopyMtime::SourceUnclamped
+        ]
+    );
+    let e = step_err("[[layer.step]]\ncopy = \"a\"\nto = \"/a\"\nmtime = \"host\"\n");
+    assert!(e.contains(":7:9: invalid mtime `host`"), "{e}");
+    let e = step_err("[[layer.step]]\nfile = \"/a\"\ncontent = \"\"\nmtime = \"source\"\n");
+    assert!(e.contains("mtime"), "{e}");
 }
 
 #[test]
@@ -586,6 +652,7 @@ user = "${u}"
             mode: Some(0o700),
             owner: Owner { uid: 7, gid: 7 },
             exclude: strings(&["hello.tmp"]),
+            mtime: CopyMtime::Epoch,
         }
     );
     assert_eq!(
@@ -880,7 +947,7 @@ fn missing_keys() {
 fn step_kind_errors() {
     assert_eq!(
         step_err("[[layer.step]]\nmode = 0o644\n"),
-        "dir/recipe.toml:4:1: step has no kind: expected one of `copy`, `file`, `dir`, `symlink` or `unpack`"
+        "dir/recipe.toml:4:1: step has no kind: expected one of `copy`, `file`, `dir`, `symlink`, `unpack`, `deb` or `run`"
     );
     assert_eq!(
         step_err("[[layer.step]]\nfile = \"/a\"\ncopy = \"a\"\n"),
@@ -907,8 +974,12 @@ fn step_kind_errors() {
         "dir/recipe.toml:7:1: `exclude` is not allowed in a file step"
     );
     assert_eq!(
-        step_err("[[layer.step]]\nrun = \"make\"\n"),
-        "dir/recipe.toml:5:1: `run` steps are not supported yet"
+        step_err("[[layer.step]]\nrun = \"make\"\nmode = 0o644\n"),
+        "dir/recipe.toml:6:1: `mode` is not allowed in a run step"
+    );
+    assert_eq!(
+        step_err("[[layer.step]]\ndeb = \"a.deb\"\nto = \"/\"\n"),
+        "dir/recipe.toml:6:1: `to` is not allowed in a deb step"
     );
 }
 
@@ -1254,5 +1325,160 @@ fn mutated_recipes_do_not_panic() {
         if let Ok(text) = String::from_utf8(bytes) {
             let _ = parse_with(&text, &overrides);
         }
+    }
+}
+
+// ---- provisioners: deb and run ----
+
+const HEX: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
+
+#[test]
+fn deb_steps_take_a_context_path_and_a_digest() {
+    let got = steps(&format!(
+        "[[layer.step]]\ndeb = \"./debs/../debs/a.deb\"\nsha256 = \"{HEX}\"\n\
+         [[layer.step]]\ndeb = \"b.deb\"\nsha256 = \"sha256:{}\"\n",
+        HEX.to_uppercase()
+    ));
+    let digest: bake_digest::Digest = format!("sha256:{HEX}").parse().expect("a valid digest");
+    assert_eq!(
+        got,
+        [
+            StepKind::Deb {
+                src: "debs/a.deb".into(),
+                sha256: digest.clone()
+            },
+            StepKind::Deb {
+                src: "b.deb".into(),
+                sha256: digest
+            },
+        ]
+    );
+    assert_eq!(got[0].key(), "deb");
+}
+
+#[test]
+fn deb_errors() {
+    assert_eq!(
+        step_err("[[layer.step]]\ndeb = \"a.deb\"\n"),
+        "dir/recipe.toml:4:1: missing required key `sha256` in a deb step"
+    );
+    assert_eq!(
+        step_err("[[layer.step]]\ndeb = \"a.deb\"\nsha256 = \"abc\"\n"),
+        "dir/recipe.toml:6:10: invalid sha256 `abc`: expected 64 hex digits, optionally prefixed by `sha256:`"
+    );
+    assert_eq!(
+        step_err(&format!(
+            "[[layer.step]]\ndeb = \"../a.deb\"\nsha256 = \"{HEX}\"\n"
+        )),
+        "dir/recipe.toml:5:7: source path `../a.deb` leaves the build context"
+    );
+    assert_eq!(
+        step_err(&format!("[[layer.step]]\ndeb = \"/a.deb\"\nsha256 = \"{HEX}\"\n")),
+        "dir/recipe.toml:5:7: source path `/a.deb` must be relative to the build context"
+    );
+}
+
+#[test]
+fn run_steps_get_defaults() {
+    let got = steps("[[layer.step]]\nrun = \"busybox --install -s /bin\"\n");
+    assert_eq!(
+        got,
+        [StepKind::Run(RunStep {
+            commands: strings(&["busybox --install -s /bin"]),
+            network: false,
+            timeout: 600,
+            user: None,
+            env: BTreeMap::new(),
+            workdir: None,
+        })]
+    );
+    assert_eq!(got[0].key(), "run");
+}
+
+#[test]
+fn run_steps_take_every_option() {
+    let text = format!(
+        "{IMAGE}[variables]\nv = \"1\"\n[[layer]]\n[[layer.step]]\n\
+         run = [\"echo ${{v}}\", \"make install\"]\nnetwork = true\ntimeout = \"1h30m\"\n\
+         user = \"app:staff\"\nenv = {{ A = \"a${{v}}\", PATH = \"/bin\" }}\nworkdir = \"/src/./x/\"\n"
+    );
+    let recipe = ok(&text);
+    let step = &recipe.layers[0].steps[0];
+    assert_eq!(step.pos, pos(7, 1));
+    assert_eq!(
+        step.kind,
+        StepKind::Run(RunStep {
+            commands: strings(&["echo 1", "make install"]),
+            network: true,
+            timeout: 5400,
+            user: Some("app:staff".into()),
+            env: map(&[("A", "a1"), ("PATH", "/bin")]),
+            workdir: Some("/src/x".into()),
+        })
+    );
+    let seconds = steps("[[layer.step]]\nrun = \"x\"\ntimeout = 30\nuser = \"1000\"\n");
+    let StepKind::Run(run) = &seconds[0] else { panic!() };
+    assert_eq!((run.timeout, run.user.as_deref()), (30, Some("1000")));
+}
+
+#[test]
+fn run_errors() {
+    let cases = [
+        (
+            "run = 5\n",
+            "5:7: `run` must be a string or an array of strings, found integer",
+        ),
+        ("run = []\n", "5:7: invalid run `[]`: give at least one command"),
+        (
+            "run = [\"a\", \" \"]\n",
+            "5:13: invalid command ` `: must be non-empty, without NUL bytes",
+        ),
+        (
+            "run = [\"a\", 1]\n",
+            "5:13: `run[1]` must be a string, found integer",
+        ),
+        (
+            "run = \"a\"\nnetwork = \"yes\"\n",
+            "6:11: `network` must be a boolean, found string",
+        ),
+        (
+            "run = \"a\"\ntimeout = 0\n",
+            "6:11: invalid timeout `0`: expected seconds (1 to 604800) or a duration such as \"90s\", \"5m\" or \"1h30m\"",
+        ),
+        (
+            "run = \"a\"\ntimeout = \"5 minutes\"\n",
+            "6:11: invalid timeout `5 minutes`: expected seconds (1 to 604800) or a duration such as \"90s\", \"5m\" or \"1h30m\"",
+        ),
+        (
+            "run = \"a\"\ntimeout = true\n",
+            "6:11: `timeout` must be an integer (seconds) or a string, found boolean",
+        ),
+        (
+            "run = \"a\"\nuser = \"a b\"\n",
+            "6:8: invalid user `a b`: expected \"UID[:GID]\" or \"NAME[:GROUP]\"",
+        ),
+        (
+            "run = \"a\"\nenv = { \"A=B\" = \"x\" }\n",
+            "6:9: invalid environment variable name `A=B`: must not contain `=` or NUL",
+        ),
+        (
+            "run = \"a\"\nenv = { SOURCE_DATE_EPOCH = \"1\" }\n",
+            "6:9: invalid environment variable `SOURCE_DATE_EPOCH`: bake sets it to the build epoch",
+        ),
+        (
+            "run = \"a\"\nworkdir = \"src\"\n",
+            "6:11: destination `src` must be an absolute path",
+        ),
+        (
+            "run = \"a\"\nto = \"/\"\n",
+            "6:1: `to` is not allowed in a run step",
+        ),
+    ];
+    for (step, want) in cases {
+        assert_eq!(
+            step_err(&format!("[[layer.step]]\n{step}")),
+            format!("dir/recipe.toml:{want}"),
+            "{step}"
+        );
     }
 }

@@ -30,11 +30,24 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = registry::Options::from_args(&args.registry, args.json);
             crate::diff::diff(args, opts)
         }
+        Command::Check(args) => {
+            let opts = registry::Options::from_args(&args.registry, args.quiet);
+            crate::check::check(args, opts)
+        }
     }
 }
 
+/// `$XDG_CACHE_HOME/bake`, else `$HOME/.cache/bake`; none without either.
+fn default_cache_dir() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    std::env::var_os("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| std::env::var_os("HOME").and_then(absolute).map(|h| h.join(".cache")))
+        .map(|d| d.join("bake"))
+}
+
 /// The environment the build sees, read once, here.
-fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
+pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
     let mut cli_vars = Vec::new();
     for v in &args.vars {
         cli_vars.push(bake_recipe::parse_var_override(v)?);
@@ -64,6 +77,11 @@ fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
         out_root: cwd.join("out"),
         docker_archive: args.docker_archive.clone(),
         tmp_dir: std::env::temp_dir(),
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.clone().or_else(default_cache_dir)
+        },
         registry: bake_registry::RegistryOptions {
             docker_config: bake_registry::DockerConfig::load(&registry::docker_config_dir())?,
             insecure_registries: args.registry.insecure_registries.clone(),
@@ -80,7 +98,10 @@ fn build(args: BuildArgs) -> Result<()> {
     }
     let started = std::time::Instant::now();
     let recipe = bake_build::load_recipe(&settings)?;
-    let out = bake_build::build_recipe(&recipe, &settings)?;
+    let reporter = crate::progress::Reporter::new(args.quiet);
+    let out = bake_build::build_recipe_with(&recipe, &settings, &reporter);
+    reporter.finish();
+    let out = out?;
     if let Some(base) = &out.base {
         if base.from_tag && !args.quiet {
             eprintln!(
@@ -240,6 +261,7 @@ pub fn build_json(out: &BuildOutput) -> serde_json::Value {
                 "size": l.descriptor.size,
                 "mediaType": l.descriptor.media_type,
                 "fromBase": l.from_base,
+                "cached": l.cached,
             })
         })
         .collect();
@@ -265,6 +287,13 @@ pub fn build_json(out: &BuildOutput) -> serde_json::Value {
         "layout": path_string(&out.layout),
         "dockerArchive": out.docker_archive.as_ref().map(path_string),
         "timingsMs": timings,
+        "cache": out.cache.map(|c| json!({
+            "filesHashed": c.files_hashed,
+            "bytesHashed": c.bytes_hashed,
+            "statHits": c.stat_hits,
+            "layersCached": c.layers_cached,
+            "layersBuilt": c.layers_built,
+        })),
     })
 }
 
@@ -297,7 +326,13 @@ fn write_human(w: &mut impl Write, out: &BuildOutput, elapsed: std::time::Durati
             l.name,
             l.descriptor.digest,
             human_size(l.descriptor.size),
-            if l.from_base { "  (base, reused)" } else { "" },
+            if l.from_base {
+                "  (base, reused)"
+            } else if l.cached {
+                "  (cached)"
+            } else {
+                ""
+            },
         )?;
     }
     writeln!(w, "  layout    {}", out.layout.display())?;

@@ -6,8 +6,10 @@
 //! the `commands` run them. Exit codes are decided in [`main`] alone: 0 on
 //! success, 1 when the command failed, 2 for a usage error.
 
+mod check;
 mod cli;
 mod commands;
+mod progress;
 mod diff;
 mod registry;
 mod sign;
@@ -22,7 +24,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
-        // `bake diff` found differences: the report is on stdout.
+        // `bake diff` or `bake check` found differences: the report is on stdout.
         Err(err) if err.is::<diff::ImagesDiffer>() => ExitCode::FAILURE,
         Err(err) => {
             // A closed stdout (e.g. `bake build --json | head -c1`) is not an error.

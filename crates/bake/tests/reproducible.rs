@@ -62,7 +62,7 @@ fn same_digest_across_paths_mtimes_order_modes_umask_tz_locale_and_cpus() {
     stage_repo(&root_a, 1_000_000_000);
     stage_repo(&root_b, 2_000_000_000);
     restrict_modes(&root_b.join("recipes"));
-    for name in recipe_names() {
+    for name in buildable_recipe_names() {
         let da = build_varied(&root_a, &name, "022", "UTC", "C", false);
         let db = build_varied(&root_b, &name, "077", "Asia/Kolkata", "de_DE.UTF-8", true);
         assert_eq!(da, db, "recipe {name} is not reproducible");

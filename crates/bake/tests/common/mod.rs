@@ -111,6 +111,41 @@ pub fn recipe_names() -> Vec<String> {
     v
 }
 
+/// Whether this is the full suite (`cargo xtask test` sets BAKE_TEST_FULL=1),
+/// where root, runc and the fetched `.deb`s are available.
+pub fn full_suite() -> bool {
+    std::env::var_os("BAKE_TEST_FULL").is_some_and(|v| v == "1")
+}
+
+/// Whether building recipe `name` needs what only the full suite has: it
+/// pins `.deb`s (`debs.lock`, fetched by `cargo xtask fetch-debs`) or has a
+/// `run` step (root and runc).
+pub fn needs_full_suite(name: &str) -> bool {
+    let dir = repo().join("recipes").join(name);
+    let text = fs::read_to_string(dir.join("bake.toml")).unwrap_or_default();
+    dir.join("debs.lock").is_file()
+        || text.lines().any(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("run")
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+}
+
+/// The example recipes this run can build: all of them under the full
+/// suite, else those that need neither root, runc nor fetched `.deb`s.
+pub fn buildable_recipe_names() -> Vec<String> {
+    recipe_names()
+        .into_iter()
+        .filter(|name| {
+            let skip = !full_suite() && needs_full_suite(name);
+            if skip {
+                eprintln!("skipping recipe {name}: it needs root, runc and fetched debs (cargo xtask test)");
+            }
+            !skip
+        })
+        .collect()
+}
+
 /// Every blob in a layout hashes to its name; returns how many there are.
 pub fn assert_store_clean(layout: &Path) -> usize {
     let dir = layout.join("blobs/sha256");

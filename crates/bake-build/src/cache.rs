@@ -1,0 +1,555 @@
+//! The layer cache: a directory that maps a layer's *cache key* to the layer
+//! it built, so an unchanged layer is never re-tarred or re-compressed.
+//!
+//! ```text
+//! CACHE_DIR/
+//!   CACHEDIR.TAG
+//!   blobs/sha256/<hex>        compressed layers (a BlobStore: atomic, verified)
+//!   layers/<key hex>.json     key → {diffID, digest, size, mediaType, blob stat}
+//!   stat/<recipe id>          the stat cache: (path, size, mtime, ctime, inode,
+//!                             device, mode) → content digest, one per recipe
+//! ```
+//!
+//! **The key** is the sha256 of a canonical, length-prefixed encoding of
+//! everything a layer's bytes depend on: [`OUTPUT_FORMAT_VERSION`], the
+//! compression id (scheme, level, library), the epoch, each step's
+//! definition, the inputs those steps read from the host (for a `copy`, the
+//! walk of [`bake_layer::copy_inputs`]: every name, type, size, execute bit,
+//! hardlink grouping, symlink target and content digest; for an `unpack`,
+//! the archive's content digest), and for layers that depend on the layers
+//! below them (`run`, `deb`) the diffIDs of all of them. The build path, the
+//! clock, the host user and the cache's own state are not in it. Anything
+//! else that decides a layer's bytes is covered by the output-format
+//! version, which changes whenever the bytes for the same key could.
+//!
+//! **The stat cache** makes an unchanged input cost one `lstat`: a file whose
+//! stat tuple matches its record is not read. Like git's index it guards
+//! against "racily clean" files: a file modified at or after the moment the
+//! build started (as the file system's clock says, from a stamp file in the
+//! cache) is hashed but not recorded.
+//!
+//! **Entries** are written atomically (temp file + rename) and checked before
+//! use: the blob must be present with the recorded size; when its inode or
+//! mtime differ from the record it is re-hashed, and an entry whose blob is
+//! missing, short or corrupt is ignored (the layer is rebuilt and the entry
+//! replaced). Concurrent builds sharing a cache race to rename identical
+//! content, which is harmless. Nothing here is ever part of an image.
+//!
+//! [`OUTPUT_FORMAT_VERSION`]: crate::OUTPUT_FORMAT_VERSION
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use bake_digest::{Digest, Hasher};
+use bake_store::BlobStore;
+use fs_err as fs;
+
+/// Why the cache could not be used; every variant names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("layer cache {path}: {source} (build with --no-cache to do without it)")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer cache {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: bake_store::StoreError,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What the cache did during one build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Input files whose content was read to compute keys.
+    pub files_hashed: u64,
+    /// Bytes read for those.
+    pub bytes_hashed: u64,
+    /// Input files whose digest came from the stat cache, unread.
+    pub stat_hits: u64,
+    /// Layers taken from the cache.
+    pub layers_cached: u64,
+    /// Layers built (and stored in the cache).
+    pub layers_built: u64,
+}
+
+/// The stat fields that, unchanged, let a file's recorded digest be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stat {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    dev: u64,
+    mode: u32,
+}
+
+impl Stat {
+    pub(crate) fn of(m: &std::fs::Metadata) -> Stat {
+        Stat {
+            size: m.len(),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+            ctime_ns: m
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec()),
+            ino: m.ino(),
+            dev: m.dev(),
+            mode: m.mode(),
+        }
+    }
+}
+
+/// A layer found in (or written to) the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub diff_id: Digest,
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// The cache blob's identity when its entry was written: unchanged, the blob
+/// is trusted without re-hashing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlobStat {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i64,
+}
+
+impl BlobStat {
+    fn of(m: &std::fs::Metadata) -> BlobStat {
+        let s = Stat::of(m);
+        BlobStat {
+            dev: s.dev,
+            ino: s.ino,
+            mtime_ns: s.mtime_ns,
+        }
+    }
+}
+
+/// An open cache directory.
+pub(crate) struct Cache {
+    dir: PathBuf,
+    store: BlobStore,
+    layers_dir: PathBuf,
+    stat_file: PathBuf,
+    /// The file system's "now" when the build started.
+    stamp_ns: i64,
+    /// The stat cache as loaded.
+    old: HashMap<PathBuf, (Stat, Digest)>,
+    /// What this build confirmed or learnt; saved by [`Cache::save`].
+    seen: Mutex<BTreeMap<PathBuf, (Stat, Digest)>>,
+    files_hashed: AtomicU64,
+    bytes_hashed: AtomicU64,
+    stat_hits: AtomicU64,
+    pub(crate) layers_cached: AtomicU64,
+    pub(crate) layers_built: AtomicU64,
+    link_seq: AtomicU64,
+}
+
+const STAT_MAGIC: &str = "bake stat cache 1\n";
+
+impl Cache {
+    /// Opens (creating) the cache in `dir`. `stat_id` names this recipe's
+    /// stat cache (recipes do not evict each other's).
+    pub(crate) fn open(dir: &Path, stat_id: &str) -> Result<Cache, CacheError> {
+        let layers_dir = dir.join("layers");
+        let stat_dir = dir.join("stat");
+        for d in [&layers_dir, &stat_dir] {
+            fs::create_dir_all(d).map_err(io_at(d))?;
+        }
+        let tag = dir.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            // Tells backup tools to skip the directory (bford.info/cachedir).
+            let _ = fs::write(
+                &tag,
+                "Signature: 8a477f597d28d172789f06886806bc55\n# bake's layer cache: safe to delete.\n",
+            );
+        }
+        let store = BlobStore::open(dir).map_err(|source| CacheError::Store {
+            path: dir.to_owned(),
+            source,
+        })?;
+        // The file system's clock, not the process's: what mtimes are
+        // compared with.
+        let stamp = tempfile::Builder::new()
+            .prefix(".stamp-")
+            .tempfile_in(&stat_dir)
+            .map_err(io_at(&stat_dir))?;
+        let stamp_ns = Stat::of(&stamp.as_file().metadata().map_err(io_at(stamp.path()))?).mtime_ns;
+        drop(stamp);
+        let stat_file = stat_dir.join(stat_id);
+        let old = match fs::read(&stat_file) {
+            Ok(bytes) => parse_stat_cache(&bytes).unwrap_or_default(),
+            Err(_) => HashMap::new(),
+        };
+        Ok(Cache {
+            dir: dir.to_owned(),
+            store,
+            layers_dir,
+            stat_file,
+            stamp_ns,
+            old,
+            seen: Mutex::new(BTreeMap::new()),
+            files_hashed: AtomicU64::new(0),
+            bytes_hashed: AtomicU64::new(0),
+            stat_hits: AtomicU64::new(0),
+            layers_cached: AtomicU64::new(0),
+            layers_built: AtomicU64::new(0),
+            link_seq: AtomicU64::new(0),
+        })
+    }
+
+    /// The store the cache keeps its layer blobs in.
+    pub(crate) fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            files_hashed: self.files_hashed.load(Ordering::Relaxed),
+            bytes_hashed: self.bytes_hashed.load(Ordering::Relaxed),
+            stat_hits: self.stat_hits.load(Ordering::Relaxed),
+            layers_cached: self.layers_cached.load(Ordering::Relaxed),
+            layers_built: self.layers_built.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The content digests of `files` (host paths with the `lstat` taken
+    /// when they were walked), from the stat cache where it still holds,
+    /// else by reading them on up to `threads` threads.
+    pub(crate) fn digests(
+        &self,
+        files: &[(PathBuf, Stat)],
+        threads: usize,
+    ) -> Result<HashMap<PathBuf, Digest>, CacheError> {
+        let mut found = HashMap::with_capacity(files.len());
+        let mut todo: Vec<&(PathBuf, Stat)> = Vec::new();
+        let mut queued = std::collections::HashSet::new();
+        {
+            let mut seen = lock(&self.seen);
+            for item @ (path, stat) in files {
+                if found.contains_key(path) || queued.contains(path) {
+                    continue;
+                }
+                match self.old.get(path) {
+                    Some((s, d)) if s == stat => {
+                        self.stat_hits.fetch_add(1, Ordering::Relaxed);
+                        seen.insert(path.clone(), (*stat, d.clone()));
+                        found.insert(path.clone(), d.clone());
+                    }
+                    _ => {
+                        queued.insert(path);
+                        todo.push(item);
+                    }
+                }
+            }
+        }
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<(PathBuf, Digest)>> = Mutex::new(Vec::with_capacity(todo.len()));
+        let first_error: Mutex<Option<CacheError>> = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..threads.clamp(1, todo.len().max(1)) {
+                s.spawn(|| {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((path, stat)) = todo.get(i) else { return };
+                        if lock(&first_error).is_some() {
+                            return;
+                        }
+                        match self.hash_file(path, stat, &mut buf) {
+                            Ok(d) => lock(&results).push((path.clone(), d)),
+                            Err(e) => {
+                                lock(&first_error).get_or_insert(e);
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        for (path, digest) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            found.insert(path, digest);
+        }
+        Ok(found)
+    }
+
+    fn hash_file(&self, path: &Path, walked: &Stat, buf: &mut [u8]) -> Result<Digest, CacheError> {
+        let mut f = fs::File::open(path).map_err(io_at(path))?;
+        let mut h = Hasher::new();
+        loop {
+            match f.read(buf) {
+                Ok(0) => break,
+                Ok(n) => h.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_at(path)(e)),
+            }
+        }
+        let after = Stat::of(&f.metadata().map_err(io_at(path))?);
+        let (digest, len) = h.finish();
+        self.files_hashed.fetch_add(1, Ordering::Relaxed);
+        self.bytes_hashed.fetch_add(len, Ordering::Relaxed);
+        // Recorded only if nothing moved while it was read and it is not
+        // racily clean (modified since the build started).
+        let racy = walked.mtime_ns >= self.stamp_ns;
+        if after == *walked && len == walked.size && !racy {
+            lock(&self.seen).insert(path.to_owned(), (*walked, digest.clone()));
+        }
+        Ok(digest)
+    }
+
+    /// Writes this build's stat cache (only the files it used).
+    pub(crate) fn save(&self) -> Result<(), CacheError> {
+        let seen = lock(&self.seen);
+        let mut text = Vec::with_capacity(seen.len() * 128);
+        text.extend_from_slice(STAT_MAGIC.as_bytes());
+        for (path, (s, d)) in seen.iter() {
+            let _ = write!(
+                text,
+                "{} {} {} {} {} {} {} ",
+                d.hex(),
+                s.size,
+                s.mtime_ns,
+                s.ctime_ns,
+                s.ino,
+                s.dev,
+                s.mode
+            );
+            text.extend_from_slice(path.as_os_str().as_bytes());
+            text.push(0);
+        }
+        write_atomic(&self.stat_file, &text)
+    }
+
+    fn entry_path(&self, key: &Digest) -> PathBuf {
+        self.layers_dir.join(format!("{}.json", key.hex()))
+    }
+
+    /// The entry for `key`, if there is a readable one whose blob is sound.
+    pub(crate) fn lookup(&self, key: &Digest) -> Result<Option<Entry>, CacheError> {
+        let path = self.entry_path(key);
+        let Ok(bytes) = fs::read(&path) else {
+            return Ok(None);
+        };
+        let Some((entry, recorded)) = parse_entry(&bytes) else {
+            return Ok(None);
+        };
+        let blob = self.store.path(&entry.digest);
+        let Ok(meta) = fs::metadata(&blob) else {
+            return Ok(None);
+        };
+        if meta.len() != entry.size {
+            return Ok(None);
+        }
+        if BlobStat::of(&meta) != recorded {
+            // Touched since recorded (copied, restored, or tampered with):
+            // trust it again only if its content still hashes to its name.
+            if self.store.verify(&entry.digest).is_err() {
+                return Ok(None);
+            }
+            self.record(key, &entry)?;
+        }
+        Ok(Some(entry))
+    }
+
+    /// Writes the entry for `key` (its blob must be in [`Cache::store`]).
+    pub(crate) fn record(&self, key: &Digest, entry: &Entry) -> Result<(), CacheError> {
+        let blob = self.store.path(&entry.digest);
+        let stat = BlobStat::of(&fs::metadata(&blob).map_err(io_at(&blob))?);
+        let json = serde_json::json!({
+            "diffID": entry.diff_id.to_string(),
+            "digest": entry.digest.to_string(),
+            "size": entry.size,
+            "mediaType": entry.media_type,
+            "blob": { "dev": stat.dev, "ino": stat.ino, "mtimeNs": stat.mtime_ns },
+        });
+        write_atomic(&self.entry_path(key), json.to_string().as_bytes())
+    }
+
+    /// Makes the entry's blob present in `layout`: a hard link to the
+    /// cache's copy (replacing any other file of that name), or, across file
+    /// systems, a verified copy.
+    pub(crate) fn materialise(&self, entry: &Entry, layout: &BlobStore) -> Result<(), CacheError> {
+        let src = self.store.path(&entry.digest);
+        let dst = layout.path(&entry.digest);
+        let src_meta = fs::metadata(&src).map_err(io_at(&src))?;
+        if let Ok(m) = fs::metadata(&dst) {
+            if (m.dev(), m.ino()) == (src_meta.dev(), src_meta.ino()) {
+                return Ok(());
+            }
+        }
+        let seq = self.link_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = dst.with_file_name(format!(".tmp-link-{}-{seq}", std::process::id()));
+        if fs::hard_link(&src, &tmp).is_ok() {
+            return fs::rename(&tmp, &dst).map_err(io_at(&dst));
+        }
+        // Another file system: keep a sound copy, else copy, verified.
+        if layout.verify(&entry.digest).is_ok() {
+            return Ok(());
+        }
+        let store_err = |source| CacheError::Store {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut r = self.store.open_verified(&entry.digest).map_err(store_err)?;
+        layout
+            .put_reader_expecting(&mut r, &entry.digest)
+            .map_err(store_err)?;
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse_stat_cache(bytes: &[u8]) -> Option<HashMap<PathBuf, (Stat, Digest)>> {
+    let rest = bytes.strip_prefix(STAT_MAGIC.as_bytes())?;
+    let mut map = HashMap::new();
+    for record in rest.split(|&b| b == 0) {
+        if record.is_empty() {
+            continue;
+        }
+        let mut fields = record.splitn(8, |&b| b == b' ');
+        let mut next = || std::str::from_utf8(fields.next()?).ok();
+        let digest = Digest::from_hex(next()?).ok()?;
+        let stat = Stat {
+            size: next()?.parse().ok()?,
+            mtime_ns: next()?.parse().ok()?,
+            ctime_ns: next()?.parse().ok()?,
+            ino: next()?.parse().ok()?,
+            dev: next()?.parse().ok()?,
+            mode: next()?.parse().ok()?,
+        };
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(fields.next()?));
+        map.insert(path, (stat, digest));
+    }
+    Some(map)
+}
+
+fn parse_entry(bytes: &[u8]) -> Option<(Entry, BlobStat)> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let digest = |k: &str| v.get(k)?.as_str()?.parse::<Digest>().ok();
+    let blob = v.get("blob")?;
+    Some((
+        Entry {
+            diff_id: digest("diffID")?,
+            digest: digest("digest")?,
+            size: v.get("size")?.as_u64()?,
+            media_type: v.get("mediaType")?.as_str()?.to_owned(),
+        },
+        BlobStat {
+            dev: blob.get("dev")?.as_u64()?,
+            ino: blob.get("ino")?.as_u64()?,
+            mtime_ns: blob.get("mtimeNs")?.as_i64()?,
+        },
+    ))
+}
+
+/// Writes `bytes` to `path` through a temp file in the same directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io_at(dir))?;
+    tmp.write_all(bytes).map_err(io_at(tmp.path()))?;
+    tmp.as_file().sync_data().map_err(io_at(path))?;
+    tmp.persist(path).map_err(|e| io_at(path)(e.error))?;
+    Ok(())
+}
+
+/// A canonical, length-prefixed encoding fed straight into sha256: the
+/// cache key.
+pub(crate) struct KeyWriter(Hasher);
+
+impl KeyWriter {
+    pub(crate) fn new() -> KeyWriter {
+        let mut k = KeyWriter(Hasher::new());
+        k.bytes(b"bake layer cache key 1");
+        k
+    }
+
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.0.update(&(b.len() as u64).to_le_bytes());
+        self.0.update(b);
+    }
+
+    pub(crate) fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+
+    pub(crate) fn u64(&mut self, n: u64) {
+        self.0.update(&n.to_le_bytes());
+    }
+
+    pub(crate) fn finish(self) -> Digest {
+        self.0.finish().0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_cache_round_trips_odd_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), "r").unwrap();
+        let d = Digest::of(b"x");
+        let stat = Stat {
+            size: 1,
+            mtime_ns: -5,
+            ctime_ns: 7,
+            ino: 9,
+            dev: 10,
+            mode: 0o100644,
+        };
+        for p in ["/a b/c", "/new\nline", "/ü"] {
+            lock(&cache.seen).insert(PathBuf::from(p), (stat, d.clone()));
+        }
+        cache.save().unwrap();
+        let back = parse_stat_cache(&fs::read(dir.path().join("stat/r")).unwrap()).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[Path::new("/new\nline")], (stat, d));
+        assert!(parse_stat_cache(b"something else").is_none());
+    }
+
+    #[test]
+    fn key_encoding_is_length_prefixed() {
+        let key = |parts: &[&str]| {
+            let mut k = KeyWriter::new();
+            for p in parts {
+                k.str(p);
+            }
+            k.finish()
+        };
+        assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]));
+        assert_eq!(key(&["ab", "c"]), key(&["ab", "c"]));
+    }
+}

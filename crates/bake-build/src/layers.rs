@@ -1,0 +1,428 @@
+//! The layer loop: decides which layers must be built, builds those in
+//! parallel, and takes the others from the cache.
+//!
+//! A layer made only of `copy`, `file`, `dir`, `symlink` and `unpack` steps
+//! does not depend on the layers below it: its key is computed up front and
+//! every such layer that misses the cache is built at once, several at a
+//! time (at most one per core; each also compresses on several threads).
+//! Any other layer (`run`, `deb`) depends on everything below: it is keyed
+//! and built in order, after all layers below it are known.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bake_digest::Digest;
+use bake_image::Descriptor;
+use bake_layer::{Context, LayerError, LayerOptions, Source};
+use bake_recipe::{Layer, StepKind};
+use bake_store::BlobStore;
+
+use crate::cache::{Cache, Entry, KeyWriter, Stat};
+use crate::{BuildError, BuiltLayer, OUTPUT_FORMAT_VERSION};
+
+/// What a build reports while it runs, for progress displays. Methods are
+/// called from several threads at once; indexes count the recipe's layers
+/// from 0 (base layers are not reported).
+pub trait Progress: Sync {
+    /// The recipe's layers, before any work starts.
+    fn plan(&self, _names: &[&str]) {}
+    /// Layer `index` missed the cache and is being built.
+    fn layer_started(&self, _index: usize) {}
+    /// `bytes` more compressed bytes of layer `index` were written.
+    fn layer_bytes(&self, _index: usize, _bytes: u64) {}
+    /// Layer `index` is done, built (in `elapsed`) or taken from the cache.
+    fn layer_finished(&self, _index: usize, _layer: &BuiltLayer, _elapsed: Duration) {}
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// Turns a recipe layer into its tar's sources. `below` holds every layer
+/// under it (base first) for layers that depend on them; it is empty for
+/// the others.
+pub(crate) type SourcesFn<'a> = dyn Fn(&Layer, &[BuiltLayer]) -> Result<Vec<Source>, BuildError> + Sync + 'a;
+
+/// Everything the loop needs.
+pub(crate) struct Plan<'a> {
+    pub layers: &'a [Layer],
+    pub context: &'a Context,
+    pub options: &'a LayerOptions,
+    pub layout: &'a BlobStore,
+    pub cache: Option<&'a Cache>,
+    pub base: &'a [BuiltLayer],
+    pub sources: &'a SourcesFn<'a>,
+    pub progress: &'a dyn Progress,
+}
+
+/// Whether a layer's bytes can depend on the layers below it. Kinds not
+/// listed here (`run`, `deb`, and any added later) do, to be safe.
+fn depends_on_below(layer: &Layer) -> bool {
+    !layer.steps.iter().all(|s| {
+        matches!(
+            s.kind,
+            StepKind::Copy { .. }
+                | StepKind::File { .. }
+                | StepKind::Dir { .. }
+                | StepKind::Symlink { .. }
+                | StepKind::Unpack { .. }
+        )
+    })
+}
+
+/// Cores this process may use.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Builds (or finds) every layer of the recipe, in recipe order.
+pub(crate) fn build_layers(
+    plan: &Plan<'_>,
+    timings: &mut Vec<(String, Duration)>,
+) -> Result<Vec<BuiltLayer>, BuildError> {
+    let names: Vec<&str> = plan.layers.iter().map(|l| l.name.as_str()).collect();
+    plan.progress.plan(&names);
+    let n = plan.layers.len();
+    let dependent: Vec<bool> = plan.layers.iter().map(depends_on_below).collect();
+
+    // Keys of the independent layers: walk inputs, hash what changed.
+    let started = Instant::now();
+    let mut inputs: Vec<Option<Inputs>> = (0..n).map(|_| None).collect();
+    if let Some(cache) = plan.cache {
+        let gathered = parallel_map(n, cores(), |i| gather(&plan.layers[i], plan.context));
+        let mut files = Vec::new();
+        for (i, g) in gathered.into_iter().enumerate() {
+            let g = g?;
+            files.extend(g.watched.iter().cloned());
+            inputs[i] = Some(g);
+        }
+        let digests = cache.digests(&files, cores()).map_err(BuildError::Cache)?;
+        for g in inputs.iter_mut().flatten() {
+            g.digests = g
+                .watched
+                .iter()
+                .filter_map(|(p, _)| Some((p.clone(), digests.get(p)?.clone())))
+                .collect();
+        }
+    }
+    timings.push(("inputs".to_owned(), started.elapsed()));
+
+    let started = Instant::now();
+    let mut done: Vec<Option<BuiltLayer>> = (0..n).map(|_| None).collect();
+    // Independent layers: cache hits now, misses in parallel.
+    let mut misses = Vec::new();
+    for i in (0..n).filter(|&i| !dependent[i]) {
+        let key = match (plan.cache, &inputs[i]) {
+            (Some(_), Some(g)) => Some(key_of(plan, g, None)),
+            _ => None,
+        };
+        match hit(plan, i, key.as_ref())? {
+            Some(layer) => done[i] = Some(layer),
+            None => misses.push((i, key)),
+        }
+    }
+    let abort = AtomicBool::new(false);
+    let built = parallel_map(misses.len(), cores(), |m| {
+        if abort.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let (i, key) = &misses[m];
+        let r = build_one(plan, *i, &[], key.as_ref(), inputs[*i].as_ref());
+        if r.is_err() {
+            abort.store(true, Ordering::Relaxed);
+        }
+        r.map(Some)
+    });
+    // Report the failure of the lowest layer that failed.
+    for ((i, _), r) in misses.iter().zip(built) {
+        if let Some(layer) = r? {
+            done[*i] = Some(layer);
+        }
+    }
+    // Dependent layers, in order, on top of everything below.
+    for i in (0..n).filter(|&i| dependent[i]) {
+        let mut below: Vec<BuiltLayer> = plan.base.to_vec();
+        below.extend(done[..i].iter().flatten().cloned());
+        let diff_ids: Vec<Digest> = below.iter().map(|l| l.diff_id.clone()).collect();
+        let key = match (plan.cache, &inputs[i]) {
+            (Some(_), Some(g)) => Some(key_of(plan, g, Some(&diff_ids))),
+            _ => None,
+        };
+        let layer = match hit(plan, i, key.as_ref())? {
+            Some(layer) => layer,
+            None => build_one(plan, i, &below, key.as_ref(), inputs[i].as_ref())?,
+        };
+        done[i] = Some(layer);
+    }
+    timings.push(("layers".to_owned(), started.elapsed()));
+    Ok(done.into_iter().flatten().collect())
+}
+
+/// Runs `f(0..n)` on up to `threads` threads; results in index order.
+fn parallel_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = threads.clamp(1, n.max(1));
+    if threads == 1 {
+        return (0..n).map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    let r = f(i);
+                    out.lock().unwrap_or_else(|p| p.into_inner()).push((i, r));
+                }
+            });
+        }
+    });
+    let mut out = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// One part of a layer's key, before file digests are known.
+enum Item {
+    Bytes(Vec<u8>),
+    U64(u64),
+    /// The content digest of this host file.
+    File(PathBuf),
+}
+
+/// A layer's key material and the host files it read.
+struct Inputs {
+    items: Vec<Item>,
+    watched: Vec<(PathBuf, Stat)>,
+    digests: HashMap<PathBuf, Digest>,
+}
+
+/// Walks what a layer's steps read from the host.
+fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
+    let mut items = vec![Item::U64(layer.steps.len() as u64)];
+    let mut watched = Vec::new();
+    for (index, step) in layer.steps.iter().enumerate() {
+        let at = |source: LayerError| BuildError::Step {
+            pos: step.pos.clone(),
+            source,
+        };
+        let io = |path: &PathBuf| {
+            let path = path.clone();
+            move |source: io::Error| BuildError::Step {
+                pos: step.pos.clone(),
+                source: LayerError::Io { index, path, source },
+            }
+        };
+        // The definition, as the recipe resolved it (variables
+        // interpolated, defaults applied; context-relative paths).
+        items.push(Item::Bytes(format!("{:?}", step.kind).into_bytes()));
+        match &step.kind {
+            StepKind::Copy {
+                src, exclude, mtime, ..
+            } => {
+                let host = context.resolve(src).map_err(at)?;
+                let nodes = bake_layer::copy_inputs(index, &host, exclude).map_err(at)?;
+                items.push(Item::U64(nodes.len() as u64));
+                let mut groups: HashMap<(u64, u64), u64> = HashMap::new();
+                for node in nodes {
+                    items.push(Item::Bytes(node.rel.into_bytes()));
+                    let m = &node.metadata;
+                    if *mtime != bake_recipe::CopyMtime::Epoch {
+                        // `mtime = "source…"`: host mtimes reach the layer.
+                        items.push(Item::U64(u64::try_from(m.mtime()).unwrap_or(0)));
+                    }
+                    let ft = m.file_type();
+                    if ft.is_dir() {
+                        items.push(Item::Bytes(b"d".to_vec()));
+                    } else if ft.is_file() {
+                        // What the layer takes from a file: size, "any x
+                        // bit", hardlink grouping (first-seen order), content.
+                        let group = if m.nlink() > 1 {
+                            let next = groups.len() as u64 + 1;
+                            *groups.entry((m.dev(), m.ino())).or_insert(next)
+                        } else {
+                            0
+                        };
+                        items.push(Item::Bytes(b"f".to_vec()));
+                        items.push(Item::U64(m.len()));
+                        items.push(Item::U64(u64::from(m.mode() & 0o111 != 0)));
+                        items.push(Item::U64(group));
+                        items.push(Item::File(node.path.clone()));
+                        watched.push((node.path, Stat::of(m)));
+                    } else if ft.is_symlink() {
+                        let target = fs_err::read_link(&node.path).map_err(io(&node.path))?;
+                        items.push(Item::Bytes(b"l".to_vec()));
+                        items.push(Item::Bytes(target.as_os_str().as_bytes().to_vec()));
+                    } else {
+                        // Refused when the layer is built.
+                        items.push(Item::Bytes(b"o".to_vec()));
+                        items.push(Item::U64(u64::from(m.mode())));
+                    }
+                }
+            }
+            StepKind::Unpack { src, .. } => {
+                let host = context.resolve(src).map_err(at)?;
+                let m = fs_err::symlink_metadata(&host).map_err(io(&host))?;
+                items.push(Item::File(host.clone()));
+                watched.push((host, Stat::of(&m)));
+            }
+            // `file`, `dir`, `symlink`: the definition is all there is.
+            // `deb` is pinned by its sha256 in the definition; `run` reads
+            // only the layers below, which are in the key as diffIDs. A step
+            // kind that reads other host files must list them here.
+            _ => {}
+        }
+    }
+    Ok(Inputs {
+        items,
+        watched,
+        digests: HashMap::new(),
+    })
+}
+
+/// The cache key of a layer (see the `cache` module).
+fn key_of(plan: &Plan<'_>, inputs: &Inputs, below: Option<&[Digest]>) -> Digest {
+    let mut k = KeyWriter::new();
+    k.u64(u64::from(OUTPUT_FORMAT_VERSION));
+    k.str(&plan.options.compression.id());
+    k.u64(plan.options.epoch);
+    for item in &inputs.items {
+        match item {
+            Item::Bytes(b) => k.bytes(b),
+            Item::U64(n) => k.u64(*n),
+            // Every watched file has a digest, or `digests` failed.
+            Item::File(p) => k.str(&inputs.digests.get(p).map_or_else(String::new, |d| d.to_string())),
+        }
+    }
+    match below {
+        None => k.str("independent"),
+        Some(diff_ids) => {
+            k.str("on top of");
+            k.u64(diff_ids.len() as u64);
+            for d in diff_ids {
+                k.str(&d.to_string());
+            }
+        }
+    }
+    k.finish()
+}
+
+/// The layer from the cache, made present in the layout, if its entry is sound.
+fn hit(plan: &Plan<'_>, index: usize, key: Option<&Digest>) -> Result<Option<BuiltLayer>, BuildError> {
+    let (Some(cache), Some(key)) = (plan.cache, key) else {
+        return Ok(None);
+    };
+    let Some(entry) = cache.lookup(key).map_err(BuildError::Cache)? else {
+        return Ok(None);
+    };
+    if entry.media_type != plan.options.compression.media_type() {
+        return Ok(None);
+    }
+    cache
+        .materialise(&entry, plan.layout)
+        .map_err(BuildError::Cache)?;
+    cache.layers_cached.fetch_add(1, Ordering::Relaxed);
+    let layer = BuiltLayer {
+        name: plan.layers[index].name.clone(),
+        descriptor: Descriptor::new(entry.media_type, entry.digest, entry.size),
+        diff_id: entry.diff_id,
+        from_base: false,
+        cached: true,
+    };
+    plan.progress.layer_finished(index, &layer, Duration::ZERO);
+    Ok(Some(layer))
+}
+
+/// Builds one layer into the cache's store (or the layout's, without a
+/// cache), then records it under `key` unless an input changed meanwhile.
+fn build_one(
+    plan: &Plan<'_>,
+    index: usize,
+    below: &[BuiltLayer],
+    key: Option<&Digest>,
+    inputs: Option<&Inputs>,
+) -> Result<BuiltLayer, BuildError> {
+    let layer = &plan.layers[index];
+    plan.progress.layer_started(index);
+    let started = Instant::now();
+    let sources = (plan.sources)(layer, below)?;
+    let store = plan.cache.map_or(plan.layout, |c| c.store());
+    let store_err = |source| BuildError::Store {
+        layer: layer.name.clone(),
+        source,
+    };
+    let writer = Counting {
+        inner: store.writer().map_err(store_err)?,
+        index,
+        progress: plan.progress,
+    };
+    let (writer, out) = bake_layer::write_layer(&sources, plan.options, writer).map_err(|source| {
+        let pos = source
+            .source_index()
+            .and_then(|i| layer.steps.get(i))
+            .map_or(&layer.pos, |s| &s.pos);
+        BuildError::Step {
+            pos: pos.clone(),
+            source,
+        }
+    })?;
+    let (digest, size) = writer.inner.finish().map_err(store_err)?;
+    let entry = Entry {
+        diff_id: out.diff_id,
+        digest,
+        size,
+        media_type: plan.options.compression.media_type().to_owned(),
+    };
+    if let Some(cache) = plan.cache {
+        cache
+            .materialise(&entry, plan.layout)
+            .map_err(BuildError::Cache)?;
+        cache.layers_built.fetch_add(1, Ordering::Relaxed);
+        let unchanged = inputs.is_some_and(|g| {
+            g.watched
+                .iter()
+                .all(|(p, s)| std::fs::symlink_metadata(p).is_ok_and(|m| Stat::of(&m) == *s))
+        });
+        if let (Some(key), true) = (key, unchanged) {
+            cache.record(key, &entry).map_err(BuildError::Cache)?;
+        }
+    }
+    let built = BuiltLayer {
+        name: layer.name.clone(),
+        descriptor: Descriptor::new(entry.media_type, entry.digest, entry.size),
+        diff_id: entry.diff_id,
+        from_base: false,
+        cached: false,
+    };
+    plan.progress.layer_finished(index, &built, started.elapsed());
+    Ok(built)
+}
+
+/// Reports compressed bytes as they are written.
+struct Counting<'a, W> {
+    inner: W,
+    index: usize,
+    progress: &'a dyn Progress,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.progress.layer_bytes(self.index, n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,248 @@
+//! Layers that depend on the layers below them: `deb` steps (which merge
+//! dpkg's status file from below) and `run` steps (which run in the root
+//! filesystem assembled from below).
+//!
+//! A layer with a `run` step is built by replaying all its steps, in order,
+//! on a scratch copy of the image so far (base + every layer below, applied
+//! with whiteouts): consecutive non-`run` steps are written as a plain tar
+//! and applied, each `run` step executes in the bake-run sandbox. The layer
+//! is the difference between the root before its first step and after its
+//! last ([`bake_run::diff`]), read back from disk by `Source::Changes`. The
+//! scratch root lives until the next such layer starts or the build ends,
+//! so nothing is left behind either way.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bake_layer::{Compression, Context, LayerOptions, Source};
+use bake_recipe::{Layer, Recipe, Step, StepKind};
+use bake_store::BlobStore;
+
+use crate::{BuildError, BuiltLayer};
+
+/// The file dpkg keeps its package list in, merged by `deb` steps.
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+/// The largest status file read from below (Debian's full archive is ~20 MB).
+const DPKG_STATUS_LIMIT: u64 = 256 << 20;
+
+/// Where run layers keep their scratch root while the layer is written.
+#[derive(Default)]
+pub(crate) struct Scratch(Mutex<Option<tempfile::TempDir>>);
+
+/// Whether the layer's bytes depend on the layers below it.
+pub(crate) fn depends_on_below(layer: &Layer) -> bool {
+    layer
+        .steps
+        .iter()
+        .any(|s| matches!(s.kind, StepKind::Deb { .. } | StepKind::Run(_)))
+}
+
+/// Everything [`sources`] needs besides the layer.
+pub(crate) struct Env<'a> {
+    pub recipe: &'a Recipe,
+    pub context: &'a Context,
+    pub options: &'a LayerOptions,
+    /// Holds the blobs of every layer below (base layers included).
+    pub store: &'a BlobStore,
+    pub scratch: &'a Scratch,
+}
+
+/// The sources of `layer`'s tar; `below` holds every layer under it, base
+/// first (only read when the layer depends on them).
+pub(crate) fn sources(env: &Env<'_>, layer: &Layer, below: &[BuiltLayer]) -> Result<Vec<Source>, BuildError> {
+    let has_run = layer.steps.iter().any(|s| matches!(s.kind, StepKind::Run(_)));
+    if has_run {
+        return run_layer(env, layer, below);
+    }
+    let mut sources = crate::layer_sources(env.recipe, layer, env.context)?;
+    if depends_on_below(layer) {
+        let blobs = blob_paths(env.store, below);
+        let status =
+            bake_layer::read_file_from_layers(&blobs, DPKG_STATUS, DPKG_STATUS_LIMIT).map_err(|source| {
+                BuildError::Step {
+                    pos: layer.pos.clone(),
+                    source,
+                }
+            })?;
+        if let Some(status) = status {
+            sources.push(Source::DpkgBelow { status });
+        }
+    }
+    Ok(sources)
+}
+
+fn blob_paths(store: &BlobStore, layers: &[BuiltLayer]) -> Vec<PathBuf> {
+    layers.iter().map(|l| store.path(&l.descriptor.digest)).collect()
+}
+
+fn run_layer(env: &Env<'_>, layer: &Layer, below: &[BuiltLayer]) -> Result<Vec<Source>, BuildError> {
+    let at_layer = |source| BuildError::Step {
+        pos: layer.pos.clone(),
+        source,
+    };
+    let sandbox = |work: PathBuf| bake_run::Sandbox {
+        runtime: PathBuf::from("runc"),
+        work,
+        resolv_conf: PathBuf::from("/etc/resolv.conf"),
+    };
+    // Root and runc, before the work of assembling the root filesystem.
+    let first_run = layer.steps.iter().find(|s| matches!(s.kind, StepKind::Run(_)));
+    sandbox(PathBuf::new()).check().map_err(|error| BuildError::Run {
+        pos: first_run.map_or(&layer.pos, |s| &s.pos).clone(),
+        error,
+    })?;
+    // The previous run layer's root is no longer needed: its tar is written.
+    let mut slot = env.scratch.0.lock().unwrap_or_else(|p| p.into_inner());
+    *slot = None;
+    let scratch = tempfile::Builder::new()
+        .prefix("bake-run-")
+        .tempdir_in(&env.options.tmp_dir)
+        .map_err(|source| {
+            BuildError::Io(std::io::Error::new(
+                source.kind(),
+                format!(
+                    "cannot create a scratch directory in {}: {source}",
+                    env.options.tmp_dir.display()
+                ),
+            ))
+        })?;
+    let rootfs = scratch.path().join("rootfs");
+    let io_at = |path: &Path| {
+        let path = path.to_owned();
+        move |e: std::io::Error| {
+            BuildError::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+        }
+    };
+    fs_err::create_dir(&rootfs).map_err(io_at(&rootfs))?;
+    std::fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(io_at(&rootfs))?;
+    for blob in blob_paths(env.store, below) {
+        bake_layer::apply_layer(&blob, &rootfs).map_err(at_layer)?;
+    }
+
+    let before = bake_run::Snapshot::take(&rootfs).map_err(|source| BuildError::Run {
+        pos: layer.pos.clone(),
+        error: source,
+    })?;
+    let mut exclusions = bake_run::Exclusions::default();
+    let sandbox = sandbox(scratch.path().join("sandbox"));
+    fs_err::create_dir(&sandbox.work).map_err(io_at(&sandbox.work))?;
+
+    // Consecutive non-run steps, written and applied together.
+    let mut pending: Vec<Step> = Vec::new();
+    let mut first = 0;
+    for (i, step) in layer.steps.iter().enumerate() {
+        let StepKind::Run(run) = &step.kind else {
+            if pending.is_empty() {
+                first = i;
+            }
+            pending.push(step.clone());
+            continue;
+        };
+        apply_steps(env, layer, &pending, first, &rootfs, scratch.path())?;
+        pending.clear();
+        let epoch = env.options.epoch;
+        let step_spec = bake_run::Step {
+            commands: &run.commands,
+            network: run.network,
+            timeout: Duration::from_secs(run.timeout),
+            user: run.user.as_deref(),
+            env: &run.env,
+            workdir: run.workdir.as_deref(),
+            epoch,
+        };
+        let prefix = format!("[{}] ", layer.name);
+        let mut output = |line: &[u8]| {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(prefix.as_bytes());
+            let _ = err.write_all(line);
+            let _ = err.write_all(b"\n");
+        };
+        let used = sandbox
+            .exec(&rootfs, &step_spec, &mut output)
+            .map_err(|error| BuildError::Run {
+                pos: step.pos.clone(),
+                error,
+            })?;
+        exclusions.mounts.extend(used.mounts);
+    }
+    apply_steps(env, layer, &pending, first, &rootfs, scratch.path())?;
+
+    let after = bake_run::Snapshot::take(&rootfs).map_err(|source| BuildError::Run {
+        pos: layer.pos.clone(),
+        error: source,
+    })?;
+    exclusions.mounts.sort();
+    exclusions.mounts.dedup();
+    let changes = bake_run::diff(&before, &after, &exclusions);
+    *slot = Some(scratch);
+    Ok(vec![Source::Changes {
+        root: rootfs,
+        changes,
+    }])
+}
+
+/// Writes `steps` (the layer's steps from index `first`) as a plain tar and
+/// applies it to `rootfs`. `deb` steps merge the status file found there.
+fn apply_steps(
+    env: &Env<'_>,
+    layer: &Layer,
+    steps: &[Step],
+    first: usize,
+    rootfs: &Path,
+    scratch: &Path,
+) -> Result<(), BuildError> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let part = Layer {
+        name: layer.name.clone(),
+        pos: layer.pos.clone(),
+        steps: steps.to_vec(),
+    };
+    let mut sources = crate::layer_sources(env.recipe, &part, env.context)?;
+    if let (true, Some(status)) = (depends_on_below(&part), read_plain(rootfs, DPKG_STATUS)) {
+        sources.push(Source::DpkgBelow { status });
+    }
+    let options = LayerOptions {
+        compression: Compression::None,
+        ..env.options.clone()
+    };
+    let tar = scratch.join(format!("steps-{first}.tar"));
+    let file = fs_err::File::create(&tar).map_err(BuildError::Io)?;
+    let step_err = |source: bake_layer::LayerError| {
+        let pos = source
+            .source_index()
+            .and_then(|i| steps.get(i))
+            .map_or(&layer.pos, |s| &s.pos);
+        BuildError::Step {
+            pos: pos.clone(),
+            source,
+        }
+    };
+    bake_layer::write_layer(&sources, &options, file).map_err(step_err)?;
+    bake_layer::apply_layer(&tar, rootfs).map_err(step_err)?;
+    fs_err::remove_file(&tar).map_err(BuildError::Io)?;
+    Ok(())
+}
+
+/// A regular file in `rootfs` whose every parent is a real directory (no
+/// symlink is followed, so nothing outside the root is read).
+fn read_plain(rootfs: &Path, image_path: &str) -> Option<Vec<u8>> {
+    let mut host = rootfs.to_path_buf();
+    let parts: Vec<&str> = image_path.split('/').filter(|p| !p.is_empty()).collect();
+    let (last, dirs) = parts.split_last()?;
+    for dir in dirs {
+        host.push(dir);
+        if !std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+    }
+    host.push(last);
+    match std::fs::symlink_metadata(&host) {
+        Ok(m) if m.is_file() && m.len() <= DPKG_STATUS_LIMIT => std::fs::read(&host).ok(),
+        _ => None,
+    }
+}

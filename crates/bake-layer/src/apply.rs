@@ -1,0 +1,421 @@
+//! Applying layers to a directory, as an OCI runtime's image unpacker would
+//! (the root filesystem of a `run` step), and reading one file out of a
+//! stack of layers.
+//!
+//! Layers may come from a base image, so they are read as untrusted: names
+//! are normalised and may not leave the root, parent directories are
+//! resolved inside the root (a symlink is followed as if the root were `/`,
+//! never out of it), and the last component of an entry is never followed:
+//! whatever is there is removed and recreated.
+
+use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use filetime::FileTime;
+use tar::EntryType;
+
+use crate::LayerError;
+use crate::paths::{join, normalise_archive, normalise_dest};
+
+const WHITEOUT: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+/// How many symlinks one path may traverse, as Linux's `MAXSYMLINKS`.
+const MAX_HOPS: usize = 40;
+
+/// Applies the layer at `layer` (a plain, gzip, zstd or xz tar) to the
+/// directory `root`, following the OCI image spec's rules for applying
+/// changesets:
+///
+/// - whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) are applied
+///   first, to what the layers below left, whatever their position in the
+///   archive; they are never created themselves;
+/// - a directory over a directory takes the entry's metadata and keeps its
+///   children; anything else replaces what was at the path;
+/// - owners (numeric), permission bits including setuid/setgid/sticky, and
+///   mtimes are set as the entry says; xattrs are not;
+/// - device nodes and fifos are skipped (the sandbox's `/dev` is the
+///   runtime's), hardlinks must name an entry that exists by then.
+///
+/// The layer is read twice (whiteouts, then entries). Setting owners other
+/// than the caller's needs root.
+pub fn apply_layer(layer: &Path, root: &Path) -> Result<(), LayerError> {
+    let ctx = Ctx { layer, root };
+
+    // Pass 1: deletions.
+    let mut deletions: Vec<Deletion> = Vec::new();
+    ctx.for_each_entry(|name, rel, item| {
+        let (parent, base) = split(&rel);
+        if base == OPAQUE {
+            deletions.push(Deletion::Children(parent.to_owned()));
+        } else if base.starts_with(".wh..wh.") {
+            // Other AUFS metadata (`.wh..wh.plnk`): meaningless here.
+        } else if let Some(target) = base.strip_prefix(WHITEOUT) {
+            if target.is_empty() || target == "." || target == ".." {
+                return Err(ctx.refuse(name, "a whiteout must name an entry"));
+            }
+            deletions.push(Deletion::Entry(join(parent, target)));
+        }
+        let _ = item;
+        Ok(())
+    })?;
+    for deletion in &deletions {
+        ctx.delete(deletion)?;
+    }
+
+    // Pass 2: everything else.
+    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    ctx.for_each_entry(|name, rel, item| {
+        let (parent, base) = split(&rel);
+        if base.starts_with(WHITEOUT) {
+            return Ok(());
+        }
+        let kind = item.header().entry_type();
+        let mode = item.header().mode().map_err(|e| ctx.read_err(name, e))? & 0o7777;
+        let uid = item.header().uid().map_err(|e| ctx.read_err(name, e))?;
+        let gid = item.header().gid().map_err(|e| ctx.read_err(name, e))?;
+        let mtime = crate::layer::entry_mtime(item).map_err(|e| ctx.read_err(name, e))?;
+        if rel.is_empty() {
+            return match kind {
+                EntryType::Directory => Ok(()),
+                _ => Err(ctx.refuse(name, "only a directory can be at /")),
+            };
+        }
+        let owner = |path: &Path| -> Result<(), LayerError> {
+            let uid = u32::try_from(uid).map_err(|_| ctx.refuse(name, "uid out of range"))?;
+            let gid = u32::try_from(gid).map_err(|_| ctx.refuse(name, "gid out of range"))?;
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(ctx.io(path))
+        };
+        match kind {
+            EntryType::Directory => {
+                let host = ctx.parent(parent, name)?.join(base);
+                let is_dir = std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir());
+                if !is_dir {
+                    remove_any(&host).map_err(ctx.io(&host))?;
+                    std::fs::create_dir(&host).map_err(ctx.io(&host))?;
+                }
+                owner(&host)?;
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
+                    .map_err(ctx.io(&host))?;
+                dir_times.push((host, mtime));
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                let host = ctx.parent(parent, name)?.join(base);
+                remove_any(&host).map_err(ctx.io(&host))?;
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&host)
+                    .map_err(ctx.io(&host))?;
+                let size = item.size();
+                let copied = io::copy(item, &mut out).map_err(|e| ctx.read_err(name, e))?;
+                if copied != size {
+                    let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "the layer is truncated");
+                    return Err(ctx.read_err(name, eof));
+                }
+                drop(out);
+                owner(&host)?;
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
+                    .map_err(ctx.io(&host))?;
+                set_mtime(&host, mtime).map_err(ctx.io(&host))?;
+            }
+            EntryType::Symlink => {
+                let target = item
+                    .link_name_bytes()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| ctx.refuse(name, "the symlink has no target"))?
+                    .into_owned();
+                let host = ctx.parent(parent, name)?.join(base);
+                remove_any(&host).map_err(ctx.io(&host))?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &host).map_err(ctx.io(&host))?;
+                owner(&host)?;
+                set_mtime(&host, mtime).map_err(ctx.io(&host))?;
+            }
+            EntryType::Link => {
+                let raw = item
+                    .link_name_bytes()
+                    .ok_or_else(|| ctx.refuse(name, "the hardlink has no target"))?
+                    .into_owned();
+                let raw = String::from_utf8(raw)
+                    .map_err(|_| ctx.refuse(name, "the hardlink target is not UTF-8"))?;
+                let target_rel = normalise_archive(&raw).map_err(|r| ctx.refuse(name, r))?;
+                let (tparent, tbase) = split(&target_rel);
+                let target = match resolve_dir(root, tparent, false).map_err(ctx.io(root))? {
+                    Some(dir) if !tbase.is_empty() => dir.join(tbase),
+                    _ => return Err(ctx.refuse(name, &format!("hardlink to {raw:?}, which does not exist"))),
+                };
+                match std::fs::symlink_metadata(&target) {
+                    Ok(m) if !m.is_dir() => {}
+                    _ => return Err(ctx.refuse(name, &format!("hardlink to {raw:?}, which is not a file"))),
+                }
+                let host = ctx.parent(parent, name)?.join(base);
+                if host != target {
+                    remove_any(&host).map_err(ctx.io(&host))?;
+                    std::fs::hard_link(&target, &host).map_err(ctx.io(&host))?;
+                }
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {}
+            other => {
+                return Err(ctx.refuse(
+                    name,
+                    &format!("unsupported entry type {:?}", char::from(other.as_byte())),
+                ));
+            }
+        }
+        Ok(())
+    })?;
+    // Last, because creating children changed the directories' mtimes.
+    for (dir, mtime) in dir_times.iter().rev() {
+        set_mtime(dir, *mtime).map_err(ctx.io(dir))?;
+    }
+    Ok(())
+}
+
+/// The content of the regular file at the absolute image path `path` in the
+/// filesystem that `layers` (bottom first; plain, gzip, zstd or xz tars)
+/// make, honouring whiteouts and opaque directories; `None` if there is no
+/// regular file there (absent, deleted, or another kind of entry).
+/// A file larger than `limit` bytes is an error.
+pub fn read_file_from_layers(
+    layers: &[PathBuf],
+    path: &str,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, LayerError> {
+    let want = normalise_dest(path).map_err(|reason| LayerError::Apply {
+        layer: PathBuf::from(path),
+        entry: None,
+        reason: reason.to_owned(),
+    })?;
+    let below = |dir: &str| dir.is_empty() || want.starts_with(&format!("{dir}/"));
+    let mut state: Option<Vec<u8>> = None;
+    for layer in layers {
+        let ctx = Ctx {
+            layer,
+            root: Path::new("/"),
+        };
+        let mut deleted = false;
+        // Some(content) when this layer has an entry at `want` (or replaces
+        // an ancestor with a non-directory).
+        let mut found: Option<Option<Vec<u8>>> = None;
+        ctx.for_each_entry(|name, rel, item| {
+            let (parent, base) = split(&rel);
+            if base == OPAQUE {
+                deleted |= below(parent);
+            } else if let Some(target) = base.strip_prefix(WHITEOUT) {
+                let target = join(parent, target);
+                deleted |= target == want || below(&target);
+            } else if rel == want {
+                let kind = item.header().entry_type();
+                if matches!(kind, EntryType::Regular | EntryType::Continuous) {
+                    if item.size() > limit {
+                        return Err(ctx.refuse(name, &format!("larger than {limit} bytes")));
+                    }
+                    let mut bytes = Vec::new();
+                    item.read_to_end(&mut bytes).map_err(|e| ctx.read_err(name, e))?;
+                    found = Some(Some(bytes));
+                } else {
+                    found = Some(None);
+                }
+            } else if !rel.is_empty() && below(&rel) && item.header().entry_type() != EntryType::Directory {
+                found = Some(None);
+            }
+            Ok(())
+        })?;
+        match found {
+            Some(f) => state = f,
+            None if deleted => state = None,
+            None => {}
+        }
+    }
+    Ok(state)
+}
+
+enum Deletion {
+    /// `.wh.NAME`: this path.
+    Entry(String),
+    /// `.wh..wh..opq`: every child of this directory.
+    Children(String),
+}
+
+struct Ctx<'p> {
+    layer: &'p Path,
+    root: &'p Path,
+}
+
+impl Ctx<'_> {
+    fn refuse(&self, entry: &str, reason: &str) -> LayerError {
+        LayerError::Apply {
+            layer: self.layer.to_owned(),
+            entry: Some(entry.to_owned()),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn read_err(&self, entry: &str, e: io::Error) -> LayerError {
+        LayerError::Apply {
+            layer: self.layer.to_owned(),
+            entry: (!entry.is_empty()).then(|| entry.to_owned()),
+            reason: e.to_string(),
+        }
+    }
+
+    fn io<'a>(&'a self, path: &'a Path) -> impl FnOnce(io::Error) -> LayerError + 'a {
+        move |source| LayerError::ApplyIo {
+            layer: self.layer.to_owned(),
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// The host directory for the image directory `parent`, created if missing.
+    fn parent(&self, parent: &str, entry: &str) -> Result<PathBuf, LayerError> {
+        match resolve_dir(self.root, parent, true) {
+            Ok(Some(dir)) => Ok(dir),
+            Ok(None) => Err(self.refuse(entry, "its parent directory cannot be created")),
+            Err(e) => Err(self.refuse(entry, &format!("parent directory: {e}"))),
+        }
+    }
+
+    fn delete(&self, deletion: &Deletion) -> Result<(), LayerError> {
+        let (dir, only) = match deletion {
+            Deletion::Entry(path) => {
+                let (parent, base) = split(path);
+                (parent, Some(base))
+            }
+            Deletion::Children(dir) => (dir.as_str(), None),
+        };
+        let Some(host_dir) = resolve_dir(self.root, dir, false).map_err(self.io(self.root))? else {
+            return Ok(());
+        };
+        match only {
+            Some(base) => {
+                let host = host_dir.join(base);
+                remove_any(&host).map_err(self.io(&host))
+            }
+            None => {
+                let children = match std::fs::read_dir(&host_dir) {
+                    Ok(children) => children,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(self.io(&host_dir)(e)),
+                };
+                for child in children {
+                    let child = child.map_err(self.io(&host_dir))?.path();
+                    remove_any(&child).map_err(self.io(&child))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Calls `f(raw name, normalised path, entry)` for each entry of the
+    /// layer but PAX global headers.
+    fn for_each_entry(
+        &self,
+        mut f: impl FnMut(&str, String, &mut tar::Entry<'_, Box<dyn Read + '_>>) -> Result<(), LayerError>,
+    ) -> Result<(), LayerError> {
+        let file = std::fs::File::open(self.layer).map_err(|e| self.read_err("", e))?;
+        let reader =
+            crate::compress::decompress(io::BufReader::new(file)).map_err(|e| self.read_err("", e))?;
+        let mut archive = tar::Archive::new(reader);
+        for item in archive.entries().map_err(|e| self.read_err("", e))? {
+            let mut item = item.map_err(|e| self.read_err("", e))?;
+            if item.header().entry_type().is_pax_global_extensions() {
+                continue;
+            }
+            let raw = item.path_bytes().into_owned();
+            let Ok(name) = String::from_utf8(raw) else {
+                let lossy = String::from_utf8_lossy(&item.path_bytes()).into_owned();
+                return Err(self.refuse(&lossy, "the name is not valid UTF-8"));
+            };
+            let rel = normalise_archive(&name).map_err(|r| self.refuse(&name, r))?;
+            f(&name, rel, &mut item)?;
+        }
+        Ok(())
+    }
+}
+
+/// `a/b/c` → (`a/b`, `c`); `c` → (``, `c`).
+fn split(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or(("", rel))
+}
+
+/// Removes whatever is at `path` (a whole tree for a directory, never
+/// following a symlink); nothing there is fine.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn set_mtime(path: &Path, mtime: u64) -> io::Result<()> {
+    let t = FileTime::from_unix_time(i64::try_from(mtime).unwrap_or(i64::MAX), 0);
+    filetime::set_symlink_file_times(path, t, t)
+}
+
+/// The host path of the image directory `rel` (normalised, relative) inside
+/// `root`, resolving symlinks as if `root` were `/` (a `..` or an absolute
+/// target never leaves it). Missing directories are created (0o755) when
+/// `create`, else `None` is returned. A component that is neither a
+/// directory nor a symlink is an error.
+pub(crate) fn resolve_dir(root: &Path, rel: &str, create: bool) -> io::Result<Option<PathBuf>> {
+    let mut pending: VecDeque<String> = rel.split('/').map(str::to_owned).collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = pending.pop_front() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let mut host = root.to_path_buf();
+        host.extend(&done);
+        host.push(&c);
+        match std::fs::symlink_metadata(&host) {
+            Ok(m) if m.is_dir() => done.push(c),
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return Err(io::Error::other(format!("too many levels of symlinks at /{rel}")));
+                }
+                let target = std::fs::read_link(&host)?;
+                let Some(target) = target.to_str() else {
+                    return Err(io::Error::other(format!(
+                        "the symlink {} has a target that is not UTF-8",
+                        host.display()
+                    )));
+                };
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for part in target.split('/').rev() {
+                    pending.push_front(part.to_owned());
+                }
+            }
+            Ok(_) => {
+                return Err(io::Error::other(format!(
+                    "/{} is not a directory",
+                    done.iter().chain([&c]).cloned().collect::<Vec<_>>().join("/")
+                )));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                std::fs::create_dir(&host)?;
+                std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o755))?;
+                done.push(c);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut host = root.to_path_buf();
+    host.extend(&done);
+    Ok(Some(host))
+}

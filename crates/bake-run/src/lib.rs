@@ -1,0 +1,585 @@
+//! The `run` step's sandbox: commands run with `/bin/sh -c` inside a root
+//! filesystem, under a standard OCI runtime (`runc`), and the changes they
+//! made, as [`bake_layer::Change`]s for the layer writer.
+//!
+//! ```text
+//! rootfs (base + layers below, applied by the caller)
+//!   ──snapshot──▶ runc run (one container per command) ──snapshot──▶ diff ──▶ Vec<Change>
+//! ```
+//!
+//! # The sandbox
+//!
+//! Each command runs in a fresh container whose bundle is generated with
+//! oci-spec's runtime types ([`spec::spec`]): `/bin/sh -c COMMAND` from the
+//! image, no terminal, hostname `bake`, a fixed environment (`PATH`, `HOME`,
+//! the step's `env`, `SOURCE_DATE_EPOCH`; nothing from the host), the
+//! step's user (resolved in the image's `/etc/passwd`) and working
+//! directory, a writable root, a fresh tmpfs on `/tmp`, rlimits NOFILE and
+//! NPROC 1024, runc's default mounts, namespaces and masked paths, and a
+//! network namespace of its own with only loopback unless the step says
+//! `network = true` (then the host's network and, if the image has `/etc`,
+//! the host's `/etc/resolv.conf` bound read-only). The runtime's state,
+//! bundle and log live in the caller's scratch directory; the runtime runs
+//! with an empty environment.
+//!
+//! Output (stdout and stderr, merged inside the container so lines keep
+//! their order, by lines) goes to the caller's sink
+//! as it comes; the last [`TAIL_LINES`] lines are kept for the error of a
+//! failing command. The step's `timeout` covers all its commands; when it
+//! passes, the container is killed.
+//!
+//! # The diff
+//!
+//! Before the first command and after the last, the root is walked
+//! ([`Snapshot`]: kind, mode, owner, size, inode, mtime and ctime of every
+//! entry) and compared ([`diff`]). What the sandbox itself adds is left
+//! out: anything below its mount points (`/proc`, `/dev`, `/sys`, `/tmp`,
+//! and `/etc/resolv.conf` with network), and the mount points themselves
+//! when the image did not have them (the runtime created them). runc does
+//! not write `/etc/hostname` or `/etc/hosts`, so those are the commands'
+//! own if they appear. Writes to `/tmp` vanish with its tmpfs: a layer
+//! never holds them.
+//!
+//! # What this crate does not do
+//!
+//! It does not assemble the root filesystem (see
+//! [`bake_layer::apply_layer`]), does not write the layer, and reads no
+//! environment variable: the runtime is found by the operating system on
+//! the inherited `PATH` when it is spawned. It measures the timeout with a
+//! monotonic clock, which never reaches the image.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod snapshot;
+pub mod spec;
+pub mod user;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bake_layer::Change;
+
+pub use snapshot::{Exclusions, Snapshot, diff};
+pub use user::Identity;
+
+/// How many of the last output lines a failure reports.
+pub const TAIL_LINES: usize = 20;
+/// Output lines longer than this are split.
+const MAX_LINE: usize = 8 * 1024;
+
+/// One `run` step, as the recipe gives it.
+#[derive(Debug, Clone)]
+pub struct Step<'a> {
+    pub commands: &'a [String],
+    pub network: bool,
+    /// For all the step's commands together.
+    pub timeout: Duration,
+    /// `UID[:GID]` or `NAME[:GROUP]`; root if `None`.
+    pub user: Option<&'a str>,
+    pub env: &'a BTreeMap<String, String>,
+    /// Absolute; `/` if `None`.
+    pub workdir: Option<&'a str>,
+    /// `SOURCE_DATE_EPOCH` inside the sandbox.
+    pub epoch: u64,
+}
+
+/// Where and how commands run.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// The OCI runtime: `runc`, found on `PATH` when spawned, or a path.
+    pub runtime: PathBuf,
+    /// Scratch space for bundles, runtime state and logs (the caller
+    /// removes it). Its name also makes the container ids unique.
+    pub work: PathBuf,
+    /// The host's resolver configuration, bound into steps with network.
+    pub resolv_conf: PathBuf,
+}
+
+/// Why a step could not run, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "the OCI runtime `{runtime}` is not installed or not on PATH: install runc \
+         (Debian/Ubuntu: apt-get install runc) to use run steps"
+    )]
+    RuntimeMissing { runtime: String },
+    #[error(
+        "run steps need root privileges (running as uid {uid}): bake runs them in a runc \
+         sandbox that creates namespaces and sets file owners; run bake as root, e.g. with sudo \
+         (rootless runc is not supported yet)"
+    )]
+    NotRoot { uid: u32 },
+    #[error("cannot start the OCI runtime `{runtime}`: {source}")]
+    Spawn {
+        runtime: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The runtime itself failed (not the command): its own error message.
+    #[error("run[{index}]: the OCI runtime failed: {message}{}", privilege_hint(.message))]
+    Runtime { index: usize, message: String },
+    #[error("run[{index}] `{command}` failed with exit code {code}{}", tail_text(.tail))]
+    Failed {
+        index: usize,
+        command: String,
+        code: i32,
+        tail: Vec<String>,
+    },
+    #[error("run[{index}] `{command}` was still running after {}s and was killed{}", .timeout.as_secs(), tail_text(.tail))]
+    TimedOut {
+        index: usize,
+        command: String,
+        timeout: Duration,
+        tail: Vec<String>,
+    },
+    #[error("unknown user `{user}`: the image has no such entry in /etc/passwd")]
+    UnknownUser { user: String },
+    #[error("unknown group `{group}`: the image has no such entry in /etc/group")]
+    UnknownGroup { group: String },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: the name is not valid UTF-8, which an image layer cannot hold", .path.display())]
+    NotUtf8 { path: PathBuf },
+    #[error("cannot make the runtime bundle: {0}")]
+    Spec(String),
+}
+
+impl RunError {
+    pub(crate) fn io(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
+        move |source| RunError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// The last lines of output, for failures of the command itself.
+    pub fn tail(&self) -> &[String] {
+        match self {
+            RunError::Failed { tail, .. } | RunError::TimedOut { tail, .. } => tail,
+            _ => &[],
+        }
+    }
+}
+
+fn tail_text(tail: &[String]) -> String {
+    if tail.is_empty() {
+        return " (no output)".to_owned();
+    }
+    let mut s = format!("; the last {} lines of its output:", tail.len());
+    for line in tail {
+        s.push_str("\n  | ");
+        s.push_str(line);
+    }
+    s
+}
+
+fn privilege_hint(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("permission denied") || m.contains("operation not permitted") || m.contains("rootless") {
+        " (the sandbox needs root with the usual capabilities; inside a container, run bake in a privileged one)"
+    } else {
+        ""
+    }
+}
+
+/// The uid this process runs as, from `/proc/self` (no libc call needed).
+fn current_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+impl Sandbox {
+    /// Runs the step's commands in `rootfs` and returns what they changed,
+    /// sorted by path: [`Sandbox::exec`] between two [`Snapshot`]s.
+    pub fn run(
+        &self,
+        rootfs: &Path,
+        step: &Step<'_>,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<Vec<Change>, RunError> {
+        let before = Snapshot::take(rootfs)?;
+        let exclusions = self.exec(rootfs, step, output)?;
+        let after = Snapshot::take(rootfs)?;
+        Ok(diff(&before, &after, &exclusions))
+    }
+
+    /// Fails early, before any work, when run steps cannot run here: the
+    /// process is not root, or the runtime cannot be started.
+    pub fn check(&self) -> Result<(), RunError> {
+        if let Some(uid) = current_uid().filter(|&u| u != 0) {
+            return Err(RunError::NotRoot { uid });
+        }
+        let runtime = self.runtime.display().to_string();
+        match Command::new(&self.runtime)
+            .env_clear()
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(RunError::RuntimeMissing { runtime }),
+            Err(source) => Err(RunError::Spawn { runtime, source }),
+        }
+    }
+
+    /// Runs the step's commands in `rootfs`, one container each, stopping at
+    /// the first that fails. Each complete output line (stdout and stderr
+    /// merged, without its newline) is passed to `output` as it arrives.
+    /// Returns what a diff of `rootfs` must leave out: the sandbox's mount
+    /// points.
+    pub fn exec(
+        &self,
+        rootfs: &Path,
+        step: &Step<'_>,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<Exclusions, RunError> {
+        if let Some(uid) = current_uid().filter(|&u| u != 0) {
+            return Err(RunError::NotRoot { uid });
+        }
+        let rootfs = std::path::absolute(rootfs).map_err(RunError::io(rootfs))?;
+        let identity = user::resolve(&rootfs, step.user)?;
+        let resolv_conf = self.resolv_conf_for(&rootfs, step.network);
+        let mut mounts: Vec<String> = spec::MOUNT_POINTS.iter().map(|m| (*m).to_owned()).collect();
+        if resolv_conf.is_some() {
+            mounts.push(spec::RESOLV_CONF.to_owned());
+        }
+        let deadline = Instant::now() + step.timeout;
+        for (index, command) in step.commands.iter().enumerate() {
+            let bundle = spec::Bundle {
+                rootfs: &rootfs,
+                command,
+                identity: &identity,
+                env: step.env,
+                workdir: step.workdir.unwrap_or("/"),
+                epoch: step.epoch,
+                network: step.network,
+                resolv_conf: resolv_conf.as_deref(),
+            };
+            self.run_one(
+                index,
+                command,
+                &spec::spec(&bundle)?,
+                deadline,
+                step.timeout,
+                output,
+            )?;
+        }
+        Ok(Exclusions { mounts })
+    }
+
+    /// The host resolv.conf to bind, when the step has network, the host has
+    /// one, and the image has an `/etc` directory whose `resolv.conf` is
+    /// absent or a regular file (binding over a symlink would make the
+    /// runtime create its target).
+    fn resolv_conf_for(&self, rootfs: &Path, network: bool) -> Option<PathBuf> {
+        if !network || !self.resolv_conf.is_file() {
+            return None;
+        }
+        let etc_is_dir = std::fs::symlink_metadata(rootfs.join("etc")).is_ok_and(|m| m.is_dir());
+        let target_ok = match std::fs::symlink_metadata(rootfs.join(spec::RESOLV_CONF)) {
+            Ok(m) => m.is_file(),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        };
+        (etc_is_dir && target_ok).then(|| self.resolv_conf.clone())
+    }
+
+    fn runtime(&self) -> Command {
+        let mut c = Command::new(&self.runtime);
+        c.env_clear();
+        c.arg("--root").arg(self.work.join("state"));
+        c
+    }
+
+    fn run_one(
+        &self,
+        index: usize,
+        command: &str,
+        spec: &oci_spec::runtime::Spec,
+        deadline: Instant,
+        timeout: Duration,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), RunError> {
+        let bundle = self.work.join(format!("bundle-{index}"));
+        fs_err::create_dir_all(&bundle).map_err(RunError::io(&bundle))?;
+        let config = bundle.join("config.json");
+        let json = serde_json::to_vec(spec).map_err(|e| RunError::Spec(e.to_string()))?;
+        fs_err::write(&config, json).map_err(RunError::io(&config))?;
+        let log = self.work.join(format!("runtime-{index}.log"));
+        let id = self.container_id(index);
+        let runtime_name = self.runtime.display().to_string();
+
+        let mut child = self
+            .runtime()
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "run", "--bundle"])
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound => RunError::RuntimeMissing {
+                    runtime: runtime_name.clone(),
+                },
+                _ => RunError::Spawn {
+                    runtime: runtime_name.clone(),
+                    source,
+                },
+            })?;
+
+        // The command's stderr is its stdout (see `spec::spec`); the
+        // runtime's own stderr carries the runtime's messages.
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            let tx = tx.clone();
+            readers.push(std::thread::spawn(move || read_lines(out, &tx)));
+        }
+        if let Some(err) = child.stderr.take() {
+            let tx = tx.clone();
+            readers.push(std::thread::spawn(move || read_lines(err, &tx)));
+        }
+        drop(tx);
+
+        let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
+        // After a timeout: how long to wait for the pipes to close.
+        let mut grace: Option<Instant> = None;
+        loop {
+            let until = grace.unwrap_or(deadline);
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    output(&line);
+                    if tail.len() == TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(String::from_utf8_lossy(&line).into_owned());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if grace.is_none() => {
+                    // Kill the container (all of it: `delete --force` kills
+                    // what is left in its cgroup), then the runtime.
+                    for args in [
+                        &["kill", id.as_str(), "KILL"][..],
+                        &["delete", "--force", id.as_str()],
+                    ] {
+                        let _ = self
+                            .runtime()
+                            .args(args)
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status();
+                    }
+                    let _ = child.kill();
+                    grace = Some(Instant::now() + Duration::from_secs(10));
+                }
+                // Disconnected: every writer is gone. Or, after a timeout,
+                // something still holds a pipe: stop reading regardless.
+                Err(_) => break,
+            }
+        }
+        let timed_out = grace.is_some();
+        if !timed_out {
+            for r in readers {
+                let _ = r.join();
+            }
+        }
+        let status = child.wait().map_err(|source| RunError::Spawn {
+            runtime: runtime_name.clone(),
+            source,
+        })?;
+        // Normally gone already; a killed or failed run may leave state.
+        let _ = self
+            .runtime()
+            .args(["delete", "--force", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+
+        let tail: Vec<String> = tail.into();
+        if timed_out {
+            return Err(RunError::TimedOut {
+                index,
+                command: command.to_owned(),
+                timeout,
+                tail,
+            });
+        }
+        if status.success() {
+            return Ok(());
+        }
+        if let Some(message) = runtime_error(&log) {
+            return Err(RunError::Runtime { index, message });
+        }
+        // runc exits with the process's code, or 128+N when a signal N killed it.
+        let code = status.code().unwrap_or(-1);
+        Err(RunError::Failed {
+            index,
+            command: command.to_owned(),
+            code,
+            tail,
+        })
+    }
+
+    /// A container id unique to this scratch directory and command (runtime
+    /// state and cgroups are per id, and builds may run side by side).
+    fn container_id(&self, index: usize) -> String {
+        let work = std::path::absolute(&self.work).unwrap_or_else(|_| self.work.clone());
+        let digest = bake_digest::Digest::of(work.as_os_str().as_encoded_bytes());
+        format!("bake-{}-{index}", &digest.hex()[..16])
+    }
+}
+
+/// The runtime's own error from its JSON log, if it failed itself (runc
+/// ends with `runc run failed: …`; other error lines, such as cgroup
+/// clean-up trouble, do not mean the command did not run).
+fn runtime_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "error" || v["level"] == "fatal")
+        .filter_map(|v| v["msg"].as_str().map(str::to_owned))
+        .find(|m| m.starts_with("runc ") && m.contains(" failed: "))
+}
+
+/// Sends each line of `r` (split at `\n`, or at [`MAX_LINE`] bytes) to `tx`.
+fn read_lines<R: Read>(mut r: R, tx: &mpsc::Sender<Vec<u8>>) {
+    let mut buf = [0u8; 8192];
+    let mut line = Vec::new();
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                if tx.send(std::mem::take(&mut line)).is_err() {
+                    return;
+                }
+            } else {
+                line.push(b);
+                if line.len() >= MAX_LINE && tx.send(std::mem::take(&mut line)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    if !line.is_empty() {
+        let _ = tx.send(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_and_the_last_one_flushed() {
+        let (tx, rx) = mpsc::channel();
+        let long = vec![b'x'; MAX_LINE + 5];
+        let mut input = b"one\ntwo\n\n".to_vec();
+        input.extend_from_slice(&long);
+        input.extend_from_slice(b"\nlast");
+        read_lines(&input[..], &tx);
+        drop(tx);
+        let lines: Vec<Vec<u8>> = rx.iter().collect();
+        assert_eq!(lines.len(), 6);
+        assert_eq!(lines[..3], [b"one".to_vec(), b"two".to_vec(), b"".to_vec()]);
+        assert_eq!((lines[3].len(), lines[4].len()), (MAX_LINE, 5));
+        assert_eq!(lines[5], b"last");
+    }
+
+    #[test]
+    fn failures_show_the_tail_of_the_output() {
+        let e = RunError::Failed {
+            index: 1,
+            command: "make".into(),
+            code: 2,
+            tail: vec!["cc -c x.c".into(), "x.c:1: error".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "run[1] `make` failed with exit code 2; the last 2 lines of its output:\n  | cc -c x.c\n  | x.c:1: error"
+        );
+        let e = RunError::TimedOut {
+            index: 0,
+            command: "sleep 9".into(),
+            timeout: Duration::from_secs(1),
+            tail: vec![],
+        };
+        assert_eq!(
+            e.to_string(),
+            "run[0] `sleep 9` was still running after 1s and was killed (no output)"
+        );
+        let e = RunError::Runtime {
+            index: 0,
+            message: "mkdir /sys/fs/cgroup/x: permission denied".into(),
+        };
+        assert!(e.to_string().contains("privileged"), "{e}");
+    }
+
+    #[test]
+    fn runtime_errors_come_from_the_json_log() {
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("log");
+        fs_err::write(
+            &log,
+            "{\"level\":\"warning\",\"msg\":\"w\"}\n{\"level\":\"error\",\"msg\":\"Failed to remove cgroup\"}\n\
+             {\"level\":\"error\",\"msg\":\"runc run failed: exec: \\\"/bin/sh\\\": no such file\"}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            runtime_error(&log).as_deref(),
+            Some("runc run failed: exec: \"/bin/sh\": no such file")
+        );
+        fs_err::write(
+            &log,
+            "{\"level\":\"error\",\"msg\":\"Failed to remove cgroup\"}\n",
+        )
+        .unwrap();
+        assert_eq!(runtime_error(&log), None);
+        assert_eq!(runtime_error(&t.path().join("none")), None);
+    }
+
+    #[test]
+    fn a_missing_runtime_says_what_to_install() {
+        let t = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox {
+            runtime: PathBuf::from("bake-no-such-runtime"),
+            work: t.path().join("work"),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+        };
+        fs_err::create_dir_all(&sandbox.work).unwrap();
+        let spec = oci_spec::runtime::Spec::default();
+        assert!(
+            sandbox
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("apt-get install runc")
+        );
+        let err = sandbox
+            .run_one(
+                0,
+                "true",
+                &spec,
+                Instant::now() + Duration::from_secs(5),
+                Duration::from_secs(5),
+                &mut |_| {},
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("apt-get install runc"), "{err}");
+    }
+}
