@@ -351,7 +351,8 @@ fn platform_of(recipe: &Recipe) -> Platform {
     }
 }
 
-fn compression_of(recipe: &Recipe) -> Compression {
+/// The compression a recipe asks for (its `[output]` settings).
+pub fn compression_of(recipe: &Recipe) -> Compression {
     match recipe.output.compression {
         bake_recipe::Compression::Gzip => Compression::Gzip {
             level: recipe.output.level.unwrap_or(6),

@@ -107,6 +107,29 @@ pub enum Command {
     /// stdout) or when a build fails (error: on stderr); 2 for a usage
     /// error.
     Check(CheckArgs),
+
+    /// Pin every input of a recipe that can move, in RECIPE.lock.
+    ///
+    /// Records the base image (a registry reference resolved to what it
+    /// points at and to the platform manifest), the sha256 of every .deb
+    /// and unpacked archive, a digest of every copied file or tree, the
+    /// output-format version and compression. `bake build --locked` then
+    /// refuses to build when any input no longer matches, naming it, and
+    /// builds a tag-only registry base from its locked digest.
+    Lock(LockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The recipe file (TOML); the lock is written beside it as RECIPE.lock.
+    pub recipe: PathBuf,
+
+    /// Override a recipe variable (repeatable), as for `bake build`.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Options for talking to registries.
@@ -324,8 +347,10 @@ pub struct BuildArgs {
     #[arg(long, value_name = "REF")]
     pub push: Vec<String>,
 
-    /// Refuse to build when an input is not pinned (a registry base given by
-    /// tag only).
+    /// Build only what RECIPE.lock pins (see `bake lock`): fail, naming
+    /// the input, when a copied tree, archive or .deb no longer matches the
+    /// lock; build a tag-only registry base from its locked digest; refuse
+    /// a registry base that is neither pinned by digest nor locked.
     #[arg(long)]
     pub locked: bool,
 

@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = registry::Options::from_args(&args.registry, args.json);
             crate::diff::diff(args, opts)
         }
+        Command::Lock(args) => lock(args),
         Command::Check(args) => {
             let opts = registry::Options::from_args(&args.registry, args.quiet);
             crate::check::check(args, opts)
@@ -42,15 +43,20 @@ fn default_cache_dir() -> Option<PathBuf> {
     let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
     std::env::var_os("XDG_CACHE_HOME")
         .and_then(absolute)
-        .or_else(|| std::env::var_os("HOME").and_then(absolute).map(|h| h.join(".cache")))
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".cache"))
+        })
         .map(|d| d.join("bake"))
 }
 
 /// The environment the build sees, read once, here.
-pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
-    let mut cli_vars = Vec::new();
-    for v in &args.vars {
-        cli_vars.push(bake_recipe::parse_var_override(v)?);
+/// `--var` flags and `BAKE_VAR_*` variables.
+fn overrides(vars: &[String]) -> Result<bake_recipe::Overrides> {
+    let mut cli = Vec::new();
+    for v in vars {
+        cli.push(bake_recipe::parse_var_override(v)?);
     }
     let env_vars: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| {
@@ -59,6 +65,11 @@ pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
             Some((name, v.into_string().ok()?))
         })
         .collect();
+    Ok(bake_recipe::Overrides { cli, env: env_vars })
+}
+
+pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
+    let overrides = overrides(&args.vars)?;
     let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(s) if !s.trim().is_empty() => Some(s.trim().parse::<u64>().with_context(|| {
             format!("SOURCE_DATE_EPOCH={s:?} is not a whole number of seconds since 1970")
@@ -68,10 +79,7 @@ pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     Ok(BuildSettings {
         recipe: args.recipe.clone(),
-        overrides: bake_recipe::Overrides {
-            cli: cli_vars,
-            env: env_vars,
-        },
+        overrides,
         epoch,
         layout: args.layout.clone(),
         out_root: cwd.join("out"),
@@ -97,7 +105,10 @@ fn build(args: BuildArgs) -> Result<()> {
         bail!("recipe {} does not exist", settings.recipe.display());
     }
     let started = std::time::Instant::now();
-    let recipe = bake_build::load_recipe(&settings)?;
+    let mut recipe = bake_build::load_recipe(&settings)?;
+    if args.locked {
+        crate::lock::apply_locked(&mut recipe)?;
+    }
     let reporter = crate::progress::Reporter::new(args.quiet);
     let out = bake_build::build_recipe_with(&recipe, &settings, &reporter);
     reporter.finish();
@@ -358,4 +369,46 @@ fn human_size(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[unit])
     }
+}
+
+fn lock(args: crate::cli::LockArgs) -> Result<()> {
+    let text = fs_err::read_to_string(&args.recipe)?;
+    let recipe = bake_recipe::parse(&args.recipe, &text, &overrides(&args.vars)?)?;
+    let base = match &recipe.base {
+        bake_recipe::BaseRef::Registry { reference } => {
+            let opts = registry::Options::from_args(&args.registry, true);
+            let p = &recipe.image.platform;
+            let platform = bake_image::Platform {
+                os: p.os.clone(),
+                architecture: p.architecture.clone(),
+                variant: p.variant.clone(),
+            };
+            let (digest, manifest) = registry::resolve_platform(&opts, reference, &platform)?;
+            Some(crate::lock::LockedBase {
+                reference: reference.clone(),
+                digest,
+                manifest,
+                platform: platform.to_string(),
+            })
+        }
+        _ => None,
+    };
+    let lock = crate::lock::compute(&recipe, base)?;
+    let path = crate::lock::lock_path(&args.recipe);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(crate::lock::render(&lock).as_bytes())?;
+    tmp.persist(&path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "locked {} inputs{} in {}",
+        lock.inputs.len(),
+        if lock.base.is_some() { " and the base" } else { "" },
+        path.display()
+    );
+    Ok(())
 }

@@ -9,8 +9,9 @@
 mod check;
 mod cli;
 mod commands;
-mod progress;
 mod diff;
+mod lock;
+mod progress;
 mod registry;
 mod sign;
 mod target;
@@ -35,8 +36,15 @@ fn main() -> ExitCode {
             }
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {err}");
+            // Our errors already embed their cause's text; print a cause
+            // only when it adds something.
+            let mut shown = err.to_string();
             for cause in err.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {cause}");
+                let text = cause.to_string();
+                if !shown.contains(&text) {
+                    let _ = writeln!(stderr, "  caused by: {text}");
+                    shown = text;
+                }
             }
             ExitCode::FAILURE
         }

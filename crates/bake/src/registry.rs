@@ -369,3 +369,28 @@ impl Progress for CliProgress {
         ));
     }
 }
+
+/// What `reference` points at, and the manifest for `platform` (the same
+/// digest unless it is a multi-platform index).
+pub fn resolve_platform(
+    opts: &Options,
+    reference: &str,
+    platform: &bake_image::Platform,
+) -> Result<(Digest, Digest)> {
+    let r = parse_reference(reference)?;
+    let registry = client(opts)?;
+    runtime()?.block_on(async {
+        let m = registry.fetch_manifest(&r).await?;
+        let is_index = m.media_type == bake_image::media_type::OCI_INDEX
+            || m.media_type == bake_image::media_type::DOCKER_MANIFEST_LIST;
+        if !is_index {
+            return Ok((m.digest.clone(), m.digest));
+        }
+        let children = bake_image::parse_index(&m.bytes, &m.media_type, reference)?;
+        let child = children
+            .iter()
+            .find(|d| d.platform.as_ref().is_some_and(|p| p.accepts(platform)))
+            .with_context(|| format!("{reference} has no image for {platform}"))?;
+        Ok((m.digest, child.digest.clone()))
+    })
+}
