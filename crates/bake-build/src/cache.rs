@@ -37,13 +37,13 @@
 //!
 //! [`OUTPUT_FORMAT_VERSION`]: crate::OUTPUT_FORMAT_VERSION
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bake_digest::{Digest, Hasher};
 use bake_store::BlobStore;
@@ -155,10 +155,14 @@ pub(crate) struct Cache {
     stat_file: PathBuf,
     /// The file system's "now" when the build started.
     stamp_ns: i64,
-    /// The stat cache as loaded.
-    old: HashMap<PathBuf, (Stat, Digest)>,
+    /// The stat cache as loaded, by path bytes (comparing `PathBuf`s
+    /// component by component is what a no-op rebuild would spend most
+    /// of its time on).
+    old: HashMap<Vec<u8>, (Stat, Digest)>,
     /// What this build confirmed or learnt; saved by [`Cache::save`].
-    seen: Mutex<BTreeMap<PathBuf, (Stat, Digest)>>,
+    seen: Mutex<HashMap<Vec<u8>, (Stat, Digest)>>,
+    /// Whether `seen` has an entry `old` lacks.
+    learnt: AtomicBool,
     files_hashed: AtomicU64,
     bytes_hashed: AtomicU64,
     stat_hits: AtomicU64,
@@ -210,7 +214,8 @@ impl Cache {
             stat_file,
             stamp_ns,
             old,
-            seen: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(HashMap::new()),
+            learnt: AtomicBool::new(false),
             files_hashed: AtomicU64::new(0),
             bytes_hashed: AtomicU64::new(0),
             stat_hits: AtomicU64::new(0),
@@ -236,50 +241,45 @@ impl Cache {
     }
 
     /// The content digests of `files` (host paths with the `lstat` taken
-    /// when they were walked), from the stat cache where it still holds,
-    /// else by reading them on up to `threads` threads.
+    /// when they were walked), in the same order, from the stat cache where
+    /// it still holds, else by reading them on up to `threads` threads.
     pub(crate) fn digests(
         &self,
         files: &[(PathBuf, Stat)],
         threads: usize,
-    ) -> Result<HashMap<PathBuf, Digest>, CacheError> {
-        let mut found = HashMap::with_capacity(files.len());
-        let mut todo: Vec<&(PathBuf, Stat)> = Vec::new();
-        let mut queued = std::collections::HashSet::new();
+    ) -> Result<Vec<Digest>, CacheError> {
+        let mut found: Vec<Option<Digest>> = vec![None; files.len()];
+        let mut todo: Vec<usize> = Vec::new();
         {
             let mut seen = lock(&self.seen);
-            for item @ (path, stat) in files {
-                if found.contains_key(path) || queued.contains(path) {
-                    continue;
-                }
-                match self.old.get(path) {
+            for (i, (path, stat)) in files.iter().enumerate() {
+                let key = path.as_os_str().as_bytes();
+                match self.old.get(key) {
                     Some((s, d)) if s == stat => {
                         self.stat_hits.fetch_add(1, Ordering::Relaxed);
-                        seen.insert(path.clone(), (*stat, d.clone()));
-                        found.insert(path.clone(), d.clone());
+                        seen.insert(key.to_vec(), (*stat, d.clone()));
+                        found[i] = Some(d.clone());
                     }
-                    _ => {
-                        queued.insert(path);
-                        todo.push(item);
-                    }
+                    _ => todo.push(i),
                 }
             }
         }
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<(PathBuf, Digest)>> = Mutex::new(Vec::with_capacity(todo.len()));
+        let results: Mutex<Vec<(usize, Digest)>> = Mutex::new(Vec::with_capacity(todo.len()));
         let first_error: Mutex<Option<CacheError>> = Mutex::new(None);
         std::thread::scope(|s| {
             for _ in 0..threads.clamp(1, todo.len().max(1)) {
                 s.spawn(|| {
                     let mut buf = vec![0u8; 256 * 1024];
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((path, stat)) = todo.get(i) else { return };
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = todo.get(n) else { return };
                         if lock(&first_error).is_some() {
                             return;
                         }
+                        let (path, stat) = &files[i];
                         match self.hash_file(path, stat, &mut buf) {
-                            Ok(d) => lock(&results).push((path.clone(), d)),
+                            Ok(d) => lock(&results).push((i, d)),
                             Err(e) => {
                                 lock(&first_error).get_or_insert(e);
                                 return;
@@ -292,10 +292,15 @@ impl Cache {
         if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
-        for (path, digest) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            found.insert(path, digest);
+        for (i, digest) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            found[i] = Some(digest);
         }
-        Ok(found)
+        // Every file is found or hashed by now, or an error was returned.
+        found
+            .into_iter()
+            .zip(files)
+            .map(|(d, (path, _))| d.ok_or_else(|| io_at(path)(io::Error::other("was not hashed"))))
+            .collect()
     }
 
     fn hash_file(&self, path: &Path, walked: &Stat, buf: &mut [u8]) -> Result<Digest, CacheError> {
@@ -317,17 +322,25 @@ impl Cache {
         // racily clean (modified since the build started).
         let racy = walked.mtime_ns >= self.stamp_ns;
         if after == *walked && len == walked.size && !racy {
-            lock(&self.seen).insert(path.to_owned(), (*walked, digest.clone()));
+            let key = path.as_os_str().as_bytes().to_vec();
+            lock(&self.seen).insert(key, (*walked, digest.clone()));
+            self.learnt.store(true, Ordering::Relaxed);
         }
         Ok(digest)
     }
 
-    /// Writes this build's stat cache (only the files it used).
+    /// Writes this build's stat cache (only the files it used), unless it
+    /// is what was loaded.
     pub(crate) fn save(&self) -> Result<(), CacheError> {
         let seen = lock(&self.seen);
+        if !self.learnt.load(Ordering::Relaxed) && seen.len() == self.old.len() {
+            return Ok(());
+        }
+        let mut entries: Vec<_> = seen.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut text = Vec::with_capacity(seen.len() * 128);
         text.extend_from_slice(STAT_MAGIC.as_bytes());
-        for (path, (s, d)) in seen.iter() {
+        for (path, (s, d)) in entries {
             let _ = write!(
                 text,
                 "{} {} {} {} {} {} {} ",
@@ -339,7 +352,7 @@ impl Cache {
                 s.dev,
                 s.mode
             );
-            text.extend_from_slice(path.as_os_str().as_bytes());
+            text.extend_from_slice(path);
             text.push(0);
         }
         write_atomic(&self.stat_file, &text)
@@ -427,7 +440,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn parse_stat_cache(bytes: &[u8]) -> Option<HashMap<PathBuf, (Stat, Digest)>> {
+fn parse_stat_cache(bytes: &[u8]) -> Option<HashMap<Vec<u8>, (Stat, Digest)>> {
     let rest = bytes.strip_prefix(STAT_MAGIC.as_bytes())?;
     let mut map = HashMap::new();
     for record in rest.split(|&b| b == 0) {
@@ -445,8 +458,7 @@ fn parse_stat_cache(bytes: &[u8]) -> Option<HashMap<PathBuf, (Stat, Digest)>> {
             dev: next()?.parse().ok()?,
             mode: next()?.parse().ok()?,
         };
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(fields.next()?));
-        map.insert(path, (stat, digest));
+        map.insert(fields.next()?.to_vec(), (stat, digest));
     }
     Some(map)
 }
@@ -531,12 +543,13 @@ mod tests {
             mode: 0o100644,
         };
         for p in ["/a b/c", "/new\nline", "/ü"] {
-            lock(&cache.seen).insert(PathBuf::from(p), (stat, d.clone()));
+            lock(&cache.seen).insert(p.as_bytes().to_vec(), (stat, d.clone()));
         }
+        cache.learnt.store(true, Ordering::Relaxed);
         cache.save().unwrap();
         let back = parse_stat_cache(&fs::read(dir.path().join("stat/r")).unwrap()).unwrap();
         assert_eq!(back.len(), 3);
-        assert_eq!(back[Path::new("/new\nline")], (stat, d));
+        assert_eq!(back[&b"/new\nline"[..]], (stat, d));
         assert!(parse_stat_cache(b"something else").is_none());
     }
 

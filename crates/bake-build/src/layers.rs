@@ -91,57 +91,31 @@ pub(crate) fn build_layers(
     plan.progress.plan(&names);
     let n = plan.layers.len();
     let dependent: Vec<bool> = plan.layers.iter().map(depends_on_below).collect();
-
-    // Keys of the independent layers: walk inputs, hash what changed.
     let started = Instant::now();
-    let mut inputs: Vec<Option<Inputs>> = (0..n).map(|_| None).collect();
-    if let Some(cache) = plan.cache {
-        let gathered = parallel_map(n, cores(), |i| gather(&plan.layers[i], plan.context));
-        let mut files = Vec::new();
-        for (i, g) in gathered.into_iter().enumerate() {
-            let g = g?;
-            files.extend(g.watched.iter().cloned());
-            inputs[i] = Some(g);
-        }
-        let digests = cache.digests(&files, cores()).map_err(BuildError::Cache)?;
-        for g in inputs.iter_mut().flatten() {
-            g.digests = g
-                .watched
-                .iter()
-                .filter_map(|(p, _)| Some((p.clone(), digests.get(p)?.clone())))
-                .collect();
-        }
-    }
-    timings.push(("inputs".to_owned(), started.elapsed()));
-
-    let started = Instant::now();
+    let keying = Mutex::new(Duration::ZERO);
     let mut done: Vec<Option<BuiltLayer>> = (0..n).map(|_| None).collect();
-    // Independent layers: cache hits now, misses in parallel.
-    let mut misses = Vec::new();
-    for i in (0..n).filter(|&i| !dependent[i]) {
-        let key = match (plan.cache, &inputs[i]) {
-            (Some(_), Some(g)) => Some(key_of(plan, g, None)),
-            _ => None,
-        };
-        match hit(plan, i, key.as_ref())? {
-            Some(layer) => done[i] = Some(layer),
-            None => misses.push((i, key)),
-        }
-    }
+
+    // Independent layers, several at a time: each job walks and hashes the
+    // layer's inputs, looks its key up and builds it on a miss, so hashing
+    // one layer overlaps compressing another.
+    let independent: Vec<usize> = (0..n).filter(|&i| !dependent[i]).collect();
     let abort = AtomicBool::new(false);
-    let built = parallel_map(misses.len(), cores(), |m| {
+    let results = parallel_map(independent.len(), cores(), |j| {
         if abort.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let (i, key) = &misses[m];
-        let r = build_one(plan, *i, &[], key.as_ref(), inputs[*i].as_ref());
+        let i = independent[j];
+        let r = keyed(plan, i, None, &keying).and_then(|(key, inputs)| match hit(plan, i, key.as_ref())? {
+            Some(layer) => Ok(layer),
+            None => build_one(plan, i, &[], key.as_ref(), inputs.as_ref()),
+        });
         if r.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
         r.map(Some)
     });
     // Report the failure of the lowest layer that failed.
-    for ((i, _), r) in misses.iter().zip(built) {
+    for (i, r) in independent.iter().zip(results) {
         if let Some(layer) = r? {
             done[*i] = Some(layer);
         }
@@ -151,18 +125,40 @@ pub(crate) fn build_layers(
         let mut below: Vec<BuiltLayer> = plan.base.to_vec();
         below.extend(done[..i].iter().flatten().cloned());
         let diff_ids: Vec<Digest> = below.iter().map(|l| l.diff_id.clone()).collect();
-        let key = match (plan.cache, &inputs[i]) {
-            (Some(_), Some(g)) => Some(key_of(plan, g, Some(&diff_ids))),
-            _ => None,
-        };
+        let (key, inputs) = keyed(plan, i, Some(&diff_ids), &keying)?;
         let layer = match hit(plan, i, key.as_ref())? {
             Some(layer) => layer,
-            None => build_one(plan, i, &below, key.as_ref(), inputs[i].as_ref())?,
+            None => build_one(plan, i, &below, key.as_ref(), inputs.as_ref())?,
         };
         done[i] = Some(layer);
     }
+    // Time spent computing keys (walks and hashing), summed over layers:
+    // it overlaps with building.
+    let keying = keying.into_inner().unwrap_or_else(|p| p.into_inner());
+    timings.push(("inputs".to_owned(), keying));
     timings.push(("layers".to_owned(), started.elapsed()));
     Ok(done.into_iter().flatten().collect())
+}
+
+/// The cache key of layer `index` and what it was computed from (nothing
+/// without a cache). `below`: the diffIDs under a dependent layer.
+fn keyed(
+    plan: &Plan<'_>,
+    index: usize,
+    below: Option<&[Digest]>,
+    keying: &Mutex<Duration>,
+) -> Result<(Option<Digest>, Option<Inputs>), BuildError> {
+    let Some(cache) = plan.cache else {
+        return Ok((None, None));
+    };
+    let started = Instant::now();
+    let mut inputs = gather(&plan.layers[index], plan.context)?;
+    inputs.digests = cache
+        .digests(&inputs.watched, cores())
+        .map_err(BuildError::Cache)?;
+    let key = key_of(plan, &inputs, below);
+    *keying.lock().unwrap_or_else(|p| p.into_inner()) += started.elapsed();
+    Ok((Some(key), Some(inputs)))
 }
 
 /// Runs `f(0..n)` on up to `threads` threads; results in index order.
@@ -195,16 +191,18 @@ fn parallel_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync
 /// One part of a layer's key, before file digests are known.
 enum Item {
     Bytes(Vec<u8>),
+    Tag(&'static [u8]),
     U64(u64),
-    /// The content digest of this host file.
-    File(PathBuf),
+    /// The content digest of `Inputs::watched[i]`.
+    File(usize),
 }
 
 /// A layer's key material and the host files it read.
 struct Inputs {
     items: Vec<Item>,
     watched: Vec<(PathBuf, Stat)>,
-    digests: HashMap<PathBuf, Digest>,
+    /// The content digests of `watched`, in order.
+    digests: Vec<Digest>,
 }
 
 /// Walks what a layer's steps read from the host.
@@ -243,7 +241,7 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
                     }
                     let ft = m.file_type();
                     if ft.is_dir() {
-                        items.push(Item::Bytes(b"d".to_vec()));
+                        items.push(Item::Tag(b"d"));
                     } else if ft.is_file() {
                         // What the layer takes from a file: size, "any x
                         // bit", hardlink grouping (first-seen order), content.
@@ -253,19 +251,19 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
                         } else {
                             0
                         };
-                        items.push(Item::Bytes(b"f".to_vec()));
+                        items.push(Item::Tag(b"f"));
                         items.push(Item::U64(m.len()));
                         items.push(Item::U64(u64::from(m.mode() & 0o111 != 0)));
                         items.push(Item::U64(group));
-                        items.push(Item::File(node.path.clone()));
+                        items.push(Item::File(watched.len()));
                         watched.push((node.path, Stat::of(m)));
                     } else if ft.is_symlink() {
                         let target = fs_err::read_link(&node.path).map_err(io(&node.path))?;
-                        items.push(Item::Bytes(b"l".to_vec()));
+                        items.push(Item::Tag(b"l"));
                         items.push(Item::Bytes(target.as_os_str().as_bytes().to_vec()));
                     } else {
                         // Refused when the layer is built.
-                        items.push(Item::Bytes(b"o".to_vec()));
+                        items.push(Item::Tag(b"o"));
                         items.push(Item::U64(u64::from(m.mode())));
                     }
                 }
@@ -273,7 +271,7 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
             StepKind::Unpack { src, .. } => {
                 let host = context.resolve(src).map_err(at)?;
                 let m = fs_err::symlink_metadata(&host).map_err(io(&host))?;
-                items.push(Item::File(host.clone()));
+                items.push(Item::File(watched.len()));
                 watched.push((host, Stat::of(&m)));
             }
             // `file`, `dir`, `symlink`: the definition is all there is.
@@ -286,7 +284,7 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
     Ok(Inputs {
         items,
         watched,
-        digests: HashMap::new(),
+        digests: Vec::new(),
     })
 }
 
@@ -299,9 +297,10 @@ fn key_of(plan: &Plan<'_>, inputs: &Inputs, below: Option<&[Digest]>) -> Digest 
     for item in &inputs.items {
         match item {
             Item::Bytes(b) => k.bytes(b),
+            Item::Tag(b) => k.bytes(b),
             Item::U64(n) => k.u64(*n),
             // Every watched file has a digest, or `digests` failed.
-            Item::File(p) => k.str(&inputs.digests.get(p).map_or_else(String::new, |d| d.to_string())),
+            Item::File(i) => k.str(inputs.digests.get(*i).map_or("", |d| d.hex())),
         }
     }
     match below {

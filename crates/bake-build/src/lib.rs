@@ -14,6 +14,11 @@
 //!
 //! Every error that comes from a recipe line names it: a failing step is
 //! reported at the step's `file:line:column`, a bad base at the `base` key.
+//!
+//! Layers come from the layer cache when nothing they depend on changed, and
+//! are otherwise built several at a time (`layers` and `cache` modules; the
+//! cache directory is a setting too). Nothing about the cache reaches the
+//! image: a cached rebuild gives the digest of a cold build.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

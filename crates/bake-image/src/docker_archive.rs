@@ -217,17 +217,21 @@ pub fn load_from_docker_archive(
     })
 }
 
-/// Opens `path`, transparently decompressing it if it is gzip.
+/// Opens `path`, transparently decompressing it if it is gzip, within
+/// bake-layer's [`ReadLimits`](bake_layer::ReadLimits) (PAX and long-name
+/// records, total bytes).
 fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>, ImageError> {
     let mut file = fs::File::open(path)?;
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic)?;
     file.rewind()?;
     let file = BufReader::with_capacity(256 * 1024, file);
+    let limits = bake_layer::ReadLimits::DEFAULT;
     if n == 2 && magic == GZIP_MAGIC {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(file)))
+        let gz = flate2::read::MultiGzDecoder::new(file);
+        Ok(Box::new(bake_layer::TarGuard::new(gz, limits)))
     } else {
-        Ok(Box::new(file))
+        Ok(Box::new(bake_layer::TarGuard::new(file, limits)))
     }
 }
 

@@ -1,6 +1,6 @@
 //! OCI image layouts on disk: `oci-layout`, `index.json`, `blobs/sha256/…`.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bake_digest::Digest;
@@ -16,19 +16,28 @@ const OCI_LAYOUT: &str = "oci-layout";
 const INDEX_JSON: &str = "index.json";
 const LAYOUT_VERSION: &str = "1.0.0";
 /// JSON documents (index, manifest, config) larger than this are refused.
-pub(crate) const MAX_JSON_SIZE: u64 = 32 << 20;
+pub const MAX_JSON_SIZE: u64 = 32 << 20;
 
 /// An OCI image layout directory.
 ///
-/// `index.json` is read afresh by every call, never cached. Tags live in
-/// its entries' `org.opencontainers.image.ref.name` annotation, one entry
-/// per tag. Rewrites are atomic (temporary file + rename), but two processes
-/// tagging the same layout at the same instant may lose one's update: the
-/// last rename wins.
+/// `index.json` is read afresh by every call, never cached, and is at
+/// most [`MAX_JSON_SIZE`] bytes. Tags live in its entries'
+/// `org.opencontainers.image.ref.name` annotation, one entry per tag.
+/// Rewrites are atomic (temporary file + rename) and done under an
+/// exclusive advisory lock on the layout directory ([`Layout::lock`]), so
+/// processes tagging the same layout at once do not lose each other's
+/// tags.
 #[derive(Debug, Clone)]
 pub struct Layout {
     dir: PathBuf,
     store: BlobStore,
+}
+
+/// An exclusive advisory lock (`flock`) on a layout directory, held until
+/// dropped; see [`Layout::lock`].
+#[derive(Debug)]
+pub struct LayoutLock {
+    _dir: std::fs::File,
 }
 
 impl Layout {
@@ -112,9 +121,26 @@ impl Layout {
         format!("{}", self.dir.join(INDEX_JSON).display())
     }
 
-    fn read_index_value(&self) -> Result<Value, ImageError> {
+    /// The bytes of `index.json`, refused beyond [`MAX_JSON_SIZE`].
+    fn read_index_bytes(&self) -> Result<Vec<u8>, ImageError> {
         let path = self.dir.join(INDEX_JSON);
-        let bytes = fs::read(&path)?;
+        let mut bytes = Vec::new();
+        fs::File::open(&path)?
+            .take(MAX_JSON_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io::Error::new(e.kind(), format!("failed to read {}: {e}", path.display())))?;
+        if bytes.len() as u64 > MAX_JSON_SIZE {
+            return Err(ImageError::TooLarge {
+                what: self.index_what(),
+                size: fs::metadata(&path).map_or(bytes.len() as u64, |m| m.len()),
+                limit: MAX_JSON_SIZE,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn read_index_value(&self) -> Result<Value, ImageError> {
+        let bytes = self.read_index_bytes()?;
         serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
             what: self.index_what(),
             source,
@@ -123,8 +149,21 @@ impl Layout {
 
     /// The entries of `index.json`, in file order.
     pub fn index(&self) -> Result<Vec<Descriptor>, ImageError> {
-        let bytes = fs::read(self.dir.join(INDEX_JSON))?;
+        let bytes = self.read_index_bytes()?;
         parse_index(&bytes, media_type::OCI_INDEX, &self.index_what())
+    }
+
+    /// Takes an exclusive advisory lock on the layout directory, waiting
+    /// for any other holder: [`Layout::set_tags`] holds it while it
+    /// rewrites `index.json`, and whoever must see `index.json` stay as it
+    /// is (`bake store gc` deciding what is unreachable) holds it too.
+    /// Locks are per open file, so a process holding one must not call
+    /// `set_tags` meanwhile: it would wait for itself.
+    pub fn lock(&self) -> Result<LayoutLock, ImageError> {
+        let ctx = |e: io::Error| io::Error::new(e.kind(), format!("cannot lock {}: {e}", self.dir.display()));
+        let dir = std::fs::File::open(&self.dir).map_err(ctx)?;
+        fs4::FileExt::lock(&dir).map_err(ctx)?;
+        Ok(LayoutLock { _dir: dir })
     }
 
     /// Points each of `tags` at `manifest` (which must be in the layout's
@@ -141,6 +180,8 @@ impl Layout {
                 self.store.path(&manifest.digest),
             )));
         }
+        // Read, change and write index.json as one step among processes.
+        let _lock = self.lock()?;
         let mut index = match self.read_index_value()? {
             Value::Object(m) => m,
             _ => {
@@ -458,6 +499,45 @@ mod tests {
         // A manifest only in the blobs is found by digest.
         let c = put_manifest(&l, b"c");
         assert_eq!(l.resolve(Some(&c.digest.to_string())).unwrap(), c);
+    }
+
+    /// Concurrent taggers (threads here, processes in the CLI tests) never
+    /// lose a tag: index.json is rewritten under the layout lock.
+    #[test]
+    fn concurrent_set_tags_lose_nothing() {
+        let (_d, l) = layout();
+        let m: Vec<Descriptor> = (0..8u8).map(|i| put_manifest(&l, &[i])).collect();
+        std::thread::scope(|s| {
+            for (i, m) in m.iter().enumerate() {
+                let l = l.clone();
+                s.spawn(move || {
+                    for round in 0..15 {
+                        l.set_tags(m, &[format!("t{i}"), format!("r{i}-{round}")]).unwrap();
+                    }
+                });
+            }
+        });
+        let idx = l.index().unwrap();
+        assert_eq!(idx.len(), 8 * 16, "{:?}", tag_list(&idx));
+        for (i, m) in m.iter().enumerate() {
+            assert_eq!(l.resolve(Some(&format!("t{i}"))).unwrap().digest, m.digest);
+        }
+    }
+
+    #[test]
+    fn huge_index_json_is_refused() {
+        let (_d, l) = layout();
+        let f = std::fs::File::create(l.dir().join("index.json")).unwrap();
+        f.set_len(MAX_JSON_SIZE + 1).unwrap();
+        let err = l.index().unwrap_err();
+        assert!(
+            err.to_string().ends_with(&format!(
+                "index.json is {} bytes, more than the {MAX_JSON_SIZE} allowed",
+                MAX_JSON_SIZE + 1
+            )),
+            "{err}"
+        );
+        assert!(Layout::open(l.dir()).is_err());
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub use config::{ConfigSpec, build_config};
 pub use descriptor::{Descriptor, Platform, REF_NAME, media_type};
 pub use docker_archive::{load_from_docker_archive, write_docker_archive};
 pub use json::canonical_json;
-pub use layout::Layout;
+pub use layout::{Layout, LayoutLock, MAX_JSON_SIZE};
 pub use manifest::{Manifest, build_index, build_manifest, parse_index, parse_manifest};
 pub use time::{MAX_EPOCH, created_rfc3339};
 

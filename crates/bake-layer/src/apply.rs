@@ -19,6 +19,7 @@ use filetime::FileTime;
 use tar::EntryType;
 
 use crate::LayerError;
+use crate::limits::{ReadLimits, TarGuard, after_entry};
 use crate::paths::{join, normalise_archive, normalise_dest};
 
 const WHITEOUT: &str = ".wh.";
@@ -40,10 +41,22 @@ const MAX_HOPS: usize = 40;
 /// - device nodes and fifos are skipped (the sandbox's `/dev` is the
 ///   runtime's), hardlinks must name an entry that exists by then.
 ///
-/// The layer is read twice (whiteouts, then entries). Setting owners other
-/// than the caller's needs root.
+/// The layer is read twice (whiteouts, then entries), each time within
+/// [`ReadLimits::DEFAULT`]. Setting owners other than the caller's needs
+/// root.
 pub fn apply_layer(layer: &Path, root: &Path) -> Result<(), LayerError> {
-    let ctx = Ctx { layer, root };
+    apply_layer_with_limits(layer, root, &ReadLimits::DEFAULT)
+}
+
+/// [`apply_layer`] within `limits`: a layer whose uncompressed tar is
+/// larger, or with a larger PAX or GNU long-name record, is an error (what
+/// was applied before it stays in `root`).
+pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -> Result<(), LayerError> {
+    let ctx = Ctx {
+        layer,
+        root,
+        limits: *limits,
+    };
 
     // Pass 1: deletions.
     let mut deletions: Vec<Deletion> = Vec::new();
@@ -195,6 +208,7 @@ pub fn read_file_from_layers(
         let ctx = Ctx {
             layer,
             root: Path::new("/"),
+            limits: ReadLimits::DEFAULT,
         };
         let mut deleted = false;
         // Some(content) when this layer has an entry at `want` (or replaces
@@ -243,6 +257,7 @@ enum Deletion {
 struct Ctx<'p> {
     layer: &'p Path,
     root: &'p Path,
+    limits: ReadLimits,
 }
 
 impl Ctx<'_> {
@@ -314,14 +329,15 @@ impl Ctx<'_> {
     /// layer but PAX global headers.
     fn for_each_entry(
         &self,
-        mut f: impl FnMut(&str, String, &mut tar::Entry<'_, Box<dyn Read + '_>>) -> Result<(), LayerError>,
+        mut f: impl FnMut(&str, String, &mut tar::Entry<'_, TarGuard<Box<dyn Read + '_>>>) -> Result<(), LayerError>,
     ) -> Result<(), LayerError> {
         let file = std::fs::File::open(self.layer).map_err(|e| self.read_err("", e))?;
         let reader =
             crate::compress::decompress(io::BufReader::new(file)).map_err(|e| self.read_err("", e))?;
-        let mut archive = tar::Archive::new(reader);
+        let mut archive = tar::Archive::new(TarGuard::new(reader, self.limits));
+        let mut last: Option<String> = None;
         for item in archive.entries().map_err(|e| self.read_err("", e))? {
-            let mut item = item.map_err(|e| self.read_err("", e))?;
+            let mut item = item.map_err(|e| self.read_err("", after_entry(last.as_deref(), e)))?;
             if item.header().entry_type().is_pax_global_extensions() {
                 continue;
             }
@@ -332,7 +348,11 @@ impl Ctx<'_> {
             };
             let rel = normalise_archive(&name).map_err(|r| self.refuse(&name, r))?;
             f(&name, rel, &mut item)?;
+            last = Some(name);
         }
+        // What follows the end-of-archive blocks: read through, so a corrupt
+        // or truncated compressed stream is an error even there.
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| self.read_err("", e))?;
         Ok(())
     }
 }

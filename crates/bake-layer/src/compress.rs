@@ -35,6 +35,11 @@ pub(crate) const CHUNK: usize = 1 << 20;
 /// The deflate window: how much of the previous chunk primes the next one.
 const WINDOW: usize = 32 * 1024;
 
+/// Kinds of recycled buffers ([`Compressor::free`]).
+const INPUT: usize = 0;
+const OUTPUT: usize = 1;
+const DICT: usize = 2;
+
 impl Compression {
     /// The OCI media type of a layer compressed this way.
     pub fn media_type(&self) -> &'static str {
@@ -89,22 +94,27 @@ struct Job {
     /// first chunk).
     dict: Vec<u8>,
     last: bool,
+    /// An empty buffer to compress into (recycled, so memory stays flat).
+    out: Vec<u8>,
 }
 
 /// A compressed chunk.
 struct Done {
     seq: u64,
-    /// The input buffer, handed back for reuse.
+    /// The input and dictionary buffers, handed back for reuse.
     data: Vec<u8>,
+    dict: Vec<u8>,
     out: io::Result<Vec<u8>>,
     crc: crc32fast::Hasher,
 }
 
-/// What a worker keeps between chunks: only zstd's context, whose output
-/// does not depend on what it compressed before (a test checks this by
-/// comparing thread counts, which change which worker gets which chunk).
+/// What a worker keeps between chunks: its compressor, reset before each
+/// chunk, so that no chunk's bytes depend on the chunks compressed before
+/// (a test checks this by comparing thread counts, which change which
+/// worker gets which chunk).
 struct Worker {
     compression: Compression,
+    deflate: Option<flate2::Compress>,
     zstd: Option<zstd::bulk::Compressor<'static>>,
 }
 
@@ -112,29 +122,38 @@ impl Worker {
     fn new(compression: Compression) -> Worker {
         Worker {
             compression,
+            deflate: None,
             zstd: None,
         }
     }
 
     fn run(&mut self, job: Job) -> Done {
         let mut crc = crc32fast::Hasher::new();
-        let out = match self.compression {
-            Compression::None => Ok(job.data.clone()),
+        let mut out = job.out;
+        let result = match self.compression {
+            Compression::None => {
+                out.extend_from_slice(&job.data);
+                Ok(())
+            }
             Compression::Gzip { level } => {
                 crc.update(&job.data);
-                deflate_chunk(level, &job.data, &job.dict, job.last)
+                let c = self
+                    .deflate
+                    .get_or_insert_with(|| flate2::Compress::new(flate2::Compression::new(level), false));
+                deflate_chunk(c, &job.data, &job.dict, job.last, &mut out)
             }
-            Compression::Zstd { level } => self.zstd_chunk(level, &job.data),
+            Compression::Zstd { level } => self.zstd_chunk(level, &job.data, &mut out),
         };
         Done {
             seq: job.seq,
             data: job.data,
-            out,
+            dict: job.dict,
+            out: result.map(|()| out),
             crc,
         }
     }
 
-    fn zstd_chunk(&mut self, level: i32, data: &[u8]) -> io::Result<Vec<u8>> {
+    fn zstd_chunk(&mut self, level: i32, data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let zstd = match &mut self.zstd {
             Some(z) => z,
             slot @ None => {
@@ -148,17 +167,26 @@ impl Worker {
                 slot.insert(z)
             }
         };
-        zstd.compress(data)
+        // Every frame starts from a fresh session with the same parameters.
+        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        zstd.compress_to_buffer(data, out)?;
+        Ok(())
     }
 }
 
-/// Raw deflate of one chunk with a fresh compressor, primed with `dict`.
-/// Non-final chunks end with a sync flush: byte-aligned, no final block, so
-/// the next chunk's deflate data can follow directly.
-fn deflate_chunk(level: u32, data: &[u8], dict: &[u8], last: bool) -> io::Result<Vec<u8>> {
-    use flate2::{Compress, FlushCompress, Status};
+/// Raw deflate of one chunk into `out` with `c` reset (as good as new),
+/// primed with `dict`. Non-final chunks end with a sync flush: byte-aligned,
+/// no final block, so the next chunk's deflate data can follow directly.
+fn deflate_chunk(
+    c: &mut flate2::Compress,
+    data: &[u8],
+    dict: &[u8],
+    last: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    use flate2::{FlushCompress, Status};
     let deflate_err = |e: flate2::CompressError| io::Error::other(format!("deflate failed: {e}"));
-    let mut c = Compress::new(flate2::Compression::new(level), false);
+    c.reset();
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(deflate_err)?;
     }
@@ -167,21 +195,21 @@ fn deflate_chunk(level: u32, data: &[u8], dict: &[u8], last: bool) -> io::Result
     } else {
         FlushCompress::Sync
     };
-    let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 1024);
+    out.reserve(data.len() + data.len() / 64 + 1024);
     loop {
         let consumed = usize::try_from(c.total_in())
             .unwrap_or(usize::MAX)
             .min(data.len());
         let status = c
-            .compress_vec(&data[consumed..], &mut out, flush)
+            .compress_vec(&data[consumed..], out, flush)
             .map_err(deflate_err)?;
         let all_in = c.total_in() == data.len() as u64;
         match status {
-            Status::StreamEnd => return Ok(out),
+            Status::StreamEnd => return Ok(()),
             // A sync flush is complete once all input is in and the output
             // was not filled (zlib's rule for Z_SYNC_FLUSH).
             Status::Ok | Status::BufError if !last && all_in && out.len() < out.capacity() => {
-                return Ok(out);
+                return Ok(());
             }
             Status::Ok | Status::BufError => out.reserve(64 * 1024),
         }
@@ -256,7 +284,9 @@ pub(crate) struct Compressor<W: Write> {
     next_seq: u64,
     next_out: u64,
     ready: BTreeMap<u64, Done>,
-    free: Vec<Vec<u8>>,
+    /// Buffers handed back by workers, reused so memory stays flat: input
+    /// chunks, compressed chunks, dictionaries.
+    free: [Vec<Vec<u8>>; 3],
     crc: crc32fast::Hasher,
     total: u64,
 }
@@ -297,7 +327,7 @@ impl<W: Write> Compressor<W> {
             next_seq: 0,
             next_out: 0,
             ready: BTreeMap::new(),
-            free: Vec::new(),
+            free: Default::default(),
             crc: crc32fast::Hasher::new(),
             total: 0,
         };
@@ -309,20 +339,19 @@ impl<W: Write> Compressor<W> {
 
     /// Hands the buffered chunk to a worker (or compresses it here).
     fn dispatch(&mut self, last: bool) -> io::Result<()> {
-        let fresh = self.free.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK));
+        let fresh = self.take(INPUT).unwrap_or_else(|| Vec::with_capacity(CHUNK));
         let data = std::mem::replace(&mut self.buf, fresh);
         if let Compression::None = self.compression {
             // Nothing to compress: pass the bytes on in the same fixed pieces.
             self.out.write_all(&data)?;
-            self.recycle(data);
+            self.recycle(INPUT, data);
             return Ok(());
         }
         let dict = match self.compression {
             Compression::Gzip { .. } => {
-                let dict = std::mem::take(&mut self.tail);
-                let start = data.len().saturating_sub(WINDOW);
-                self.tail = data[start..].to_vec();
-                dict
+                let mut next = self.take(DICT).unwrap_or_default();
+                next.extend_from_slice(&data[data.len().saturating_sub(WINDOW)..]);
+                std::mem::replace(&mut self.tail, next)
             }
             _ => Vec::new(),
         };
@@ -331,6 +360,7 @@ impl<W: Write> Compressor<W> {
             data,
             dict,
             last,
+            out: self.take(OUTPUT).unwrap_or_default(),
         };
         self.next_seq += 1;
         match &self.pool {
@@ -365,16 +395,22 @@ impl<W: Write> Compressor<W> {
             let out = done.out?;
             self.out.write_all(&out)?;
             self.crc.combine(&done.crc);
-            self.recycle(done.data);
+            self.recycle(INPUT, done.data);
+            self.recycle(OUTPUT, out);
+            self.recycle(DICT, done.dict);
             self.next_out += 1;
         }
         Ok(())
     }
 
-    fn recycle(&mut self, mut data: Vec<u8>) {
-        if self.free.len() < self.max_in_flight {
-            data.clear();
-            self.free.push(data);
+    fn take(&mut self, kind: usize) -> Option<Vec<u8>> {
+        self.free[kind].pop()
+    }
+
+    fn recycle(&mut self, kind: usize, mut buf: Vec<u8>) {
+        if self.free[kind].len() <= self.max_in_flight && buf.capacity() > 0 {
+            buf.clear();
+            self.free[kind].push(buf);
         }
     }
 
@@ -656,8 +692,17 @@ mod tests {
             data.extend_from_slice(&block);
         }
         let gz = compress(&data, Compression::Gzip { level: 6 }, 2, data.len());
-        let alone = deflate_chunk(6, &data[CHUNK..], &[], true).unwrap();
-        let primed = deflate_chunk(6, &data[CHUNK..], &data[CHUNK - WINDOW..CHUNK], true).unwrap();
+        let mut c = flate2::Compress::new(flate2::Compression::new(6), false);
+        let (mut alone, mut primed) = (Vec::new(), Vec::new());
+        deflate_chunk(&mut c, &data[CHUNK..], &[], true, &mut alone).unwrap();
+        deflate_chunk(
+            &mut c,
+            &data[CHUNK..],
+            &data[CHUNK - WINDOW..CHUNK],
+            true,
+            &mut primed,
+        )
+        .unwrap();
         assert!(primed.len() < alone.len(), "{} !< {}", primed.len(), alone.len());
         assert!(gunzip_single_member(&gz) == data);
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use bake_digest::{Digest, HashingReader};
 
 use crate::layer::{Content, Entry, Kind, Layer, io_err, owner_meta};
+use crate::limits::{ReadLimits, TarGuard};
 use crate::paths::normalise_archive;
 use crate::{LayerError, Owner};
 
@@ -152,9 +153,13 @@ struct ControlFiles {
     conffiles: Option<Vec<u8>>,
 }
 
-fn read_control_tar<R: Read>(reader: R) -> Result<ControlFiles, String> {
+fn read_control_tar<R: Read>(reader: R, limits: ReadLimits) -> Result<ControlFiles, String> {
     let reader = crate::compress::decompress(reader).map_err(|e| format!("control archive: {e}"))?;
-    let mut archive = tar::Archive::new(reader.take(CONTROL_LIMIT * 4));
+    let limits = ReadLimits {
+        max_tar_bytes: limits.max_tar_bytes.min(CONTROL_LIMIT * 4),
+        ..limits
+    };
+    let mut archive = tar::Archive::new(TarGuard::new(reader, limits));
     let mut files = ControlFiles::default();
     let entries = archive.entries().map_err(|e| format!("control archive: {e}"))?;
     for item in entries {
@@ -483,7 +488,7 @@ impl<'a> Layer<'a> {
                 if bytes.len() as u64 != member.size {
                     return Err(bad(index, src, format!("{} is truncated", member.name)));
                 }
-                control = Some(read_control_tar(&bytes[..]).map_err(|reason| bad(index, src, reason))?);
+                control = Some(read_control_tar(&bytes[..], self.limits).map_err(|reason| bad(index, src, reason))?);
                 skip(r, pad).map_err(|e| io_bad(&member.name, e))?;
                 continue;
             }

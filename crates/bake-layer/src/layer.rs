@@ -10,6 +10,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use tar::EntryType;
 
 use crate::paths::{ancestors, join, normalise_archive, normalise_dest};
+use crate::limits::{ReadLimits, TarGuard, after_entry};
 use crate::tarfmt::{self, BLOCK, Meta};
 use crate::{CopyMtime, LayerError, Owner, Source};
 
@@ -77,6 +78,8 @@ pub(crate) struct Layer<'a> {
     tmp_root: PathBuf,
     tmp: Option<tempfile::TempDir>,
     tmp_count: u64,
+    /// Bounds on every archive this layer reads.
+    pub(crate) limits: ReadLimits,
     /// Packages of `Deb` sources and the status below (see `deb.rs`).
     pub(crate) dpkg: crate::deb::Dpkg,
 }
@@ -99,7 +102,7 @@ pub(crate) fn owner_meta(mode: u32, owner: Owner, epoch: u64) -> Meta {
 }
 
 impl<'a> Layer<'a> {
-    pub(crate) fn new(epoch: u64, tmp_root: PathBuf) -> Layer<'a> {
+    pub(crate) fn new(epoch: u64, tmp_root: PathBuf, limits: ReadLimits) -> Layer<'a> {
         Layer {
             entries: BTreeMap::new(),
             next_group: 0,
@@ -107,6 +110,7 @@ impl<'a> Layer<'a> {
             tmp_root,
             tmp: None,
             tmp_count: 0,
+            limits,
             dpkg: Default::default(),
         }
     }
@@ -442,10 +446,12 @@ impl<'a> Layer<'a> {
             reason,
         };
 
-        let mut archive = tar::Archive::new(reader);
+        let mut archive = tar::Archive::new(TarGuard::new(reader, self.limits));
+        let mut last: Option<String> = None;
         for item in archive.entries().map_err(archive_err(None))? {
-            let mut item = item.map_err(archive_err(None))?;
+            let mut item = item.map_err(|e| archive_err(None)(after_entry(last.as_deref(), e)))?;
             let raw = item.path_bytes().into_owned();
+            last = Some(String::from_utf8_lossy(&raw).into_owned());
             let Ok(name) = String::from_utf8(raw) else {
                 let lossy = String::from_utf8_lossy(&item.path_bytes()).into_owned();
                 return Err(refuse(&lossy, "the name is not valid UTF-8".to_owned()));
@@ -456,6 +462,13 @@ impl<'a> Layer<'a> {
                 continue;
             }
             let rel = normalise_archive(&name).map_err(|r| refuse(&name, r.to_owned()))?;
+            if rel.rsplit('/').next().is_some_and(|base| base.starts_with(".wh.")) {
+                return Err(refuse(
+                    &name,
+                    "names starting with `.wh.` mean deletions in an OCI layer and cannot be unpacked"
+                        .to_owned(),
+                ));
+            }
             let path = join(to, &rel);
             if let Some(names) = names.as_deref_mut() {
                 if path.contains('\n') {
@@ -545,8 +558,20 @@ impl<'a> Layer<'a> {
                     ));
                 }
             };
-            self.insert(index, path, entry)?;
+            self.insert(index, path, entry).map_err(|e| match e {
+                // Name the archive and entry, not only the step.
+                LayerError::NotADirectory {
+                    path, parent, kind, ..
+                } => refuse(
+                    &name,
+                    format!("cannot create /{path}: /{parent} is a {kind} in this layer, not a directory"),
+                ),
+                other => other,
+            })?;
         }
+        // What follows the end-of-archive blocks: read through, so a corrupt
+        // or truncated compressed stream is an error even there.
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(archive_err(None))?;
         Ok(())
     }
 

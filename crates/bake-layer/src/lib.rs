@@ -101,7 +101,17 @@
 //! entry names are made relative to `to`, a `..` that would leave it is an
 //! error, regular file contents go to temporary files below a directory
 //! created in [`LayerOptions::tmp_dir`] (removed when [`write_layer`]
-//! returns), device nodes and fifos are refused.
+//! returns), device nodes and fifos are refused. Setuid, setgid and sticky
+//! bits are kept as the archive has them: they are the image's content (a
+//! `su` or `ping` needs them), and an unpacked file only ever becomes a tar
+//! entry or a file in a private (0700) scratch root, never a host binary.
+//!
+//! Every archive read by this crate (unpack, `.deb` data and control,
+//! [`read_layer_entries`], [`apply_layer`]) goes through [`ReadLimits`]:
+//! at most 64 GiB of uncompressed tar (a decompression bomb stops there)
+//! and 1 MiB per PAX or GNU long-name record, checked before the `tar`
+//! crate allocates for it; [`write_layer_with_limits`] and friends take
+//! other limits.
 //!
 //! # Debian packages
 //!
@@ -144,15 +154,32 @@
 //! # Compression, and why it is pinned
 //!
 //! The compressed digest is what manifests name, so the compressed *bytes*
-//! must be reproducible too. gzip is flate2 with the zlib-rs backend, a fixed
-//! header (no file name, mtime 0, OS byte 255) and a fixed level; zstd is
-//! libzstd (vendored by the `zstd` crate, pinned exactly) in single-threaded
-//! mode with a fixed level and the frame checksum on. The compressor is fed in
-//! fixed 128 KiB chunks and never flushed early, so its output does not depend
-//! on how the tar bytes were produced. [`Compression::id`] names compressor,
-//! level and library; it belongs in cache keys and the output-format version.
-//! A golden test pins the exact diffID and compressed sha256 of a small layer,
-//! so a library upgrade that changes bytes fails loudly.
+//! must be reproducible too, and compression is the slow part of a build, so
+//! it runs on all cores without letting the core count reach the bytes. The
+//! tar stream is cut into fixed 1 MiB chunks by offset (not by write size),
+//! compressed on a small pool of worker threads, and written in order:
+//!
+//! - gzip is flate2 with the zlib-rs backend, one member with a fixed header
+//!   (no file name, mtime 0, OS byte 255) and a fixed level. Each chunk is raw
+//!   deflate from a reset compressor primed with the previous chunk's last
+//!   32 KiB, ending with a sync flush (the last chunk with the final block),
+//!   so the chunks concatenate into one deflate stream, as pigz does; the
+//!   trailer holds the chunks' CRC-32s combined and the size.
+//! - zstd is libzstd (vendored by the `zstd` crate, pinned exactly): one
+//!   single-threaded frame per chunk, checksum and content size on;
+//!   concatenated frames are one zstd stream.
+//!
+//! A chunk's bytes depend only on the chunk, the 32 KiB before it and whether
+//! it is the last, so one thread or eight give the same output. Memory stays
+//! flat: at most two chunks per worker are in flight, buffers are reused.
+//! [`Compression::id`] names scheme, level and library (`gzip-6/zlib-rs/
+//! chunked-1MiB`); it belongs in cache keys and the output-format version.
+//! Golden tests pin the exact diffID and compressed sha256 of a small layer
+//! and of one spanning three chunks, so a library upgrade that changes bytes
+//! fails loudly.
+//!
+//! [`copy_inputs`] lists what a [`Source::Copy`] reads from the host (the
+//! same walk and excludes as the layer), for callers that key a cache on it.
 //!
 //! # What this crate does not do
 //!
@@ -170,6 +197,7 @@ mod deb;
 mod error;
 mod inputs;
 mod layer;
+mod limits;
 mod paths;
 mod read;
 mod tarfmt;
@@ -179,11 +207,12 @@ use std::path::PathBuf;
 
 use bake_digest::{Digest, HashingWriter};
 
-pub use apply::{apply_layer, read_file_from_layers};
+pub use apply::{apply_layer, apply_layer_with_limits, read_file_from_layers};
 pub use context::Context;
 pub use error::LayerError;
 pub use inputs::{InputNode, copy_inputs};
-pub use read::{EntryKind, EntrySummary, HeaderFormat, read_layer_entries};
+pub use limits::{ReadLimits, TarGuard};
+pub use read::{EntryKind, EntrySummary, HeaderFormat, read_layer_entries, read_layer_entries_with_limits};
 
 /// The owner of the entries a step creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -313,8 +342,20 @@ pub fn write_layer<W: Write>(
     opts: &LayerOptions,
     out: W,
 ) -> Result<(W, LayerOutput), LayerError> {
+    write_layer_with_limits(sources, opts, &ReadLimits::DEFAULT, out)
+}
+
+/// [`write_layer`], reading the archives of `Unpack` and `Deb` sources
+/// within `limits` (uncompressed bytes per archive, bytes per PAX or GNU
+/// long-name record) instead of [`ReadLimits::DEFAULT`].
+pub fn write_layer_with_limits<W: Write>(
+    sources: &[Source],
+    opts: &LayerOptions,
+    limits: &ReadLimits,
+    out: W,
+) -> Result<(W, LayerOutput), LayerError> {
     opts.compression.validate()?;
-    let mut layer = layer::Layer::new(opts.epoch, opts.tmp_dir.clone());
+    let mut layer = layer::Layer::new(opts.epoch, opts.tmp_dir.clone(), *limits);
     for (index, source) in sources.iter().enumerate() {
         layer.add(index, source)?;
     }

@@ -7,6 +7,7 @@ use bake_digest::{Digest, Hasher};
 use tar::EntryType;
 
 use crate::LayerError;
+use crate::limits::{ReadLimits, TarGuard, after_entry};
 
 /// What kind of filesystem object a tar entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -79,17 +80,29 @@ pub struct EntrySummary {
 /// assert!(bake_layer::read_layer_entries(&plain_empty_tar[..]).unwrap().is_empty());
 /// ```
 pub fn read_layer_entries<R: Read>(r: R) -> Result<Vec<EntrySummary>, LayerError> {
+    read_layer_entries_with_limits(r, &ReadLimits::DEFAULT)
+}
+
+/// [`read_layer_entries`] within `limits` instead of
+/// [`ReadLimits::DEFAULT`]: a layer whose uncompressed tar is larger, or
+/// with a larger PAX or GNU long-name record, is an error.
+pub fn read_layer_entries_with_limits<R: Read>(
+    r: R,
+    limits: &ReadLimits,
+) -> Result<Vec<EntrySummary>, LayerError> {
     let read_err = |entry: Option<&str>| {
         let entry = entry.map(str::to_owned);
         move |source| LayerError::Read { entry, source }
     };
     let reader = crate::compress::decompress(r).map_err(read_err(None))?;
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(TarGuard::new(reader, *limits));
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut last: Option<String> = None;
     for item in archive.entries().map_err(read_err(None))? {
-        let mut item = item.map_err(read_err(None))?;
+        let mut item = item.map_err(|e| read_err(None)(after_entry(last.as_deref(), e)))?;
         let path = String::from_utf8_lossy(&item.path_bytes()).into_owned();
+        last = Some(path.clone());
         let header = item.header();
         let kind = match header.entry_type() {
             EntryType::XGlobalHeader => continue,
@@ -182,6 +195,9 @@ pub fn read_layer_entries<R: Read>(r: R) -> Result<Vec<EntrySummary>, LayerError
             xattrs,
         });
     }
+    // What follows the end-of-archive blocks: read through, so a corrupt or
+    // truncated compressed stream is an error even there.
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(read_err(None))?;
     Ok(out)
 }
 

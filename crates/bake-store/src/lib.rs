@@ -52,6 +52,10 @@ pub enum StoreError {
         path: PathBuf,
         actual: Digest,
     },
+    /// A symlink, directory, fifo or device where a blob should be: never
+    /// followed or read (it could point anywhere, or never end).
+    #[error("blob {digest} at {path} is not a regular file")]
+    NotAFile { digest: Digest, path: PathBuf },
 }
 
 /// A directory holding `blobs/sha256/<hex>` files.
@@ -83,19 +87,54 @@ impl BlobStore {
         self.dir.join(digest.hex())
     }
 
-    /// Whether the blob is present (not verified: see [`BlobStore::verify`]).
+    /// Whether the blob is present as a regular file (not verified: see
+    /// [`BlobStore::verify`]; a symlink is not a blob).
     pub fn has(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        std::fs::symlink_metadata(self.path(digest)).is_ok_and(|m| m.is_file())
     }
 
     /// Size of a stored blob.
     pub fn size(&self, digest: &Digest) -> Result<u64, StoreError> {
         let path = self.path(digest);
-        match fs::metadata(&path) {
-            Ok(m) => Ok(m.len()),
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => Ok(m.len()),
+            Ok(_) => Err(StoreError::NotAFile {
+                digest: digest.clone(),
+                path,
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing(digest.clone(), path)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Opens a stored blob, which must be a regular file: a symlink is
+    /// not followed, a fifo or device not opened.
+    fn open_file(&self, digest: &Digest) -> Result<fs::File, StoreError> {
+        let path = self.path(digest);
+        let not_a_file = || StoreError::NotAFile {
+            digest: digest.clone(),
+            path: path.clone(),
+        };
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(not_a_file()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(digest.clone(), path));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(digest.clone(), path));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Swapped for something else since the check: refuse that too.
+        if !file.metadata()?.is_file() {
+            return Err(not_a_file());
+        }
+        Ok(file)
     }
 
     /// A writer for a new blob. Nothing is visible in the store until
@@ -140,14 +179,7 @@ impl BlobStore {
     /// A reader over a stored blob that fails with `InvalidData` at end of
     /// stream if the content does not hash to `digest`.
     pub fn open_verified(&self, digest: &Digest) -> Result<impl Read + use<>, StoreError> {
-        let path = self.path(digest);
-        let file = match fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(digest.clone(), path));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let file = self.open_file(digest)?;
         Ok(VerifyingReader::new(
             BufReader::with_capacity(256 * 1024, file),
             digest.clone(),
@@ -158,13 +190,8 @@ impl BlobStore {
     /// Reads a whole (small) blob, verified: manifests, configs, indexes.
     pub fn read_verified(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
         let path = self.path(digest);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(digest.clone(), path));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let mut bytes = Vec::new();
+        self.open_file(digest)?.read_to_end(&mut bytes)?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
             return Err(StoreError::Corrupt {
@@ -204,6 +231,8 @@ impl BlobStore {
         }
         let src = other.path(digest);
         let dst = self.path(digest);
+        // Never hard-link a symlink (or anything but a regular file) in.
+        other.size(digest)?;
         if fs::hard_link(&src, &dst).is_ok() {
             return Ok(());
         }
@@ -342,6 +371,35 @@ mod tests {
         let d = Digest::of(b"nope");
         let err = s.read_verified(&d).err().unwrap();
         assert!(err.to_string().contains(&d.to_string()), "{err}");
+    }
+
+    #[test]
+    fn blobs_that_are_not_regular_files_are_refused() {
+        let (d, s) = store();
+        let secret = d.path().join("secret");
+        std::fs::write(&secret, b"host file").unwrap();
+        let digest = Digest::of(b"host file");
+        std::os::unix::fs::symlink(&secret, s.path(&digest)).unwrap();
+        assert!(!s.has(&digest));
+        for err in [
+            s.read_verified(&digest).unwrap_err(),
+            s.open_verified(&digest).err().unwrap(),
+            s.verify(&digest).unwrap_err(),
+            s.size(&digest).unwrap_err(),
+        ] {
+            assert!(matches!(err, StoreError::NotAFile { .. }), "{err}");
+            assert!(err.to_string().contains("is not a regular file"), "{err}");
+        }
+        let (_o, other) = store();
+        assert!(matches!(
+            other.import_from(&s, &digest),
+            Err(StoreError::NotAFile { .. })
+        ));
+        assert!(!other.path(&digest).exists());
+        // A directory in a blob's place is refused the same way.
+        let dir = Digest::of(b"dir");
+        std::fs::create_dir(s.path(&dir)).unwrap();
+        assert!(matches!(s.read_verified(&dir), Err(StoreError::NotAFile { .. })));
     }
 
     #[test]

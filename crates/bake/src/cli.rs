@@ -117,6 +117,80 @@ pub enum Command {
     /// refuses to build when any input no longer matches, naming it, and
     /// builds a tag-only registry base from its locked digest.
     Lock(LockArgs),
+
+    /// Check or clean a content-addressed store: an OCI layout or the layer cache.
+    ///
+    /// `bake store verify LAYOUT` (or `--cache`) re-hashes every blob and
+    /// reports each corrupt one by digest and path, anything in blobs/sha256
+    /// that is not a regular file, and blobs the layout's index.json reaches
+    /// but lacks; exit 1 if there is any. `bake store gc LAYOUT` removes
+    /// blobs that index.json does not reach (manifests, their configs and
+    /// layers, indexes and their children, signatures) and stale .tmp-*
+    /// files; `--cache` removes blobs no cache entry names.
+    Store(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Re-hash every blob; report corrupt, missing and stray ones (exit 1).
+    Verify(StoreVerifyArgs),
+    /// Remove blobs nothing references, and stale temporary files.
+    ///
+    /// Only what is older than --grace is removed (blobs by ctime, which a
+    /// write or hard link refreshes), so a build writing into the store now
+    /// keeps its blobs. A layout is locked while gc runs. Refuses to remove
+    /// anything when a manifest or index that index.json reaches cannot be
+    /// read.
+    Gc(StoreGcArgs),
+}
+
+/// Which store: a layout directory, or the layer cache.
+#[derive(Debug, Args)]
+pub struct StoreTarget {
+    /// An OCI image layout directory.
+    pub layout: Option<PathBuf>,
+
+    /// The default layer cache ($XDG_CACHE_HOME/bake, else ~/.cache/bake).
+    #[arg(long)]
+    pub cache: bool,
+
+    /// The layer cache in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreVerifyArgs {
+    #[command(flatten)]
+    pub target: StoreTarget,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreGcArgs {
+    #[command(flatten)]
+    pub target: StoreTarget,
+
+    /// Say what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Keep unreferenced blobs and temporary files younger than this.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub grace: u64,
+
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let opts = registry::Options::from_args(&args.registry, args.quiet);
             crate::check::check(args, opts)
         }
+        Command::Store(args) => crate::store::run(args, default_cache_dir()),
     }
 }
 

@@ -14,6 +14,7 @@ mod lock;
 mod progress;
 mod registry;
 mod sign;
+mod store;
 mod target;
 
 use std::io::Write;
@@ -35,18 +36,33 @@ fn main() -> ExitCode {
                 }
             }
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {err}");
+            let _ = writeln!(stderr, "error: {}", printable(&err.to_string()));
             // Our errors already embed their cause's text; print a cause
             // only when it adds something.
             let mut shown = err.to_string();
             for cause in err.chain().skip(1) {
                 let text = cause.to_string();
                 if !shown.contains(&text) {
-                    let _ = writeln!(stderr, "  caused by: {text}");
+                    let _ = writeln!(stderr, "  caused by: {}", printable(&text));
                     shown = text;
                 }
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Error text can hold what a stranger wrote (archive entry names, a
+/// registry's message): control characters other than newline and tab are
+/// shown escaped (`\u{1b}`), so they cannot drive the terminal.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

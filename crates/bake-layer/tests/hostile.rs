@@ -1,0 +1,424 @@
+//! Hostile archives (`testdata/hostile/`, made by `hostile/corpus.rs`)
+//! through every reader of bake-layer: `unpack` and `deb` sources
+//! (`write_layer`), `apply_layer` (a base layer applied for a `run` step),
+//! `read_layer_entries` and `read_file_from_layers`. Each case either works
+//! as documented or fails with an error naming the archive and the entry;
+//! nothing is ever written outside the directories the build owns (checked
+//! on disk after every case), no temporary file is left behind, and nothing
+//! panics.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "hostile/corpus.rs"]
+mod corpus;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use bake_digest::Digest;
+use bake_layer::{
+    Compression, EntryKind, LayerError, LayerOptions, ReadLimits, Source, apply_layer, apply_layer_with_limits,
+    read_file_from_layers, read_layer_entries, read_layer_entries_with_limits, write_layer, write_layer_with_limits,
+};
+use corpus::ESCAPE;
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/hostile")
+}
+
+fn file(name: &str) -> PathBuf {
+    testdata().join(name)
+}
+
+/// The checked-in files are exactly what the generator makes (run with
+/// `BAKE_REGENERATE_HOSTILE=1` to rewrite them), and every one is listed
+/// in the README.
+#[test]
+fn testdata_matches_the_generator() {
+    let dir = testdata();
+    let regenerate = std::env::var_os("BAKE_REGENERATE_HOSTILE").is_some_and(|v| v == "1");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap_or_default();
+    let mut total = 0;
+    for (name, bytes) in corpus::files() {
+        let path = dir.join(name);
+        total += bytes.len();
+        if regenerate {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            continue;
+        }
+        let on_disk = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (BAKE_REGENERATE_HOSTILE=1 makes it)", path.display()));
+        assert!(on_disk == bytes, "{name} differs from the generator's bytes");
+        assert!(readme.contains(&format!("`{name}`")), "{name} is not described in README.md");
+    }
+    assert!(total < 256 << 10, "the hostile corpus should stay small ({total} bytes)");
+}
+
+const EPOCH: u64 = 1_700_000_000;
+
+/// A scratch area: `root/` is where layers are applied, `tmp/` the build's
+/// temp space, and everything else must stay as it was.
+struct Area {
+    dir: tempfile::TempDir,
+}
+
+impl Area {
+    fn new() -> Area {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        std::fs::create_dir(dir.path().join("root")).unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        std::fs::create_dir(dir.path().join("victim")).unwrap();
+        std::fs::write(dir.path().join("victim/passwd"), "root:x:0:0\n").unwrap();
+        Area { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
+    }
+
+    /// Nothing escaped: no `ESCAPE` file anywhere outside `root/`, the
+    /// victim untouched, the temp space empty.
+    fn assert_contained(&self, case: &str) {
+        for outside in [
+            self.dir.path().join(ESCAPE),
+            self.dir.path().parent().unwrap().join(ESCAPE),
+            Path::new("/tmp").join(ESCAPE),
+            Path::new("/").join(ESCAPE),
+            Path::new("/etc").join(ESCAPE),
+        ] {
+            assert!(
+                std::fs::symlink_metadata(&outside).is_err(),
+                "{case}: {} was written",
+                outside.display()
+            );
+        }
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["root", "tmp", "victim"], "{case}");
+        let victim: Vec<_> = std::fs::read_dir(self.dir.path().join("victim")).unwrap().collect();
+        assert_eq!(victim.len(), 1, "{case}: the victim directory changed");
+        assert_eq!(
+            std::fs::read_to_string(self.dir.path().join("victim/passwd")).unwrap(),
+            "root:x:0:0\n",
+            "{case}"
+        );
+        assert_eq!(
+            std::fs::read_dir(self.tmp()).unwrap().count(),
+            0,
+            "{case}: temporary files left behind"
+        );
+    }
+}
+
+fn opts(area: &Area) -> LayerOptions {
+    LayerOptions {
+        epoch: EPOCH,
+        compression: Compression::None,
+        tmp_dir: area.tmp(),
+    }
+}
+
+fn unpack(area: &Area, name: &str, limits: &ReadLimits) -> Result<Vec<u8>, LayerError> {
+    let sources = [Source::Unpack {
+        src: file(name),
+        to: "/".into(),
+    }];
+    write_layer_with_limits(&sources, &opts(area), limits, Vec::new()).map(|(bytes, _)| bytes)
+}
+
+fn deb(area: &Area, name: &str, limits: &ReadLimits) -> Result<Vec<u8>, LayerError> {
+    let path = file(name);
+    let sha256 = Digest::of(&std::fs::read(&path).unwrap());
+    let sources = [Source::Deb { src: path, sha256 }];
+    write_layer_with_limits(&sources, &opts(area), limits, Vec::new()).map(|(bytes, _)| bytes)
+}
+
+/// What a reader must do with an archive: succeed, or fail with an error
+/// whose text contains every one of these pieces.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    Ok,
+    Err(&'static [&'static str]),
+}
+use Want::{Err as E, Ok as O};
+
+fn check<T>(case: &str, reader: &str, got: Result<T, LayerError>, want: Want) -> Option<T> {
+    match (got, want) {
+        (Ok(v), Want::Ok) => Some(v),
+        (Ok(_), Want::Err(pieces)) => panic!("{case}: {reader} succeeded, expected an error with {pieces:?}"),
+        (Err(e), Want::Ok) => panic!("{case}: {reader} failed: {e}"),
+        (Err(e), Want::Err(pieces)) => {
+            let text = e.to_string();
+            for p in pieces {
+                assert!(text.contains(p), "{case}: {reader}: {text:?} lacks {p:?}");
+            }
+            None
+        }
+    }
+}
+
+const DOTDOT: &str = "'..' would leave the unpack directory";
+const TRUNCATED: &str = "truncated";
+const LIMIT_META: &str = "more than the limit of 1048576 bytes";
+
+/// Every archive of the corpus: what `unpack`, `apply_layer` and
+/// `read_layer_entries` must do with it.
+fn table() -> Vec<(&'static str, Want, Want, Want)> {
+    vec![
+        ("dotdot.tar", E(&["dotdot.tar", "../bake-hostile-escape", DOTDOT]), E(&["../bake-hostile-escape", DOTDOT]), O),
+        ("dotdot-nested.tar", E(&["a/../../bake-hostile-escape", DOTDOT]), E(&[DOTDOT]), O),
+        // A leading `/` is dropped: the entry lands inside the root.
+        ("absolute.tar", O, O, O),
+        ("symlink-escape.tar", E(&["cannot create /link/bake-hostile-escape: /link is a symlink in this layer"]), O, O),
+        ("symlink-escape-relative.tar", E(&["/link is a symlink in this layer"]), O, O),
+        ("symlink-dir-escape.tar", E(&["/link is a symlink in this layer"]), O, O),
+        ("hardlink-escape.tar", E(&["entry \"h\"", "hardlink target", DOTDOT]), E(&["entry \"h\"", DOTDOT]), O),
+        ("hardlink-absolute.tar", E(&["entry \"h\"", "not a regular file earlier in this archive"]), E(&["entry \"h\"", "does not exist"]), O),
+        ("hardlink-through-symlink.tar", E(&["entry \"h\"", "not a regular file earlier in this archive"]), E(&["entry \"h\"", "does not exist"]), O),
+        ("whiteout-escape.tar", E(&["entry \".wh..\"", "mean deletions"]), E(&["entry \".wh..\"", "a whiteout must name an entry"]), O),
+        ("device-char.tar", E(&["entry \"dev/mem\"", "device nodes and fifos are not supported"]), O, O),
+        ("device-block.tar", E(&["entry \"dev/sda\"", "device nodes and fifos are not supported"]), O, O),
+        ("fifo.tar", E(&["entry \"run/fifo\"", "device nodes and fifos are not supported"]), O, O),
+        ("setuid.tar", O, O, O),
+        ("sparse.tar", E(&["entry \"sparse\"", "sparse files are not supported"]), E(&["entry \"sparse\"", "unsupported entry type 'S'"]), O),
+        ("sparse-extended.tar", E(&["entry \"sparse\"", "sparse files are not supported"]), E(&["entry \"sparse\"", "unsupported entry type 'S'"]), O),
+        ("non-utf8.tar", E(&["not valid UTF-8"]), E(&["not valid UTF-8"]), O),
+        ("duplicate.tar", O, O, O),
+        ("size-beyond-stream.tar", E(&["entry \"big\"", TRUNCATED]), E(&["entry \"big\"", "unexpected EOF"]), E(&["entry \"big\"", TRUNCATED])),
+        ("size-base256-huge.tar", E(&["entry \"huge\"", TRUNCATED]), E(&["entry \"huge\"", "unexpected EOF"]), E(&["entry \"huge\"", TRUNCATED])),
+        ("pax-size-huge.tar", E(&["entry \"f\"", TRUNCATED]), E(&["entry \"f\"", "unexpected EOF"]), E(&["entry \"f\"", TRUNCATED])),
+        ("pax-record-huge.tar", E(&["PaxHeaders/f", "PAX extended header of 17179869184 bytes", LIMIT_META]), E(&["PAX extended header", LIMIT_META]), E(&["PAX extended header", LIMIT_META])),
+        ("pax-global-huge.tar", E(&["GlobalHead", "PAX global header", LIMIT_META]), E(&["PAX global header", LIMIT_META]), E(&["PAX global header", LIMIT_META])),
+        ("gnu-longname-huge.tar", E(&["GNU long name record of 1073741824 bytes", LIMIT_META]), E(&["GNU long name record", LIMIT_META]), E(&["GNU long name record", LIMIT_META])),
+        ("gnu-longlink-huge.tar", E(&["GNU long link record", LIMIT_META]), E(&["GNU long link record", LIMIT_META]), E(&["GNU long link record", LIMIT_META])),
+        ("pax-malformed.tar", E(&["entry \"f\"", "malformed pax extension"]), E(&["entry \"f\"", "malformed pax extension"]), E(&["entry \"f\"", "malformed pax extension"])),
+        ("bomb.tar.gz", O, O, O),
+        ("bomb.tar.zst", O, O, O),
+        ("bomb.tar.xz", O, O, O),
+        ("truncated.tar.gz", E(&["truncated.tar.gz"]), E(&["truncated.tar.gz"]), E(&[])),
+        ("truncated-trailer.tar.gz", E(&["truncated-trailer.tar.gz"]), E(&["truncated-trailer.tar.gz"]), E(&[])),
+        ("corrupt.tar.gz", E(&["corrupt.tar.gz"]), E(&["corrupt.tar.gz"]), E(&[])),
+        ("corrupt-crc.tar.gz", E(&["corrupt-crc.tar.gz"]), E(&["corrupt-crc.tar.gz"]), E(&[])),
+        ("truncated.tar.zst", E(&["truncated.tar.zst"]), E(&["truncated.tar.zst"]), E(&[])),
+        ("truncated-checksum.tar.zst", E(&["truncated-checksum.tar.zst"]), E(&["truncated-checksum.tar.zst"]), E(&[])),
+        ("corrupt.tar.zst", E(&["corrupt.tar.zst"]), E(&["corrupt.tar.zst"]), E(&[])),
+        ("truncated.tar.xz", E(&["truncated.tar.xz"]), E(&["truncated.tar.xz"]), E(&[])),
+        ("corrupt.tar.xz", E(&["corrupt.tar.xz"]), E(&["corrupt.tar.xz"]), E(&[])),
+        ("bzip2.tar.bz2", E(&["bzip2.tar.bz2", "bzip2-compressed archives are not supported"]), E(&["bzip2-compressed"]), E(&["bzip2-compressed"])),
+        ("garbage.tar", E(&["garbage.tar", "cksum"]), E(&["garbage.tar", "cksum"]), E(&["cksum"])),
+    ]
+}
+
+#[test]
+fn every_archive_is_listed() {
+    let listed: Vec<&str> = table().iter().map(|t| t.0).collect();
+    for (name, _) in corpus::files() {
+        if !name.ends_with(".deb") && !name.starts_with("docker-") {
+            assert!(listed.contains(&name), "{name} has no expectation in table()");
+        }
+    }
+}
+
+#[test]
+fn unpack_refuses_or_contains_every_hostile_archive() {
+    for (name, want, _, _) in table() {
+        let area = Area::new();
+        let got = check(name, "unpack", unpack(&area, name, &ReadLimits::DEFAULT), want);
+        area.assert_contained(name);
+        let Some(layer) = got else { continue };
+        let entries = read_layer_entries(&layer[..]).unwrap();
+        let find = |p: &str| entries.iter().find(|e| e.path == p);
+        match name {
+            "absolute.tar" => {
+                let e = find(&format!("tmp/{ESCAPE}")).expect("the entry, made relative");
+                assert_eq!(e.kind, EntryKind::File);
+            }
+            // Policy: setuid/setgid bits are the image's content, kept.
+            "setuid.tar" => {
+                assert_eq!(find("bin/su").unwrap().mode, 0o4755);
+                assert_eq!(find("bin/wall").unwrap().mode, 0o2755);
+            }
+            // A later entry replaces an earlier one at the same path; a file
+            // over a directory replaces its subtree.
+            "duplicate.tar" => {
+                let conf = find("etc/conf").unwrap();
+                assert_eq!((conf.size, conf.mode), (7, 0o600), "the second one wins");
+                assert_eq!(entries.iter().filter(|e| e.path == "etc/conf").count(), 1);
+                assert_eq!(find("x").unwrap().kind, EntryKind::File);
+                assert!(find("x/child").is_none() && find("x/").is_none());
+            }
+            "bomb.tar.gz" | "bomb.tar.zst" | "bomb.tar.xz" => {
+                assert_eq!(find("zeros").unwrap().size, 16 << 20);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn apply_layer_keeps_every_hostile_archive_inside_the_root() {
+    for (name, _, want, _) in table() {
+        let area = Area::new();
+        let root = area.root();
+        // What a lower layer left: a symlink pointing out of the root, at
+        // the victim, by absolute host path.
+        std::os::unix::fs::symlink(area.dir.path().join("victim"), root.join("lower")).unwrap();
+        check(name, "apply_layer", apply_layer(&file(name), &root), want);
+        area.assert_contained(name);
+        let meta = |p: &str| std::fs::symlink_metadata(root.join(p));
+        match name {
+            "absolute.tar" | "symlink-escape.tar" | "symlink-escape-relative.tar" => {
+                // `/tmp` inside the root, whatever way it was named.
+                assert!(meta(&format!("tmp/{ESCAPE}")).unwrap().is_file(), "{name}");
+            }
+            "symlink-dir-escape.tar" => assert!(meta(&format!("tmp/{ESCAPE}/f")).unwrap().is_file()),
+            // Device nodes and fifos are skipped: the runtime's /dev is used.
+            "device-char.tar" => assert!(meta("dev/mem").is_err()),
+            "device-block.tar" => assert!(meta("dev/sda").is_err()),
+            "fifo.tar" => assert!(meta("run/fifo").is_err()),
+            "setuid.tar" => {
+                assert_eq!(meta("bin/su").unwrap().mode() & 0o7777, 0o4755);
+                assert_eq!(meta("bin/wall").unwrap().mode() & 0o7777, 0o2755);
+            }
+            "duplicate.tar" => {
+                assert_eq!(std::fs::read_to_string(root.join("etc/conf")).unwrap(), "second\n");
+                assert_eq!(meta("etc/conf").unwrap().permissions().mode() & 0o777, 0o600);
+                assert!(meta("x").unwrap().is_file());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A base layer writing through a symlink a lower layer left, which points
+/// out of the root by absolute host path: the write lands inside the root.
+#[test]
+fn apply_layer_resolves_lower_symlinks_inside_the_root() {
+    let area = Area::new();
+    let root = area.root();
+    let victim = area.dir.path().join("victim");
+    std::os::unix::fs::symlink(&victim, root.join("etc")).unwrap();
+    std::os::unix::fs::symlink("../../../../../..", root.join("up")).unwrap();
+    let tar = corpus::Tar::default()
+        .file("etc/passwd", 0o644, b"owned\n")
+        .file(&format!("up/{ESCAPE}"), 0o644, b"pwned\n")
+        .hardlink("victim-link", "etc/passwd")
+        .end();
+    let layer = area.tmp().join("layer.tar");
+    std::fs::write(&layer, tar).unwrap();
+    apply_layer(&layer, &root).unwrap();
+    std::fs::remove_file(&layer).unwrap();
+    area.assert_contained("lower symlinks");
+    let inside = root.join(victim.strip_prefix("/").unwrap()).join("passwd");
+    assert_eq!(std::fs::read_to_string(inside).unwrap(), "owned\n");
+    assert!(root.join(ESCAPE).is_file(), "`..` stops at the root");
+    assert_eq!(
+        std::fs::metadata(root.join("victim-link")).unwrap().ino(),
+        std::fs::metadata(root.join(victim.strip_prefix("/").unwrap()).join("passwd")).unwrap().ino()
+    );
+}
+
+#[test]
+fn read_layer_entries_and_read_file_never_panic() {
+    for (name, _, _, want) in table() {
+        let bytes = std::fs::read(file(name)).unwrap();
+        let got = read_layer_entries(&bytes[..]);
+        let entries = check(name, "read_layer_entries", got, want);
+        if name == "sparse-extended.tar" {
+            // The guard followed the extension block to the next header.
+            let names: Vec<_> = entries.unwrap().into_iter().map(|e| e.path).collect();
+            assert_eq!(names, ["sparse", "after"]);
+        }
+        // One file through the whole stack: any answer but a panic.
+        let _ = read_file_from_layers(&[file(name)], "/etc/motd", 1 << 20);
+    }
+    for (name, _) in corpus::files() {
+        let bytes = std::fs::read(file(name)).unwrap();
+        let _ = read_layer_entries(&bytes[..]);
+    }
+}
+
+/// Decompression bombs stop at the configured limit, in every reader.
+#[test]
+fn decompression_bombs_stop_at_the_limit() {
+    let small = ReadLimits {
+        max_tar_bytes: 1 << 20,
+        ..ReadLimits::DEFAULT
+    };
+    let want = E(&["larger than the limit of 1048576 bytes uncompressed"]);
+    for name in ["bomb.tar.gz", "bomb.tar.zst", "bomb.tar.xz"] {
+        let area = Area::new();
+        check(name, "unpack", unpack(&area, name, &small), want);
+        area.assert_contained(name);
+        check(name, "apply_layer", apply_layer_with_limits(&file(name), &area.root(), &small), want);
+        area.assert_contained(name);
+        // At most about the limit was written before it stopped.
+        let written: u64 = walk_sizes(&area.root());
+        assert!(written <= 1 << 20, "{name}: {written} bytes written");
+        let bytes = std::fs::read(file(name)).unwrap();
+        check(name, "read_layer_entries", read_layer_entries_with_limits(&bytes[..], &small), want);
+    }
+    let area = Area::new();
+    check("deb-bomb.deb", "deb", deb(&area, "deb-bomb.deb", &small), E(&["deb-bomb.deb", "larger than the limit"]));
+    area.assert_contained("deb-bomb.deb");
+    // The limit on metadata records is configurable too.
+    let tiny_meta = ReadLimits {
+        max_metadata_record: 16,
+        ..ReadLimits::DEFAULT
+    };
+    let long = corpus::Tar::default().pax(&[("path", "a-path-longer-than-sixteen-bytes")]).file("p", 0o644, b"").end();
+    let err = read_layer_entries_with_limits(&long[..], &tiny_meta).unwrap_err();
+    assert!(err.to_string().contains("more than the limit of 16 bytes"), "{err}");
+    assert_eq!(read_layer_entries(&long[..]).unwrap()[0].path, "a-path-longer-than-sixteen-bytes");
+}
+
+fn walk_sizes(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() { walk_sizes(&e.path()) } else { m.len() };
+    }
+    n
+}
+
+#[test]
+fn hostile_debs_are_refused_by_name() {
+    let cases: [(&str, &[&str]); 7] = [
+        ("deb-dotdot.deb", &["deb-dotdot.deb (data.tar)", "./../../bake-hostile-escape", DOTDOT]),
+        ("deb-symlink-escape.deb", &["/usr/link is a symlink in this layer"]),
+        ("deb-device.deb", &["deb-device.deb (data.tar)", "./dev/mem", "device nodes and fifos"]),
+        ("deb-bad-name.deb", &["deb-bad-name.deb is not a valid Debian package", "invalid package name \"../../etc\""]),
+        ("deb-member-size-huge.deb", &["deb-member-size-huge.deb", "the control archive is too large"]),
+        ("deb-pax-huge.deb", &["deb-pax-huge.deb (data.tar)", "PAX extended header", LIMIT_META]),
+        ("deb-bomb.deb", &[]),
+    ];
+    for (name, pieces) in cases {
+        let area = Area::new();
+        let want = if pieces.is_empty() { O } else { E(pieces) };
+        check(name, "deb", deb(&area, name, &ReadLimits::DEFAULT), want);
+        area.assert_contained(name);
+    }
+}
+
+/// The plain `write_layer` uses the default limits.
+#[test]
+fn default_limits_apply_to_write_layer() {
+    let area = Area::new();
+    let sources = [Source::Unpack {
+        src: file("pax-record-huge.tar"),
+        to: "/srv".into(),
+    }];
+    let err = write_layer(&sources, &opts(&area), Vec::new()).unwrap_err();
+    assert_eq!(err.source_index(), Some(0));
+    assert!(err.to_string().contains(LIMIT_META), "{err}");
+    area.assert_contained("write_layer");
+}

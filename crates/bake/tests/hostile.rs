@@ -1,0 +1,315 @@
+//! Hostile inputs through `bake build`: the archives and packages of
+//! `testdata/hostile/` in `unpack` and `deb` steps, base layouts and
+//! docker-archives made from them. Each fails with exit 1 and an error
+//! naming the recipe line, the archive or blob and the entry; nothing is
+//! written outside the build's own directories (the build context's
+//! `out`, TMPDIR, HOME), no temp file is left, no tag is written, and
+//! nothing panics.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn hostile(name: &str) -> PathBuf {
+    repo().join("testdata/hostile").join(name)
+}
+
+const ESCAPE: &str = "bake-hostile-escape";
+
+/// A build area: `ctx/` (recipe and inputs), `tmp/` (TMPDIR), `home/`
+/// (HOME, so the layer cache), `victim/` (must not change), and the
+/// layout at `ctx/layout`.
+struct Area {
+    dir: tempfile::TempDir,
+}
+
+impl Area {
+    fn new() -> Area {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["ctx", "tmp", "home", "victim"] {
+            fs_err::create_dir(dir.path().join(d)).unwrap();
+        }
+        fs_err::write(dir.path().join("victim/passwd"), "root:x:0:0\n").unwrap();
+        Area { dir }
+    }
+
+    fn ctx(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+
+    fn build(&self, recipe: &str) -> std::process::Output {
+        fs_err::write(self.ctx().join("bake.toml"), recipe).unwrap();
+        bake(&self.ctx())
+            .env("TMPDIR", self.dir.path().join("tmp"))
+            .env("HOME", self.dir.path().join("home"))
+            .env("RUST_BACKTRACE", "1")
+            .args(["build", "bake.toml", "--layout", "layout"])
+            .output()
+            .unwrap()
+    }
+
+    /// Fails with exit code 1 and an `error:` naming every piece; then
+    /// checks containment. Returns stderr.
+    fn fails(&self, case: &str, recipe: &str, pieces: &[&str]) -> String {
+        let out = self.build(recipe);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{case}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{case}: {stderr}");
+        for p in pieces {
+            assert!(stderr.contains(p), "{case}: {stderr:?} lacks {p:?}");
+        }
+        self.assert_contained(case);
+        if let Ok(index) = fs_err::read_to_string(self.ctx().join("layout/index.json")) {
+            assert!(!index.contains("ref.name"), "{case}: a failed build tagged something: {index}");
+        }
+        stderr
+    }
+
+    fn assert_contained(&self, case: &str) {
+        let root = self.dir.path();
+        for outside in [
+            root.join(ESCAPE),
+            root.parent().unwrap().join(ESCAPE),
+            Path::new("/tmp").join(ESCAPE),
+            Path::new("/").join(ESCAPE),
+            Path::new("/etc").join(ESCAPE),
+        ] {
+            assert!(
+                std::fs::symlink_metadata(&outside).is_err(),
+                "{case}: {} was written",
+                outside.display()
+            );
+        }
+        let mut names: Vec<String> = fs_err::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["ctx", "home", "tmp", "victim"], "{case}");
+        assert_eq!(
+            fs_err::read_to_string(root.join("victim/passwd")).unwrap(),
+            "root:x:0:0\n",
+            "{case}"
+        );
+        assert_eq!(fs_err::read_dir(root.join("victim")).unwrap().count(), 1, "{case}");
+        let left: Vec<_> = fs_err::read_dir(root.join("tmp")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert!(left.is_empty(), "{case}: temp files left: {left:?}");
+        // No file named like an escape anywhere in the build's directories
+        // but where an archive is allowed to put it (nowhere, for a failure).
+        assert_no_escape_below(root, case);
+    }
+}
+
+fn assert_no_escape_below(dir: &Path, case: &str) {
+    for e in fs_err::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        assert!(name != ESCAPE, "{case}: {} exists", e.path().display());
+        if e.file_type().unwrap().is_dir() {
+            assert_no_escape_below(&e.path(), case);
+        }
+    }
+}
+
+fn unpack_recipe(archive: &str) -> String {
+    format!("[image]\nname = \"hostile\"\n\n[[layer]]\n[[layer.step]]\nunpack = \"{archive}\"\nto = \"/srv\"\n")
+}
+
+#[test]
+fn hostile_unpack_archives_fail_naming_the_step_archive_and_entry() {
+    let cases: &[(&str, &[&str])] = &[
+        ("dotdot.tar", &["\"../bake-hostile-escape\"", "'..' would leave the unpack directory"]),
+        ("dotdot-nested.tar", &["\"a/../../bake-hostile-escape\"", "'..' would leave"]),
+        ("symlink-escape.tar", &["cannot create /srv/link/bake-hostile-escape: /srv/link is a symlink in this layer"]),
+        ("symlink-escape-relative.tar", &["/srv/link is a symlink in this layer"]),
+        ("hardlink-escape.tar", &["entry \"h\"", "'..' would leave"]),
+        ("hardlink-absolute.tar", &["entry \"h\"", "not a regular file earlier in this archive"]),
+        ("hardlink-through-symlink.tar", &["entry \"h\"", "not a regular file earlier"]),
+        ("whiteout-escape.tar", &["entry \".wh..\"", "mean deletions"]),
+        ("device-char.tar", &["entry \"dev/mem\"", "device nodes and fifos are not supported"]),
+        ("fifo.tar", &["entry \"run/fifo\"", "device nodes and fifos"]),
+        ("sparse.tar", &["entry \"sparse\"", "sparse files are not supported"]),
+        ("size-beyond-stream.tar", &["entry \"big\"", "truncated"]),
+        ("pax-size-huge.tar", &["entry \"f\"", "truncated"]),
+        ("pax-record-huge.tar", &["PAX extended header of 17179869184 bytes, more than the limit of 1048576 bytes"]),
+        ("gnu-longname-huge.tar", &["GNU long name record of 1073741824 bytes"]),
+        ("pax-malformed.tar", &["entry \"f\"", "malformed pax extension"]),
+        ("truncated.tar.gz", &["truncated.tar.gz"]),
+        ("truncated-trailer.tar.gz", &["truncated-trailer.tar.gz"]),
+        ("corrupt-crc.tar.gz", &["corrupt-crc.tar.gz"]),
+        ("truncated.tar.zst", &["truncated.tar.zst"]),
+        ("corrupt.tar.xz", &["corrupt.tar.xz"]),
+        ("bzip2.tar.bz2", &["bzip2-compressed archives are not supported"]),
+        ("garbage.tar", &["garbage.tar"]),
+    ];
+    for (name, pieces) in cases {
+        let area = Area::new();
+        fs_err::copy(hostile(name), area.ctx().join(name)).unwrap();
+        let mut all = vec!["bake.toml:6:1:", *name];
+        all.extend_from_slice(pieces);
+        area.fails(name, &unpack_recipe(name), &all);
+    }
+}
+
+/// What is not refused is contained: an absolute name lands below `to`,
+/// setuid bits are kept (the policy), the later duplicate wins.
+#[test]
+fn accepted_hostile_archives_stay_below_their_destination() {
+    let area = Area::new();
+    let mut recipe = String::from("[image]\nname = \"hostile\"\n\n[[layer]]\n");
+    for name in ["absolute.tar", "setuid.tar", "duplicate.tar", "bomb.tar.zst"] {
+        fs_err::copy(hostile(name), area.ctx().join(name)).unwrap();
+        recipe.push_str(&format!("[[layer.step]]\nunpack = \"{name}\"\nto = \"/srv\"\n"));
+    }
+    let out = area.build(&recipe);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    area.assert_contained("accepted");
+    let layout = area.ctx().join("layout");
+    assert_store_clean(&layout);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest_digest: bake_digest::Digest = index["manifests"][0]["digest"].as_str().unwrap().parse().unwrap();
+    let store = bake_store::BlobStore::open(&layout).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&store.read_verified(&manifest_digest).unwrap()).unwrap();
+    let layer: bake_digest::Digest = manifest["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+    let entries = bake_layer::read_layer_entries(store.open_verified(&layer).unwrap()).unwrap();
+    let find = |p: &str| entries.iter().find(|e| e.path == p);
+    assert!(find(&format!("srv/tmp/{ESCAPE}")).is_some());
+    assert!(entries.iter().all(|e| e.path.starts_with("srv/")), "everything below /srv");
+    assert_eq!(find("srv/bin/su").unwrap().mode, 0o4755);
+    assert_eq!(find("srv/etc/conf").unwrap().size, "second\n".len() as u64);
+}
+
+#[test]
+fn hostile_debs_fail_naming_the_package_and_entry() {
+    let cases: &[(&str, &[&str])] = &[
+        ("deb-dotdot.deb", &["deb-dotdot.deb (data.tar)", "./../../bake-hostile-escape", "'..' would leave"]),
+        ("deb-symlink-escape.deb", &["/usr/link is a symlink in this layer"]),
+        ("deb-device.deb", &["deb-device.deb (data.tar)", "./dev/mem", "device nodes"]),
+        ("deb-bad-name.deb", &["is not a valid Debian package", "invalid package name \"../../etc\""]),
+        ("deb-member-size-huge.deb", &["the control archive is too large"]),
+        ("deb-pax-huge.deb", &["PAX extended header of 17179869184 bytes"]),
+    ];
+    for (name, pieces) in cases {
+        let area = Area::new();
+        fs_err::copy(hostile(name), area.ctx().join(name)).unwrap();
+        let sha = bake_digest::Digest::of(&fs_err::read(hostile(name)).unwrap());
+        let recipe = format!(
+            "[image]\nname = \"hostile\"\n\n[[layer]]\n[[layer.step]]\ndeb = \"{name}\"\nsha256 = \"{}\"\n",
+            sha.hex()
+        );
+        let mut all = vec!["bake.toml:6:1:", *name];
+        all.extend_from_slice(pieces);
+        area.fails(name, &recipe, &all);
+    }
+}
+
+fn base_recipe(base: &str) -> String {
+    format!("base = \"{base}\"\n[image]\nname = \"hostile\"\n\n[[layer]]\n[[layer.step]]\nfile = \"/x\"\ncontent = \"x\"\n")
+}
+
+/// A base layout is built here with the bake-image API, then broken.
+fn base_layout(dir: &Path, layer_bytes: &[u8]) -> (bake_image::Layout, bake_digest::Digest, bake_digest::Digest) {
+    use bake_image::{Descriptor, media_type};
+    let layout = bake_image::Layout::create_or_open(dir).unwrap();
+    let s = layout.store();
+    let layer = Descriptor::new(media_type::OCI_LAYER_TAR, s.put_bytes(layer_bytes).unwrap(), layer_bytes.len() as u64);
+    let config = bake_image::canonical_json(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
+    }));
+    s.put_bytes(&config).unwrap();
+    let config = Descriptor::of(media_type::OCI_CONFIG, &config);
+    let m = bake_image::build_manifest(&config, std::slice::from_ref(&layer), &Default::default());
+    s.put_bytes(&m).unwrap();
+    let m = Descriptor::of(media_type::OCI_MANIFEST, &m);
+    layout.set_tags(&m, &["base".into()]).unwrap();
+    (layout, m.digest, layer.digest)
+}
+
+#[test]
+fn hostile_base_images_fail_naming_the_blob() {
+    // A layer whose bytes do not match its digest.
+    let area = Area::new();
+    let layer = fs_err::read(hostile("setuid.tar")).unwrap();
+    let (layout, _m, l) = base_layout(&area.ctx().join("base"), &layer);
+    let path = layout.store().path(&l);
+    let mut bytes = fs_err::read(&path).unwrap();
+    bytes[700] ^= 1;
+    fs_err::write(&path, bytes).unwrap();
+    area.fails(
+        "corrupt layer",
+        &base_recipe("oci:base:base"),
+        &["bake.toml:1:8:", &format!("blob {l} is corrupt"), "blobs/sha256/"],
+    );
+    assert!(!area.ctx().join("layout/blobs/sha256").join(l.hex()).exists());
+
+    // A blob that is a symlink to a host file with the right digest.
+    let area = Area::new();
+    let (layout, _m, l) = base_layout(&area.ctx().join("base"), &layer);
+    let path = layout.store().path(&l);
+    let host_copy = area.dir.path().join("victim/layer");
+    fs_err::rename(&path, &host_copy).unwrap();
+    std::os::unix::fs::symlink(&host_copy, &path).unwrap();
+    let out = area.build(&base_recipe("oci:base:base"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not a regular file"), "{stderr}");
+    fs_err::remove_file(&host_copy).unwrap();
+    area.assert_contained("symlinked blob");
+
+    // A manifest of an unknown media type, and an index.json that is huge.
+    let area = Area::new();
+    let (layout, m, _l) = base_layout(&area.ctx().join("base"), &layer);
+    let odd = bake_image::Descriptor::new("application/vnd.evil+json", m.clone(), 10);
+    layout.set_tags(&odd, &["base".into()]).unwrap();
+    area.fails(
+        "unknown media type",
+        &base_recipe("oci:base:base"),
+        &["bake.toml:1:8:", "unsupported media type \"application/vnd.evil+json\""],
+    );
+    let f = fs_err::File::create(layout.dir().join("index.json")).unwrap();
+    f.set_len(bake_image::MAX_JSON_SIZE + 1).unwrap();
+    area.fails(
+        "huge index.json",
+        &base_recipe("oci:base:base"),
+        &["index.json is", "more than the"],
+    );
+}
+
+#[test]
+fn hostile_docker_archive_bases_fail_naming_the_file() {
+    for (name, piece) in [
+        ("docker-layer-escape.tar", "manifest.json names an invalid path \"../../../../etc/passwd\""),
+        ("docker-pax-bomb.tar", "PAX extended header of 17179869184 bytes"),
+        ("docker-symlink-loop.tar", "is a symlink loop"),
+        ("docker-layer-digest-mismatch.tar", "holds content with digest"),
+        ("docker-manifest-malformed.tar", "malformed JSON in manifest.json"),
+    ] {
+        let area = Area::new();
+        fs_err::copy(hostile(name), area.ctx().join(name)).unwrap();
+        area.fails(
+            name,
+            &base_recipe(&format!("docker-archive:{name}")),
+            &["bake.toml:1:8:", piece],
+        );
+    }
+}
+
+/// Error text from an archive cannot drive the terminal: control
+/// characters in what a stranger wrote are shown escaped.
+#[test]
+fn control_characters_from_archives_are_escaped() {
+    let area = Area::new();
+    // A header whose checksum field holds an escape sequence.
+    let mut h = [0u8; 512];
+    h[..4].copy_from_slice(b"evil");
+    h[148..156].copy_from_slice(b"\x1b[2J\x1b]0;");
+    fs_err::write(area.ctx().join("evil.tar"), h).unwrap();
+    let stderr = area.fails("escapes", &unpack_recipe("evil.tar"), &["evil.tar"]);
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    assert!(stderr.contains("\\u{1b}"), "{stderr:?}");
+}
