@@ -13,8 +13,8 @@
 //! * `fetch-debs` — downloads the `.deb`s recipes pin in `debs.lock`
 //!              (`test` and `golden` do it first).
 
-mod debs;
 mod bench;
+mod debs;
 mod hello;
 
 use std::path::{Path, PathBuf};

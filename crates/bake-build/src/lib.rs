@@ -34,8 +34,8 @@ mod layers;
 mod registry;
 mod run;
 pub use cache::{CacheError, CacheStats};
-pub use layers::{NoProgress, Progress};
 use fs_err as fs;
+pub use layers::{NoProgress, Progress};
 pub use registry::ResolvedBase;
 
 /// Version of what bake writes: bumped whenever the same recipe would give

@@ -512,7 +512,8 @@ mod tests {
                 let l = l.clone();
                 s.spawn(move || {
                     for round in 0..15 {
-                        l.set_tags(m, &[format!("t{i}"), format!("r{i}-{round}")]).unwrap();
+                        l.set_tags(m, &[format!("t{i}"), format!("r{i}-{round}")])
+                            .unwrap();
                     }
                 });
             }

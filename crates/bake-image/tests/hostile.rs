@@ -18,7 +18,9 @@ use bake_store::BlobStore;
 use serde_json::json;
 
 fn hostile(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/hostile").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/hostile")
+        .join(name)
 }
 
 fn target() -> (tempfile::TempDir, BlobStore) {
@@ -30,12 +32,36 @@ fn target() -> (tempfile::TempDir, BlobStore) {
 #[test]
 fn hostile_docker_archives_are_refused_by_name() {
     let cases: [(&str, &[&str]); 7] = [
-        ("docker-pax-bomb.tar", &["PaxHeaders/manifest.json", "PAX extended header of 17179869184 bytes", "more than the limit of 1048576 bytes"]),
-        ("docker-layer-escape.tar", &["manifest.json names an invalid path \"../../../../etc/passwd\""]),
+        (
+            "docker-pax-bomb.tar",
+            &[
+                "PaxHeaders/manifest.json",
+                "PAX extended header of 17179869184 bytes",
+                "more than the limit of 1048576 bytes",
+            ],
+        ),
+        (
+            "docker-layer-escape.tar",
+            &["manifest.json names an invalid path \"../../../../etc/passwd\""],
+        ),
         ("docker-symlink-loop.tar", &["\"a.json\" is a symlink loop"]),
-        ("docker-layer-digest-mismatch.tar", &["blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000 holds content with digest sha256:"]),
-        ("docker-diffid-mismatch.tar", &["layer.tar of docker archive", "but the config expects sha256:1111"]),
-        ("docker-manifest-malformed.tar", &["malformed JSON in manifest.json of docker archive"]),
+        (
+            "docker-layer-digest-mismatch.tar",
+            &[
+                "blobs/sha256/0000000000000000000000000000000000000000000000000000000000000000 holds content with digest sha256:",
+            ],
+        ),
+        (
+            "docker-diffid-mismatch.tar",
+            &[
+                "layer.tar of docker archive",
+                "but the config expects sha256:1111",
+            ],
+        ),
+        (
+            "docker-manifest-malformed.tar",
+            &["malformed JSON in manifest.json of docker archive"],
+        ),
         ("docker-config-truncated.tar", &["docker-config-truncated.tar"]),
     ];
     for (name, pieces) in cases {
@@ -45,12 +71,19 @@ fn hostile_docker_archives_are_refused_by_name() {
         for p in pieces {
             assert!(text.contains(p), "{name}: {text:?} lacks {p:?}");
         }
-        assert!(text.contains(name) || name == "docker-pax-bomb.tar" || text.contains("docker archive"), "{name}: {text}");
+        assert!(
+            text.contains(name) || name == "docker-pax-bomb.tar" || text.contains("docker archive"),
+            "{name}: {text}"
+        );
         // Nothing but possibly verified layer blobs (never a config) landed.
         for e in std::fs::read_dir(store.root().join("blobs/sha256")).unwrap() {
             let e = e.unwrap();
             let bytes = std::fs::read(e.path()).unwrap();
-            assert_eq!(Digest::of(&bytes).hex(), e.file_name().to_str().unwrap(), "{name}");
+            assert_eq!(
+                Digest::of(&bytes).hex(),
+                e.file_name().to_str().unwrap(),
+                "{name}"
+            );
         }
     }
 }
@@ -61,7 +94,11 @@ fn good_layout() -> (tempfile::TempDir, Layout, Descriptor, Descriptor) {
     let layout = Layout::create_or_open(&dir.path().join("base")).unwrap();
     let s = layout.store();
     let layer_bytes = std::fs::read(hostile("setuid.tar")).unwrap();
-    let layer = Descriptor::new(media_type::OCI_LAYER_TAR, s.put_bytes(&layer_bytes).unwrap(), layer_bytes.len() as u64);
+    let layer = Descriptor::new(
+        media_type::OCI_LAYER_TAR,
+        s.put_bytes(&layer_bytes).unwrap(),
+        layer_bytes.len() as u64,
+    );
     let config = canonical_json(&json!({
         "architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
@@ -75,7 +112,13 @@ fn good_layout() -> (tempfile::TempDir, Layout, Descriptor, Descriptor) {
     (dir, layout, manifest, layer)
 }
 
-fn load(layout: &Layout) -> (Result<bake_image::BaseImage, ImageError>, tempfile::TempDir, BlobStore) {
+fn load(
+    layout: &Layout,
+) -> (
+    Result<bake_image::BaseImage, ImageError>,
+    tempfile::TempDir,
+    BlobStore,
+) {
     let (d, store) = target();
     let r = load_from_layout(layout.dir(), Some("base"), &Platform::linux_amd64(), &store);
     (r, d, store)
@@ -90,7 +133,10 @@ fn a_layer_that_does_not_match_its_digest_is_refused() {
     std::fs::write(&path, bytes).unwrap();
     let (r, _t, store) = load(&layout);
     let err = r.unwrap_err().to_string();
-    assert!(err.contains(&format!("blob {} is corrupt", layer.digest)), "{err}");
+    assert!(
+        err.contains(&format!("blob {} is corrupt", layer.digest)),
+        "{err}"
+    );
     assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(!store.has(&layer.digest));
 }
@@ -105,7 +151,14 @@ fn blobs_that_are_symlinks_or_fifos_are_refused_without_reading() {
     std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
     let (r, _t, store) = load(&layout);
     let err = r.unwrap_err().to_string();
-    assert!(err.contains(&format!("blob {} at {} is not a regular file", layer.digest, path.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "blob {} at {} is not a regular file",
+            layer.digest,
+            path.display()
+        )),
+        "{err}"
+    );
     assert!(!store.has(&layer.digest));
 
     // A fifo would block a reader forever: refused before it is opened.
@@ -123,11 +176,21 @@ fn huge_deep_and_malformed_json_is_refused() {
     let original = std::fs::read(&index).unwrap();
 
     // index.json: too large, too deep, not JSON.
-    std::fs::File::create(&index).unwrap().set_len(MAX_JSON_SIZE + 10).unwrap();
+    std::fs::File::create(&index)
+        .unwrap()
+        .set_len(MAX_JSON_SIZE + 10)
+        .unwrap();
     let (r, ..) = load(&layout);
-    assert!(r.unwrap_err().to_string().contains(&format!("more than the {MAX_JSON_SIZE} allowed")));
+    assert!(
+        r.unwrap_err()
+            .to_string()
+            .contains(&format!("more than the {MAX_JSON_SIZE} allowed"))
+    );
     // Deep nesting: an error, not a stack overflow (serde_json stops at 128).
-    let deep = format!("{{\"schemaVersion\":2,\"manifests\":[{{\"x\":{}", "[".repeat(100_000));
+    let deep = format!(
+        "{{\"schemaVersion\":2,\"manifests\":[{{\"x\":{}",
+        "[".repeat(100_000)
+    );
     std::fs::write(&index, &deep).unwrap();
     let (r, ..) = load(&layout);
     assert!(r.unwrap_err().to_string().starts_with("malformed JSON in "));
@@ -140,18 +203,34 @@ fn huge_deep_and_malformed_json_is_refused() {
 
     // A manifest whose descriptor claims more than the limit: not read.
     let s = layout.store();
-    let big = Descriptor::new(media_type::OCI_MANIFEST, manifest.digest.clone(), MAX_JSON_SIZE + 1);
+    let big = Descriptor::new(
+        media_type::OCI_MANIFEST,
+        manifest.digest.clone(),
+        MAX_JSON_SIZE + 1,
+    );
     layout.set_tags(&big, &["base".into()]).unwrap();
     let (r, ..) = load(&layout);
     assert_eq!(
         r.unwrap_err().to_string(),
-        format!("manifest {} is {} bytes, more than the {MAX_JSON_SIZE} allowed", manifest.digest, MAX_JSON_SIZE + 1)
+        format!(
+            "manifest {} is {} bytes, more than the {MAX_JSON_SIZE} allowed",
+            manifest.digest,
+            MAX_JSON_SIZE + 1
+        )
     );
 
     // A manifest of unknown media type, nested arrays, a layer of unknown type.
     for (mt, doc, want) in [
-        ("application/vnd.example.evil+json", json!({}), "unsupported media type \"application/vnd.example.evil+json\" for image"),
-        (media_type::OCI_MANIFEST, json!({"schemaVersion": 2, "config": [[[[]]]], "layers": []}), "malformed JSON in manifest"),
+        (
+            "application/vnd.example.evil+json",
+            json!({}),
+            "unsupported media type \"application/vnd.example.evil+json\" for image",
+        ),
+        (
+            media_type::OCI_MANIFEST,
+            json!({"schemaVersion": 2, "config": [[[[]]]], "layers": []}),
+            "malformed JSON in manifest",
+        ),
         (
             media_type::OCI_MANIFEST,
             json!({"schemaVersion": 2,
@@ -159,7 +238,11 @@ fn huge_deep_and_malformed_json_is_refused() {
                    "layers": [{"mediaType": "application/x-evil", "digest": manifest.digest.to_string(), "size": 1}]}),
             "unsupported media type \"application/x-evil\" for layer",
         ),
-        (media_type::OCI_MANIFEST, json!({"schemaVersion": 3, "config": {}}), "malformed JSON in manifest"),
+        (
+            media_type::OCI_MANIFEST,
+            json!({"schemaVersion": 3, "config": {}}),
+            "malformed JSON in manifest",
+        ),
     ] {
         let bytes = canonical_json(&doc);
         s.put_bytes(&bytes).unwrap();

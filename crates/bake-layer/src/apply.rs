@@ -329,7 +329,11 @@ impl Ctx<'_> {
     /// layer but PAX global headers.
     fn for_each_entry(
         &self,
-        mut f: impl FnMut(&str, String, &mut tar::Entry<'_, TarGuard<Box<dyn Read + '_>>>) -> Result<(), LayerError>,
+        mut f: impl FnMut(
+            &str,
+            String,
+            &mut tar::Entry<'_, TarGuard<Box<dyn Read + '_>>>,
+        ) -> Result<(), LayerError>,
     ) -> Result<(), LayerError> {
         let file = std::fs::File::open(self.layer).map_err(|e| self.read_err("", e))?;
         let reader =

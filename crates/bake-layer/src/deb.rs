@@ -488,7 +488,9 @@ impl<'a> Layer<'a> {
                 if bytes.len() as u64 != member.size {
                     return Err(bad(index, src, format!("{} is truncated", member.name)));
                 }
-                control = Some(read_control_tar(&bytes[..], self.limits).map_err(|reason| bad(index, src, reason))?);
+                control = Some(
+                    read_control_tar(&bytes[..], self.limits).map_err(|reason| bad(index, src, reason))?,
+                );
                 skip(r, pad).map_err(|e| io_bad(&member.name, e))?;
                 continue;
             }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use tar::EntryType;
 
-use crate::paths::{ancestors, join, normalise_archive, normalise_dest};
 use crate::limits::{ReadLimits, TarGuard, after_entry};
+use crate::paths::{ancestors, join, normalise_archive, normalise_dest};
 use crate::tarfmt::{self, BLOCK, Meta};
 use crate::{CopyMtime, LayerError, Owner, Source};
 
@@ -271,14 +271,21 @@ impl<'a> Layer<'a> {
         self.walk(&mut walk, src, "", to)
     }
 
+    /// Adds the tree below `dir` depth-first, each directory's children in
+    /// byte order. The pending directories are an explicit stack, not
+    /// recursion: a context thousands of directories deep must not
+    /// overflow the thread's stack.
     fn walk(&mut self, w: &mut Walk, dir: &Path, rel: &str, to: &str) -> Result<(), LayerError> {
-        let mut names = Vec::new();
-        for item in fs_err::read_dir(dir).map_err(io_err(w.index, dir))? {
-            names.push(item.map_err(io_err(w.index, dir))?.file_name());
-        }
-        // readdir order is the filesystem's: sort by bytes.
-        names.sort();
-        for name in names {
+        let mut stack = vec![(
+            dir.to_owned(),
+            rel.to_owned(),
+            sorted_names(w.index, dir)?.into_iter(),
+        )];
+        while let Some((dir, rel, names)) = stack.last_mut() {
+            let Some(name) = names.next() else {
+                stack.pop();
+                continue;
+            };
             let host = dir.join(&name);
             let Some(name) = name.to_str() else {
                 return Err(LayerError::NotUtf8 {
@@ -300,7 +307,8 @@ impl<'a> Layer<'a> {
                     index: w.index,
                 };
                 self.insert(w.index, dest, entry)?;
-                self.walk(w, &host, &rel, to)?;
+                let children = sorted_names(w.index, &host)?.into_iter();
+                stack.push((host, rel, children));
             } else {
                 self.add_host_node(w, &host, &meta, dest)?;
             }
@@ -462,7 +470,11 @@ impl<'a> Layer<'a> {
                 continue;
             }
             let rel = normalise_archive(&name).map_err(|r| refuse(&name, r.to_owned()))?;
-            if rel.rsplit('/').next().is_some_and(|base| base.starts_with(".wh.")) {
+            if rel
+                .rsplit('/')
+                .next()
+                .is_some_and(|base| base.starts_with(".wh."))
+            {
                 return Err(refuse(
                     &name,
                     "names starting with `.wh.` mean deletions in an OCI layer and cannot be unpacked"
@@ -684,6 +696,17 @@ impl<'a> Layer<'a> {
         records.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         Ok((records, self.tmp.take()))
     }
+}
+
+/// The names in `dir`, sorted by bytes (readdir order is the file
+/// system's).
+fn sorted_names(index: usize, dir: &Path) -> Result<Vec<std::ffi::OsString>, LayerError> {
+    let mut names = Vec::new();
+    for item in fs_err::read_dir(dir).map_err(io_err(index, dir))? {
+        names.push(item.map_err(io_err(index, dir))?.file_name());
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Per-`Copy` state of the tree walk.

@@ -393,7 +393,8 @@ mod tests {
             let err = read_all(&data, ReadLimits::DEFAULT).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
             assert!(
-                err.to_string().contains("of 2097152 bytes, more than the limit of 1048576 bytes"),
+                err.to_string()
+                    .contains("of 2097152 bytes, more than the limit of 1048576 bytes"),
                 "{kind:?}: {err}"
             );
         }

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 use bake_digest::Digest;
 use bake_layer::{
-    Compression, EntryKind, LayerError, LayerOptions, ReadLimits, Source, apply_layer, apply_layer_with_limits,
-    read_file_from_layers, read_layer_entries, read_layer_entries_with_limits, write_layer, write_layer_with_limits,
+    Compression, EntryKind, LayerError, LayerOptions, ReadLimits, Source, apply_layer,
+    apply_layer_with_limits, read_file_from_layers, read_layer_entries, read_layer_entries_with_limits,
+    write_layer, write_layer_with_limits,
 };
 use corpus::ESCAPE;
 
@@ -50,9 +51,15 @@ fn testdata_matches_the_generator() {
         let on_disk = std::fs::read(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (BAKE_REGENERATE_HOSTILE=1 makes it)", path.display()));
         assert!(on_disk == bytes, "{name} differs from the generator's bytes");
-        assert!(readme.contains(&format!("`{name}`")), "{name} is not described in README.md");
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "{name} is not described in README.md"
+        );
     }
-    assert!(total < 256 << 10, "the hostile corpus should stay small ({total} bytes)");
+    assert!(
+        total < 256 << 10,
+        "the hostile corpus should stay small ({total} bytes)"
+    );
 }
 
 const EPOCH: u64 = 1_700_000_000;
@@ -103,7 +110,9 @@ impl Area {
             .collect();
         names.sort();
         assert_eq!(names, ["root", "tmp", "victim"], "{case}");
-        let victim: Vec<_> = std::fs::read_dir(self.dir.path().join("victim")).unwrap().collect();
+        let victim: Vec<_> = std::fs::read_dir(self.dir.path().join("victim"))
+            .unwrap()
+            .collect();
         assert_eq!(victim.len(), 1, "{case}: the victim directory changed");
         assert_eq!(
             std::fs::read_to_string(self.dir.path().join("victim/passwd")).unwrap(),
@@ -173,47 +182,221 @@ const LIMIT_META: &str = "more than the limit of 1048576 bytes";
 /// `read_layer_entries` must do with it.
 fn table() -> Vec<(&'static str, Want, Want, Want)> {
     vec![
-        ("dotdot.tar", E(&["dotdot.tar", "../bake-hostile-escape", DOTDOT]), E(&["../bake-hostile-escape", DOTDOT]), O),
-        ("dotdot-nested.tar", E(&["a/../../bake-hostile-escape", DOTDOT]), E(&[DOTDOT]), O),
+        (
+            "dotdot.tar",
+            E(&["dotdot.tar", "../bake-hostile-escape", DOTDOT]),
+            E(&["../bake-hostile-escape", DOTDOT]),
+            O,
+        ),
+        (
+            "dotdot-nested.tar",
+            E(&["a/../../bake-hostile-escape", DOTDOT]),
+            E(&[DOTDOT]),
+            O,
+        ),
         // A leading `/` is dropped: the entry lands inside the root.
         ("absolute.tar", O, O, O),
-        ("symlink-escape.tar", E(&["cannot create /link/bake-hostile-escape: /link is a symlink in this layer"]), O, O),
-        ("symlink-escape-relative.tar", E(&["/link is a symlink in this layer"]), O, O),
-        ("symlink-dir-escape.tar", E(&["/link is a symlink in this layer"]), O, O),
-        ("hardlink-escape.tar", E(&["entry \"h\"", "hardlink target", DOTDOT]), E(&["entry \"h\"", DOTDOT]), O),
-        ("hardlink-absolute.tar", E(&["entry \"h\"", "not a regular file earlier in this archive"]), E(&["entry \"h\"", "does not exist"]), O),
-        ("hardlink-through-symlink.tar", E(&["entry \"h\"", "not a regular file earlier in this archive"]), E(&["entry \"h\"", "does not exist"]), O),
-        ("whiteout-escape.tar", E(&["entry \".wh..\"", "mean deletions"]), E(&["entry \".wh..\"", "a whiteout must name an entry"]), O),
-        ("device-char.tar", E(&["entry \"dev/mem\"", "device nodes and fifos are not supported"]), O, O),
-        ("device-block.tar", E(&["entry \"dev/sda\"", "device nodes and fifos are not supported"]), O, O),
-        ("fifo.tar", E(&["entry \"run/fifo\"", "device nodes and fifos are not supported"]), O, O),
+        (
+            "symlink-escape.tar",
+            E(&["cannot create /link/bake-hostile-escape: /link is a symlink in this layer"]),
+            O,
+            O,
+        ),
+        (
+            "symlink-escape-relative.tar",
+            E(&["/link is a symlink in this layer"]),
+            O,
+            O,
+        ),
+        (
+            "symlink-dir-escape.tar",
+            E(&["/link is a symlink in this layer"]),
+            O,
+            O,
+        ),
+        (
+            "hardlink-escape.tar",
+            E(&["entry \"h\"", "hardlink target", DOTDOT]),
+            E(&["entry \"h\"", DOTDOT]),
+            O,
+        ),
+        (
+            "hardlink-absolute.tar",
+            E(&["entry \"h\"", "not a regular file earlier in this archive"]),
+            E(&["entry \"h\"", "does not exist"]),
+            O,
+        ),
+        (
+            "hardlink-through-symlink.tar",
+            E(&["entry \"h\"", "not a regular file earlier in this archive"]),
+            E(&["entry \"h\"", "does not exist"]),
+            O,
+        ),
+        (
+            "whiteout-escape.tar",
+            E(&["entry \".wh..\"", "mean deletions"]),
+            E(&["entry \".wh..\"", "a whiteout must name an entry"]),
+            O,
+        ),
+        (
+            "device-char.tar",
+            E(&["entry \"dev/mem\"", "device nodes and fifos are not supported"]),
+            O,
+            O,
+        ),
+        (
+            "device-block.tar",
+            E(&["entry \"dev/sda\"", "device nodes and fifos are not supported"]),
+            O,
+            O,
+        ),
+        (
+            "fifo.tar",
+            E(&["entry \"run/fifo\"", "device nodes and fifos are not supported"]),
+            O,
+            O,
+        ),
         ("setuid.tar", O, O, O),
-        ("sparse.tar", E(&["entry \"sparse\"", "sparse files are not supported"]), E(&["entry \"sparse\"", "unsupported entry type 'S'"]), O),
-        ("sparse-extended.tar", E(&["entry \"sparse\"", "sparse files are not supported"]), E(&["entry \"sparse\"", "unsupported entry type 'S'"]), O),
-        ("non-utf8.tar", E(&["not valid UTF-8"]), E(&["not valid UTF-8"]), O),
+        (
+            "sparse.tar",
+            E(&["entry \"sparse\"", "sparse files are not supported"]),
+            E(&["entry \"sparse\"", "unsupported entry type 'S'"]),
+            O,
+        ),
+        (
+            "sparse-extended.tar",
+            E(&["entry \"sparse\"", "sparse files are not supported"]),
+            E(&["entry \"sparse\"", "unsupported entry type 'S'"]),
+            O,
+        ),
+        (
+            "non-utf8.tar",
+            E(&["not valid UTF-8"]),
+            E(&["not valid UTF-8"]),
+            O,
+        ),
         ("duplicate.tar", O, O, O),
-        ("size-beyond-stream.tar", E(&["entry \"big\"", TRUNCATED]), E(&["entry \"big\"", "unexpected EOF"]), E(&["entry \"big\"", TRUNCATED])),
-        ("size-base256-huge.tar", E(&["entry \"huge\"", TRUNCATED]), E(&["entry \"huge\"", "unexpected EOF"]), E(&["entry \"huge\"", TRUNCATED])),
-        ("pax-size-huge.tar", E(&["entry \"f\"", TRUNCATED]), E(&["entry \"f\"", "unexpected EOF"]), E(&["entry \"f\"", TRUNCATED])),
-        ("pax-record-huge.tar", E(&["PaxHeaders/f", "PAX extended header of 17179869184 bytes", LIMIT_META]), E(&["PAX extended header", LIMIT_META]), E(&["PAX extended header", LIMIT_META])),
-        ("pax-global-huge.tar", E(&["GlobalHead", "PAX global header", LIMIT_META]), E(&["PAX global header", LIMIT_META]), E(&["PAX global header", LIMIT_META])),
-        ("gnu-longname-huge.tar", E(&["GNU long name record of 1073741824 bytes", LIMIT_META]), E(&["GNU long name record", LIMIT_META]), E(&["GNU long name record", LIMIT_META])),
-        ("gnu-longlink-huge.tar", E(&["GNU long link record", LIMIT_META]), E(&["GNU long link record", LIMIT_META]), E(&["GNU long link record", LIMIT_META])),
-        ("pax-malformed.tar", E(&["entry \"f\"", "malformed pax extension"]), E(&["entry \"f\"", "malformed pax extension"]), E(&["entry \"f\"", "malformed pax extension"])),
+        (
+            "size-beyond-stream.tar",
+            E(&["entry \"big\"", TRUNCATED]),
+            E(&["entry \"big\"", "unexpected EOF"]),
+            E(&["entry \"big\"", TRUNCATED]),
+        ),
+        (
+            "size-base256-huge.tar",
+            E(&["entry \"huge\"", TRUNCATED]),
+            E(&["entry \"huge\"", "unexpected EOF"]),
+            E(&["entry \"huge\"", TRUNCATED]),
+        ),
+        (
+            "pax-size-huge.tar",
+            E(&["entry \"f\"", TRUNCATED]),
+            E(&["entry \"f\"", "unexpected EOF"]),
+            E(&["entry \"f\"", TRUNCATED]),
+        ),
+        (
+            "pax-record-huge.tar",
+            E(&[
+                "PaxHeaders/f",
+                "PAX extended header of 17179869184 bytes",
+                LIMIT_META,
+            ]),
+            E(&["PAX extended header", LIMIT_META]),
+            E(&["PAX extended header", LIMIT_META]),
+        ),
+        (
+            "pax-global-huge.tar",
+            E(&["GlobalHead", "PAX global header", LIMIT_META]),
+            E(&["PAX global header", LIMIT_META]),
+            E(&["PAX global header", LIMIT_META]),
+        ),
+        (
+            "gnu-longname-huge.tar",
+            E(&["GNU long name record of 1073741824 bytes", LIMIT_META]),
+            E(&["GNU long name record", LIMIT_META]),
+            E(&["GNU long name record", LIMIT_META]),
+        ),
+        (
+            "gnu-longlink-huge.tar",
+            E(&["GNU long link record", LIMIT_META]),
+            E(&["GNU long link record", LIMIT_META]),
+            E(&["GNU long link record", LIMIT_META]),
+        ),
+        (
+            "pax-malformed.tar",
+            E(&["entry \"f\"", "malformed pax extension"]),
+            E(&["entry \"f\"", "malformed pax extension"]),
+            E(&["entry \"f\"", "malformed pax extension"]),
+        ),
         ("bomb.tar.gz", O, O, O),
         ("bomb.tar.zst", O, O, O),
         ("bomb.tar.xz", O, O, O),
-        ("truncated.tar.gz", E(&["truncated.tar.gz"]), E(&["truncated.tar.gz"]), E(&[])),
-        ("truncated-trailer.tar.gz", E(&["truncated-trailer.tar.gz"]), E(&["truncated-trailer.tar.gz"]), E(&[])),
-        ("corrupt.tar.gz", E(&["corrupt.tar.gz"]), E(&["corrupt.tar.gz"]), E(&[])),
-        ("corrupt-crc.tar.gz", E(&["corrupt-crc.tar.gz"]), E(&["corrupt-crc.tar.gz"]), E(&[])),
-        ("truncated.tar.zst", E(&["truncated.tar.zst"]), E(&["truncated.tar.zst"]), E(&[])),
-        ("truncated-checksum.tar.zst", E(&["truncated-checksum.tar.zst"]), E(&["truncated-checksum.tar.zst"]), E(&[])),
-        ("corrupt.tar.zst", E(&["corrupt.tar.zst"]), E(&["corrupt.tar.zst"]), E(&[])),
-        ("truncated.tar.xz", E(&["truncated.tar.xz"]), E(&["truncated.tar.xz"]), E(&[])),
-        ("corrupt.tar.xz", E(&["corrupt.tar.xz"]), E(&["corrupt.tar.xz"]), E(&[])),
-        ("bzip2.tar.bz2", E(&["bzip2.tar.bz2", "bzip2-compressed archives are not supported"]), E(&["bzip2-compressed"]), E(&["bzip2-compressed"])),
-        ("garbage.tar", E(&["garbage.tar", "cksum"]), E(&["garbage.tar", "cksum"]), E(&["cksum"])),
+        (
+            "truncated.tar.gz",
+            E(&["truncated.tar.gz"]),
+            E(&["truncated.tar.gz"]),
+            E(&[]),
+        ),
+        (
+            "truncated-trailer.tar.gz",
+            E(&["truncated-trailer.tar.gz"]),
+            E(&["truncated-trailer.tar.gz"]),
+            E(&[]),
+        ),
+        (
+            "corrupt.tar.gz",
+            E(&["corrupt.tar.gz"]),
+            E(&["corrupt.tar.gz"]),
+            E(&[]),
+        ),
+        (
+            "corrupt-crc.tar.gz",
+            E(&["corrupt-crc.tar.gz"]),
+            E(&["corrupt-crc.tar.gz"]),
+            E(&[]),
+        ),
+        (
+            "truncated.tar.zst",
+            E(&["truncated.tar.zst"]),
+            E(&["truncated.tar.zst"]),
+            E(&[]),
+        ),
+        (
+            "truncated-checksum.tar.zst",
+            E(&["truncated-checksum.tar.zst"]),
+            E(&["truncated-checksum.tar.zst"]),
+            E(&[]),
+        ),
+        (
+            "corrupt.tar.zst",
+            E(&["corrupt.tar.zst"]),
+            E(&["corrupt.tar.zst"]),
+            E(&[]),
+        ),
+        (
+            "truncated.tar.xz",
+            E(&["truncated.tar.xz"]),
+            E(&["truncated.tar.xz"]),
+            E(&[]),
+        ),
+        (
+            "corrupt.tar.xz",
+            E(&["corrupt.tar.xz"]),
+            E(&["corrupt.tar.xz"]),
+            E(&[]),
+        ),
+        (
+            "bzip2.tar.bz2",
+            E(&["bzip2.tar.bz2", "bzip2-compressed archives are not supported"]),
+            E(&["bzip2-compressed"]),
+            E(&["bzip2-compressed"]),
+        ),
+        (
+            "garbage.tar",
+            E(&["garbage.tar", "cksum"]),
+            E(&["garbage.tar", "cksum"]),
+            E(&["cksum"]),
+        ),
     ]
 }
 
@@ -289,7 +472,10 @@ fn apply_layer_keeps_every_hostile_archive_inside_the_root() {
                 assert_eq!(meta("bin/wall").unwrap().mode() & 0o7777, 0o2755);
             }
             "duplicate.tar" => {
-                assert_eq!(std::fs::read_to_string(root.join("etc/conf")).unwrap(), "second\n");
+                assert_eq!(
+                    std::fs::read_to_string(root.join("etc/conf")).unwrap(),
+                    "second\n"
+                );
                 assert_eq!(meta("etc/conf").unwrap().permissions().mode() & 0o777, 0o600);
                 assert!(meta("x").unwrap().is_file());
             }
@@ -322,7 +508,9 @@ fn apply_layer_resolves_lower_symlinks_inside_the_root() {
     assert!(root.join(ESCAPE).is_file(), "`..` stops at the root");
     assert_eq!(
         std::fs::metadata(root.join("victim-link")).unwrap().ino(),
-        std::fs::metadata(root.join(victim.strip_prefix("/").unwrap()).join("passwd")).unwrap().ino()
+        std::fs::metadata(root.join(victim.strip_prefix("/").unwrap()).join("passwd"))
+            .unwrap()
+            .ino()
     );
 }
 
@@ -358,26 +546,50 @@ fn decompression_bombs_stop_at_the_limit() {
         let area = Area::new();
         check(name, "unpack", unpack(&area, name, &small), want);
         area.assert_contained(name);
-        check(name, "apply_layer", apply_layer_with_limits(&file(name), &area.root(), &small), want);
+        check(
+            name,
+            "apply_layer",
+            apply_layer_with_limits(&file(name), &area.root(), &small),
+            want,
+        );
         area.assert_contained(name);
         // At most about the limit was written before it stopped.
         let written: u64 = walk_sizes(&area.root());
         assert!(written <= 1 << 20, "{name}: {written} bytes written");
         let bytes = std::fs::read(file(name)).unwrap();
-        check(name, "read_layer_entries", read_layer_entries_with_limits(&bytes[..], &small), want);
+        check(
+            name,
+            "read_layer_entries",
+            read_layer_entries_with_limits(&bytes[..], &small),
+            want,
+        );
     }
     let area = Area::new();
-    check("deb-bomb.deb", "deb", deb(&area, "deb-bomb.deb", &small), E(&["deb-bomb.deb", "larger than the limit"]));
+    check(
+        "deb-bomb.deb",
+        "deb",
+        deb(&area, "deb-bomb.deb", &small),
+        E(&["deb-bomb.deb", "larger than the limit"]),
+    );
     area.assert_contained("deb-bomb.deb");
     // The limit on metadata records is configurable too.
     let tiny_meta = ReadLimits {
         max_metadata_record: 16,
         ..ReadLimits::DEFAULT
     };
-    let long = corpus::Tar::default().pax(&[("path", "a-path-longer-than-sixteen-bytes")]).file("p", 0o644, b"").end();
+    let long = corpus::Tar::default()
+        .pax(&[("path", "a-path-longer-than-sixteen-bytes")])
+        .file("p", 0o644, b"")
+        .end();
     let err = read_layer_entries_with_limits(&long[..], &tiny_meta).unwrap_err();
-    assert!(err.to_string().contains("more than the limit of 16 bytes"), "{err}");
-    assert_eq!(read_layer_entries(&long[..]).unwrap()[0].path, "a-path-longer-than-sixteen-bytes");
+    assert!(
+        err.to_string().contains("more than the limit of 16 bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        read_layer_entries(&long[..]).unwrap()[0].path,
+        "a-path-longer-than-sixteen-bytes"
+    );
 }
 
 fn walk_sizes(dir: &Path) -> u64 {
@@ -385,7 +597,11 @@ fn walk_sizes(dir: &Path) -> u64 {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
-        n += if m.is_dir() { walk_sizes(&e.path()) } else { m.len() };
+        n += if m.is_dir() {
+            walk_sizes(&e.path())
+        } else {
+            m.len()
+        };
     }
     n
 }
@@ -393,12 +609,33 @@ fn walk_sizes(dir: &Path) -> u64 {
 #[test]
 fn hostile_debs_are_refused_by_name() {
     let cases: [(&str, &[&str]); 7] = [
-        ("deb-dotdot.deb", &["deb-dotdot.deb (data.tar)", "./../../bake-hostile-escape", DOTDOT]),
-        ("deb-symlink-escape.deb", &["/usr/link is a symlink in this layer"]),
-        ("deb-device.deb", &["deb-device.deb (data.tar)", "./dev/mem", "device nodes and fifos"]),
-        ("deb-bad-name.deb", &["deb-bad-name.deb is not a valid Debian package", "invalid package name \"../../etc\""]),
-        ("deb-member-size-huge.deb", &["deb-member-size-huge.deb", "the control archive is too large"]),
-        ("deb-pax-huge.deb", &["deb-pax-huge.deb (data.tar)", "PAX extended header", LIMIT_META]),
+        (
+            "deb-dotdot.deb",
+            &["deb-dotdot.deb (data.tar)", "./../../bake-hostile-escape", DOTDOT],
+        ),
+        (
+            "deb-symlink-escape.deb",
+            &["/usr/link is a symlink in this layer"],
+        ),
+        (
+            "deb-device.deb",
+            &["deb-device.deb (data.tar)", "./dev/mem", "device nodes and fifos"],
+        ),
+        (
+            "deb-bad-name.deb",
+            &[
+                "deb-bad-name.deb is not a valid Debian package",
+                "invalid package name \"../../etc\"",
+            ],
+        ),
+        (
+            "deb-member-size-huge.deb",
+            &["deb-member-size-huge.deb", "the control archive is too large"],
+        ),
+        (
+            "deb-pax-huge.deb",
+            &["deb-pax-huge.deb (data.tar)", "PAX extended header", LIMIT_META],
+        ),
         ("deb-bomb.deb", &[]),
     ];
     for (name, pieces) in cases {

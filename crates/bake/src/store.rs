@@ -58,7 +58,9 @@ impl Which {
             (None, _, Some(d)) => Ok(Which::Cache(d.clone())),
             (None, true, None) => match default_cache {
                 Some(d) => Ok(Which::Cache(d)),
-                None => bail!("no default layer cache: XDG_CACHE_HOME and HOME are unset; use --cache-dir DIR"),
+                None => {
+                    bail!("no default layer cache: XDG_CACHE_HOME and HOME are unset; use --cache-dir DIR")
+                }
             },
             (None, false, None) => bail!("name a layout directory, or --cache / --cache-dir DIR"),
             _ => bail!("name either a layout directory or the cache, not both"),
@@ -152,7 +154,10 @@ fn verify(which: &Which, json_out: bool) -> Result<()> {
     }
     // A layout must also hold everything its index reaches.
     let (missing, unreadable) = match which {
-        Which::Layout(dir) => match Layout::open(dir).map_err(anyhow::Error::from).and_then(|l| reachable(&l, &store)) {
+        Which::Layout(dir) => match Layout::open(dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|l| reachable(&l, &store))
+        {
             Ok(r) => (r.missing, None),
             Err(e) => (BTreeMap::new(), Some(format!("{e:#}"))),
         },
@@ -189,7 +194,11 @@ fn verify(which: &Which, json_out: bool) -> Result<()> {
             writeln!(out, "unreadable {e}")?;
         }
         for p in &temps {
-            writeln!(out, "leftover  {} (an interrupted write; bake store gc removes it)", p.display())?;
+            writeln!(
+                out,
+                "leftover  {} (an interrupted write; bake store gc removes it)",
+                p.display()
+            )?;
         }
         writeln!(
             out,
@@ -206,7 +215,11 @@ fn verify(which: &Which, json_out: bool) -> Result<()> {
             corrupt.len(),
             missing.len(),
             strays.len(),
-            if unreadable.is_some() { ", and its index cannot be followed" } else { "" }
+            if unreadable.is_some() {
+                ", and its index cannot be followed"
+            } else {
+                ""
+            }
         );
     }
     Ok(())
@@ -222,7 +235,10 @@ struct Reach {
 fn is_index_or_manifest(mt: &str) -> bool {
     matches!(
         mt,
-        media_type::OCI_MANIFEST | media_type::OCI_INDEX | media_type::DOCKER_MANIFEST | media_type::DOCKER_MANIFEST_LIST
+        media_type::OCI_MANIFEST
+            | media_type::OCI_INDEX
+            | media_type::DOCKER_MANIFEST
+            | media_type::DOCKER_MANIFEST_LIST
     )
 }
 
@@ -261,7 +277,9 @@ fn reachable(layout: &Layout, store: &BlobStore) -> Result<Reach> {
         let json_like = is_index_or_manifest(&mt) || mt.ends_with("+json") || mt.ends_with("/json");
         if !json_like || size > MAX_JSON_SIZE {
             if is_index_or_manifest(&mt) {
-                bail!("{mt} {digest} is {size} bytes, more than {MAX_JSON_SIZE}: cannot tell what it references");
+                bail!(
+                    "{mt} {digest} is {size} bytes, more than {MAX_JSON_SIZE}: cannot tell what it references"
+                );
             }
             continue;
         }
@@ -288,8 +306,16 @@ fn reachable(layout: &Layout, store: &BlobStore) -> Result<Reach> {
 fn descriptors(v: &Value, out: &mut Vec<(String, Digest)>) {
     match v {
         Value::Object(m) => {
-            if let Some(d) = m.get("digest").and_then(Value::as_str).and_then(|d| d.parse().ok()) {
-                let mt = m.get("mediaType").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if let Some(d) = m
+                .get("digest")
+                .and_then(Value::as_str)
+                .and_then(|d| d.parse().ok())
+            {
+                let mt = m
+                    .get("mediaType")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 out.push((mt, d));
             }
             for child in m.values() {
@@ -319,8 +345,14 @@ fn cache_references(root: &Path) -> Result<BTreeSet<Digest>> {
         }
         // An unreadable entry is a cache miss: it keeps nothing alive.
         let Ok(bytes) = fs_err::read(&path) else { continue };
-        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else { continue };
-        if let Some(d) = v.get("digest").and_then(Value::as_str).and_then(|d| d.parse().ok()) {
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        if let Some(d) = v
+            .get("digest")
+            .and_then(Value::as_str)
+            .and_then(|d| d.parse().ok())
+        {
             refs.insert(d);
         }
     }
@@ -376,17 +408,17 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
                     kept_recent += 1;
                 }
             }
-            Item::Temp(p, meta) => {
-                if meta.modified().is_ok_and(|m| older_than(m, grace, now)) {
-                    remove(&p, p.display().to_string(), meta.len())?;
-                }
+            Item::Temp(p, meta) if meta.modified().is_ok_and(|m| older_than(m, grace, now)) => {
+                remove(&p, p.display().to_string(), meta.len())?;
             }
             _ => {}
         }
     }
     // Temp files of index.json and cache-entry rewrites.
     for dir in temp_dirs {
-        let Ok(entries) = fs_err::read_dir(&dir) else { continue };
+        let Ok(entries) = fs_err::read_dir(&dir) else {
+            continue;
+        };
         for e in entries {
             let e = e?;
             let meta = fs_err::symlink_metadata(e.path())?;
@@ -420,7 +452,10 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
             human(freed),
             keep.len(),
             if kept_recent > 0 {
-                format!(", {kept_recent} unreferenced but newer than {}s kept", grace.as_secs())
+                format!(
+                    ", {kept_recent} unreferenced but newer than {}s kept",
+                    grace.as_secs()
+                )
             } else {
                 String::new()
             }

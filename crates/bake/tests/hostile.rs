@@ -6,6 +6,8 @@
 //! `out`, TMPDIR, HOME), no temp file is left, no tag is written, and
 //! nothing panics.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -63,7 +65,10 @@ impl Area {
         }
         self.assert_contained(case);
         if let Ok(index) = fs_err::read_to_string(self.ctx().join("layout/index.json")) {
-            assert!(!index.contains("ref.name"), "{case}: a failed build tagged something: {index}");
+            assert!(
+                !index.contains("ref.name"),
+                "{case}: a failed build tagged something: {index}"
+            );
         }
         stderr
     }
@@ -94,8 +99,15 @@ impl Area {
             "root:x:0:0\n",
             "{case}"
         );
-        assert_eq!(fs_err::read_dir(root.join("victim")).unwrap().count(), 1, "{case}");
-        let left: Vec<_> = fs_err::read_dir(root.join("tmp")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(
+            fs_err::read_dir(root.join("victim")).unwrap().count(),
+            1,
+            "{case}"
+        );
+        let left: Vec<_> = fs_err::read_dir(root.join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert!(left.is_empty(), "{case}: temp files left: {left:?}");
         // No file named like an escape anywhere in the build's directories
         // but where an archive is allowed to put it (nowhere, for a failure).
@@ -115,27 +127,62 @@ fn assert_no_escape_below(dir: &Path, case: &str) {
 }
 
 fn unpack_recipe(archive: &str) -> String {
-    format!("[image]\nname = \"hostile\"\n\n[[layer]]\n[[layer.step]]\nunpack = \"{archive}\"\nto = \"/srv\"\n")
+    format!(
+        "[image]\nname = \"hostile\"\n\n[[layer]]\n[[layer.step]]\nunpack = \"{archive}\"\nto = \"/srv\"\n"
+    )
 }
 
 #[test]
 fn hostile_unpack_archives_fail_naming_the_step_archive_and_entry() {
     let cases: &[(&str, &[&str])] = &[
-        ("dotdot.tar", &["\"../bake-hostile-escape\"", "'..' would leave the unpack directory"]),
-        ("dotdot-nested.tar", &["\"a/../../bake-hostile-escape\"", "'..' would leave"]),
-        ("symlink-escape.tar", &["cannot create /srv/link/bake-hostile-escape: /srv/link is a symlink in this layer"]),
-        ("symlink-escape-relative.tar", &["/srv/link is a symlink in this layer"]),
+        (
+            "dotdot.tar",
+            &[
+                "\"../bake-hostile-escape\"",
+                "'..' would leave the unpack directory",
+            ],
+        ),
+        (
+            "dotdot-nested.tar",
+            &["\"a/../../bake-hostile-escape\"", "'..' would leave"],
+        ),
+        (
+            "symlink-escape.tar",
+            &["cannot create /srv/link/bake-hostile-escape: /srv/link is a symlink in this layer"],
+        ),
+        (
+            "symlink-escape-relative.tar",
+            &["/srv/link is a symlink in this layer"],
+        ),
         ("hardlink-escape.tar", &["entry \"h\"", "'..' would leave"]),
-        ("hardlink-absolute.tar", &["entry \"h\"", "not a regular file earlier in this archive"]),
-        ("hardlink-through-symlink.tar", &["entry \"h\"", "not a regular file earlier"]),
+        (
+            "hardlink-absolute.tar",
+            &["entry \"h\"", "not a regular file earlier in this archive"],
+        ),
+        (
+            "hardlink-through-symlink.tar",
+            &["entry \"h\"", "not a regular file earlier"],
+        ),
         ("whiteout-escape.tar", &["entry \".wh..\"", "mean deletions"]),
-        ("device-char.tar", &["entry \"dev/mem\"", "device nodes and fifos are not supported"]),
+        (
+            "device-char.tar",
+            &["entry \"dev/mem\"", "device nodes and fifos are not supported"],
+        ),
         ("fifo.tar", &["entry \"run/fifo\"", "device nodes and fifos"]),
-        ("sparse.tar", &["entry \"sparse\"", "sparse files are not supported"]),
+        (
+            "sparse.tar",
+            &["entry \"sparse\"", "sparse files are not supported"],
+        ),
         ("size-beyond-stream.tar", &["entry \"big\"", "truncated"]),
         ("pax-size-huge.tar", &["entry \"f\"", "truncated"]),
-        ("pax-record-huge.tar", &["PAX extended header of 17179869184 bytes, more than the limit of 1048576 bytes"]),
-        ("gnu-longname-huge.tar", &["GNU long name record of 1073741824 bytes"]),
+        (
+            "pax-record-huge.tar",
+            &["PAX extended header of 17179869184 bytes, more than the limit of 1048576 bytes"],
+        ),
+        (
+            "gnu-longname-huge.tar",
+            &["GNU long name record of 1073741824 bytes"],
+        ),
         ("pax-malformed.tar", &["entry \"f\"", "malformed pax extension"]),
         ("truncated.tar.gz", &["truncated.tar.gz"]),
         ("truncated-trailer.tar.gz", &["truncated-trailer.tar.gz"]),
@@ -171,14 +218,19 @@ fn accepted_hostile_archives_stay_below_their_destination() {
     assert_store_clean(&layout);
     let index: serde_json::Value =
         serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
-    let manifest_digest: bake_digest::Digest = index["manifests"][0]["digest"].as_str().unwrap().parse().unwrap();
+    let manifest_digest: bake_digest::Digest =
+        index["manifests"][0]["digest"].as_str().unwrap().parse().unwrap();
     let store = bake_store::BlobStore::open(&layout).unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&store.read_verified(&manifest_digest).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&store.read_verified(&manifest_digest).unwrap()).unwrap();
     let layer: bake_digest::Digest = manifest["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
     let entries = bake_layer::read_layer_entries(store.open_verified(&layer).unwrap()).unwrap();
     let find = |p: &str| entries.iter().find(|e| e.path == p);
     assert!(find(&format!("srv/tmp/{ESCAPE}")).is_some());
-    assert!(entries.iter().all(|e| e.path.starts_with("srv/")), "everything below /srv");
+    assert!(
+        entries.iter().all(|e| e.path.starts_with("srv/")),
+        "everything below /srv"
+    );
     assert_eq!(find("srv/bin/su").unwrap().mode, 0o4755);
     assert_eq!(find("srv/etc/conf").unwrap().size, "second\n".len() as u64);
 }
@@ -186,10 +238,29 @@ fn accepted_hostile_archives_stay_below_their_destination() {
 #[test]
 fn hostile_debs_fail_naming_the_package_and_entry() {
     let cases: &[(&str, &[&str])] = &[
-        ("deb-dotdot.deb", &["deb-dotdot.deb (data.tar)", "./../../bake-hostile-escape", "'..' would leave"]),
-        ("deb-symlink-escape.deb", &["/usr/link is a symlink in this layer"]),
-        ("deb-device.deb", &["deb-device.deb (data.tar)", "./dev/mem", "device nodes"]),
-        ("deb-bad-name.deb", &["is not a valid Debian package", "invalid package name \"../../etc\""]),
+        (
+            "deb-dotdot.deb",
+            &[
+                "deb-dotdot.deb (data.tar)",
+                "./../../bake-hostile-escape",
+                "'..' would leave",
+            ],
+        ),
+        (
+            "deb-symlink-escape.deb",
+            &["/usr/link is a symlink in this layer"],
+        ),
+        (
+            "deb-device.deb",
+            &["deb-device.deb (data.tar)", "./dev/mem", "device nodes"],
+        ),
+        (
+            "deb-bad-name.deb",
+            &[
+                "is not a valid Debian package",
+                "invalid package name \"../../etc\"",
+            ],
+        ),
         ("deb-member-size-huge.deb", &["the control archive is too large"]),
         ("deb-pax-huge.deb", &["PAX extended header of 17179869184 bytes"]),
     ];
@@ -208,15 +279,24 @@ fn hostile_debs_fail_naming_the_package_and_entry() {
 }
 
 fn base_recipe(base: &str) -> String {
-    format!("base = \"{base}\"\n[image]\nname = \"hostile\"\n\n[[layer]]\n[[layer.step]]\nfile = \"/x\"\ncontent = \"x\"\n")
+    format!(
+        "base = \"{base}\"\n[image]\nname = \"hostile\"\n\n[[layer]]\n[[layer.step]]\nfile = \"/x\"\ncontent = \"x\"\n"
+    )
 }
 
 /// A base layout is built here with the bake-image API, then broken.
-fn base_layout(dir: &Path, layer_bytes: &[u8]) -> (bake_image::Layout, bake_digest::Digest, bake_digest::Digest) {
+fn base_layout(
+    dir: &Path,
+    layer_bytes: &[u8],
+) -> (bake_image::Layout, bake_digest::Digest, bake_digest::Digest) {
     use bake_image::{Descriptor, media_type};
     let layout = bake_image::Layout::create_or_open(dir).unwrap();
     let s = layout.store();
-    let layer = Descriptor::new(media_type::OCI_LAYER_TAR, s.put_bytes(layer_bytes).unwrap(), layer_bytes.len() as u64);
+    let layer = Descriptor::new(
+        media_type::OCI_LAYER_TAR,
+        s.put_bytes(layer_bytes).unwrap(),
+        layer_bytes.len() as u64,
+    );
     let config = bake_image::canonical_json(&serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
@@ -269,7 +349,10 @@ fn hostile_base_images_fail_naming_the_blob() {
     area.fails(
         "unknown media type",
         &base_recipe("oci:base:base"),
-        &["bake.toml:1:8:", "unsupported media type \"application/vnd.evil+json\""],
+        &[
+            "bake.toml:1:8:",
+            "unsupported media type \"application/vnd.evil+json\"",
+        ],
     );
     let f = fs_err::File::create(layout.dir().join("index.json")).unwrap();
     f.set_len(bake_image::MAX_JSON_SIZE + 1).unwrap();
@@ -283,7 +366,10 @@ fn hostile_base_images_fail_naming_the_blob() {
 #[test]
 fn hostile_docker_archive_bases_fail_naming_the_file() {
     for (name, piece) in [
-        ("docker-layer-escape.tar", "manifest.json names an invalid path \"../../../../etc/passwd\""),
+        (
+            "docker-layer-escape.tar",
+            "manifest.json names an invalid path \"../../../../etc/passwd\"",
+        ),
         ("docker-pax-bomb.tar", "PAX extended header of 17179869184 bytes"),
         ("docker-symlink-loop.tar", "is a symlink loop"),
         ("docker-layer-digest-mismatch.tar", "holds content with digest"),

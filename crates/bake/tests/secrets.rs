@@ -5,6 +5,8 @@
 //! print for the password, the base64 `auth` string and every line of the
 //! private key's PEM body. None may appear, and nothing may panic.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;
@@ -51,7 +53,10 @@ impl Secrets {
         assert!(!text.contains("panicked"), "{case}: {text}");
         assert!(!text.contains("stack backtrace"), "{case}: {text}");
         for secret in &self.0 {
-            assert!(!text.contains(secret.as_str()), "{case}: output contains the secret {secret:?}:\n{text}");
+            assert!(
+                !text.contains(secret.as_str()),
+                "{case}: output contains the secret {secret:?}:\n{text}"
+            );
         }
         assert!(text.contains("error:"), "{case}: {text}");
     }
@@ -63,7 +68,10 @@ fn run(cwd: &Path, envs: &[(&str, &str)], args: &[&str]) -> Output {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    cmd.args(args).stdin(std::process::Stdio::null()).output().unwrap()
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
 }
 
 /// A built image in `dir/layout` and an encrypted key pair `dir/ci.*`.
@@ -88,9 +96,23 @@ fn key_passwords_and_key_material_never_appear_in_output() {
 
     // A wrong password, for sign and for build --sign.
     let wrong = [("BAKE_PASSWORD", WRONG_KEY_PASSWORD)];
-    let out = run(dir, &wrong, &["sign", "oci:layout:latest", "--key", "ci.key", "--identity", "example.com/hello"]);
+    let out = run(
+        dir,
+        &wrong,
+        &[
+            "sign",
+            "oci:layout:latest",
+            "--key",
+            "ci.key",
+            "--identity",
+            "example.com/hello",
+        ],
+    );
     secrets.check("sign, wrong password", &out);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ci.key"), "names the key file");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ci.key"),
+        "names the key file"
+    );
     let out = run(
         dir,
         &wrong,
@@ -110,7 +132,18 @@ fn key_passwords_and_key_material_never_appear_in_output() {
     secrets.check("build --json --push --sign, wrong password", &out);
 
     // No password at all, no terminal.
-    let out = run(dir, &[], &["sign", "oci:layout:latest", "--key", "ci.key", "--identity", "example.com/hello"]);
+    let out = run(
+        dir,
+        &[],
+        &[
+            "sign",
+            "oci:layout:latest",
+            "--key",
+            "ci.key",
+            "--identity",
+            "example.com/hello",
+        ],
+    );
     secrets.check("sign, no password", &out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is encrypted"));
 
@@ -123,7 +156,18 @@ fn key_passwords_and_key_material_never_appear_in_output() {
     damaged.add_pem(&lines.join("\n"));
     damaged.add_pem(&pem);
     for env in [&[("BAKE_PASSWORD", KEY_PASSWORD)][..], &[][..]] {
-        let out = run(dir, env, &["sign", "oci:layout:latest", "--key", "bad.key", "--identity", "example.com/hello"]);
+        let out = run(
+            dir,
+            env,
+            &[
+                "sign",
+                "oci:layout:latest",
+                "--key",
+                "bad.key",
+                "--identity",
+                "example.com/hello",
+            ],
+        );
         damaged.check("sign, damaged key", &out);
     }
 
@@ -133,9 +177,30 @@ fn key_passwords_and_key_material_never_appear_in_output() {
     let plain = fs_err::read_to_string(dir.join("plain.key")).unwrap();
     let mut plain_secrets = Secrets::new(&[]);
     plain_secrets.add_pem(&plain);
-    let out = run(dir, &[], &["verify", "oci:layout:latest", "--key", "plain.key", "--any-identity"]);
+    let out = run(
+        dir,
+        &[],
+        &[
+            "verify",
+            "oci:layout:latest",
+            "--key",
+            "plain.key",
+            "--any-identity",
+        ],
+    );
     plain_secrets.check("verify with a private key", &out);
-    let out = run(dir, &[], &["sign", "oci:layout:latest", "--key", "plain.pub", "--identity", "example.com/h"]);
+    let out = run(
+        dir,
+        &[],
+        &[
+            "sign",
+            "oci:layout:latest",
+            "--key",
+            "plain.pub",
+            "--identity",
+            "example.com/h",
+        ],
+    );
     plain_secrets.check("sign with a public key", &out);
 }
 
@@ -160,13 +225,19 @@ fn registry_passwords_never_appear_in_output() {
     let auth_json: serde_json::Value =
         serde_json::from_slice(&fs_err::read(config.join("config.json")).unwrap()).unwrap();
     let mut secrets = Secrets::new(&[WRONG, RIGHT, KEY_PASSWORD]);
-    let auth = auth_json["auths"][reg.host()]["auth"].as_str().unwrap().to_owned();
+    let auth = auth_json["auths"][reg.host()]["auth"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     secrets.add(auth.clone());
     // The password in the base64 of "ci:PASSWORD" is also visible shifted
     // by a byte or two; check the middle of the encoding too.
     secrets.add(auth[4..auth.len() - 4].to_owned());
     let target = format!("{}/secret/hello", reg.host());
-    let env = [("DOCKER_CONFIG", config.to_str().unwrap()), ("BAKE_PASSWORD", KEY_PASSWORD)];
+    let env = [
+        ("DOCKER_CONFIG", config.to_str().unwrap()),
+        ("BAKE_PASSWORD", KEY_PASSWORD),
+    ];
     for args in [
         vec!["push", "oci:layout:latest", target.as_str()],
         vec!["push", "oci:layout:latest", target.as_str(), "--json"],

@@ -4,6 +4,8 @@
 //! what is reached), leaves recent blobs to builds in progress, removes
 //! stale temp files, and refuses to guess when a manifest is unreadable.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;
@@ -34,13 +36,19 @@ fn store(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 fn blob(dir: &Path, digest: &Value) -> std::path::PathBuf {
     let d = digest.as_str().unwrap();
-    dir.join("layout/blobs/sha256").join(d.strip_prefix("sha256:").unwrap())
+    dir.join("layout/blobs/sha256")
+        .join(d.strip_prefix("sha256:").unwrap())
 }
 
 #[test]
@@ -62,9 +70,18 @@ fn verify_reports_corrupt_missing_and_stray_blobs() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let digest = v["layers"][1]["digest"].as_str().unwrap();
-    assert!(stdout.contains(&format!("corrupt   {digest} at {}", Path::new("layout/blobs/sha256").join(&digest[7..]).display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "corrupt   {digest} at {}",
+            Path::new("layout/blobs/sha256").join(&digest[7..]).display()
+        )),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: layout has 1 corrupt, 0 missing and 0 stray blobs"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: layout has 1 corrupt, 0 missing and 0 stray blobs"),
+        "{stderr}"
+    );
     let j = json_of(&store(dir, &["verify", "layout", "--json"]));
     assert_eq!(j["ok"], false);
     assert_eq!(j["corrupt"][0]["digest"], digest);
@@ -78,9 +95,17 @@ fn verify_reports_corrupt_missing_and_stray_blobs() {
     std::os::unix::fs::symlink(dir.join("elsewhere"), &config).unwrap();
     let j = json_of(&store(dir, &["verify", "layout", "--json"]));
     assert_eq!(j["ok"], false, "{j}");
-    let missing: Vec<&str> = j["missing"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap()).collect();
+    let missing: Vec<&str> = j["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
     assert!(missing.contains(&digest), "{j}");
-    assert!(missing.contains(&v["config"]["digest"].as_str().unwrap()), "a symlink is not the blob: {j}");
+    assert!(
+        missing.contains(&v["config"]["digest"].as_str().unwrap()),
+        "a symlink is not the blob: {j}"
+    );
     assert_eq!(j["notBlobs"][0]["reason"], "a symlink", "{j}");
 
     // Not a layout at all.
@@ -89,7 +114,12 @@ fn verify_reports_corrupt_missing_and_stray_blobs() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not an OCI image layout"));
     // Neither or both targets: a usage error from bake, exit 1.
     assert_eq!(store(dir, &["verify"]).status.code(), Some(1));
-    assert_eq!(store(dir, &["verify", "layout", "--cache-dir", "c"]).status.code(), Some(1));
+    assert_eq!(
+        store(dir, &["verify", "layout", "--cache-dir", "c"])
+            .status
+            .code(),
+        Some(1)
+    );
 }
 
 #[test]
@@ -101,12 +131,19 @@ fn gc_removes_exactly_the_unreachable_blobs() {
     // Sign image A under another tag: its signature must survive; then
     // move `latest` to B, leaving A's manifest, config and moving layer
     // unreachable except through... nothing.
-    ok(bake(dir).env("BAKE_PASSWORD", "pw").args(["keygen", "--output-prefix", "k"]));
-    recipe(dir, "two");
-    let b = build(dir, &["--no-cache"]);
     ok(bake(dir)
         .env("BAKE_PASSWORD", "pw")
-        .args(["sign", "oci:layout:latest", "--key", "k.key", "--identity", "example.com/s"]));
+        .args(["keygen", "--output-prefix", "k"]));
+    recipe(dir, "two");
+    let b = build(dir, &["--no-cache"]);
+    ok(bake(dir).env("BAKE_PASSWORD", "pw").args([
+        "sign",
+        "oci:layout:latest",
+        "--key",
+        "k.key",
+        "--identity",
+        "example.com/s",
+    ]));
     let sig_blobs = count_blobs(dir) - 7; // A: 3 own + shared layer; B: 3 own
     assert!(sig_blobs >= 2, "signature manifest and payload");
 
@@ -117,8 +154,16 @@ fn gc_removes_exactly_the_unreachable_blobs() {
 
     // Dry run with no grace: lists A's manifest, config and moving layer.
     let before = count_blobs(dir);
-    let j = json_of(&store(dir, &["gc", "layout", "--grace", "0", "--dry-run", "--json"]));
-    let mut names: Vec<&str> = j["removed"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let j = json_of(&store(
+        dir,
+        &["gc", "layout", "--grace", "0", "--dry-run", "--json"],
+    ));
+    let mut names: Vec<&str> = j["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     names.sort();
     let mut want = vec![
         a["digest"].as_str().unwrap(),
@@ -128,7 +173,10 @@ fn gc_removes_exactly_the_unreachable_blobs() {
     want.sort();
     assert_eq!(names, want);
     assert_eq!(count_blobs(dir), before, "dry run removes nothing");
-    let sizes: u64 = [&a["size"], &a["config"]["size"], &a["layers"][1]["size"]].iter().map(|v| v.as_u64().unwrap()).sum();
+    let sizes: u64 = [&a["size"], &a["config"]["size"], &a["layers"][1]["size"]]
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(j["freedBytes"], sizes);
 
     // For real: gone; B and its signature verify; the store is clean.
@@ -138,9 +186,19 @@ fn gc_removes_exactly_the_unreachable_blobs() {
     for d in &want {
         assert!(!blob(dir, &Value::from(*d)).exists());
     }
-    assert!(blob(dir, &a["layers"][0]["digest"]).exists(), "a layer B shares is kept");
+    assert!(
+        blob(dir, &a["layers"][0]["digest"]).exists(),
+        "a layer B shares is kept"
+    );
     ok(bake(dir).args(["store", "verify", "layout"]));
-    ok(bake(dir).args(["verify", "oci:layout:latest", "--key", "k.pub", "--identity", "example.com/s"]));
+    ok(bake(dir).args([
+        "verify",
+        "oci:layout:latest",
+        "--key",
+        "k.pub",
+        "--identity",
+        "example.com/s",
+    ]));
     let again = build(dir, &["--no-cache"]);
     assert_eq!(again["digest"], b["digest"]);
     // A second gc finds nothing.
@@ -160,7 +218,11 @@ fn gc_removes_stale_temp_files_and_refuses_unreadable_manifests() {
     let v = build(dir, &["--no-cache"]);
     let blobs = dir.join("layout/blobs/sha256");
     let old = filetime::FileTime::from_unix_time(1_600_000_000, 0);
-    for (name, stale) in [("blobs/sha256/.tmp-old", true), ("blobs/sha256/.tmp-new", false), (".tmp-index-old", true)] {
+    for (name, stale) in [
+        ("blobs/sha256/.tmp-old", true),
+        ("blobs/sha256/.tmp-new", false),
+        (".tmp-index-old", true),
+    ] {
         let p = dir.join("layout").join(name);
         fs_err::write(&p, b"partial").unwrap();
         if stale {
@@ -168,11 +230,17 @@ fn gc_removes_stale_temp_files_and_refuses_unreadable_manifests() {
         }
     }
     let out = ok(bake(dir).args(["store", "verify", "layout"]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("leftover"), "listed, not an error");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("leftover"),
+        "listed, not an error"
+    );
     let j = json_of(&ok(bake(dir).args(["store", "gc", "layout", "--json"])));
     assert_eq!(j["removed"].as_array().unwrap().len(), 2, "{j}");
     assert!(!blobs.join(".tmp-old").exists() && !dir.join("layout/.tmp-index-old").exists());
-    assert!(blobs.join(".tmp-new").exists(), "a write in progress is left alone");
+    assert!(
+        blobs.join(".tmp-new").exists(),
+        "a write in progress is left alone"
+    );
 
     // The manifest is missing: gc cannot know what it referenced.
     fs_err::remove_file(blob(dir, &v["digest"])).unwrap();
@@ -180,8 +248,15 @@ fn gc_removes_stale_temp_files_and_refuses_unreadable_manifests() {
     let out = store(dir, &["gc", "layout", "--grace", "0"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("which is missing: cannot tell what it references"), "{stderr}");
-    assert_eq!(fs_err::read_dir(&blobs).unwrap().count(), before, "nothing removed");
+    assert!(
+        stderr.contains("which is missing: cannot tell what it references"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs_err::read_dir(&blobs).unwrap().count(),
+        before,
+        "nothing removed"
+    );
 }
 
 #[test]
@@ -193,20 +268,45 @@ fn cache_verify_and_gc() {
     recipe(dir, "two");
     build(dir, &["--cache-dir", "cache"]);
     let out = ok(bake(dir).args(["store", "verify", "--cache-dir", "cache"]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("verified 3 blobs"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("verified 3 blobs"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // Every entry is still there: gc removes nothing.
-    let j = json_of(&ok(bake(dir).args(["store", "gc", "--cache-dir", "cache", "--grace", "0", "--json"])));
+    let j = json_of(&ok(bake(dir).args([
+        "store",
+        "gc",
+        "--cache-dir",
+        "cache",
+        "--grace",
+        "0",
+        "--json",
+    ])));
     assert_eq!(j["removed"].as_array().unwrap().len(), 0, "{j}");
     // Drop one entry: its blob goes.
-    let entries: Vec<_> = fs_err::read_dir(dir.join("cache/layers")).unwrap().map(|e| e.unwrap().path()).collect();
+    let entries: Vec<_> = fs_err::read_dir(dir.join("cache/layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     let victim: Value = serde_json::from_slice(&fs_err::read(&entries[0]).unwrap()).unwrap();
     fs_err::remove_file(&entries[0]).unwrap();
-    let j = json_of(&ok(bake(dir).args(["store", "gc", "--cache-dir", "cache", "--grace", "0", "--json"])));
+    let j = json_of(&ok(bake(dir).args([
+        "store",
+        "gc",
+        "--cache-dir",
+        "cache",
+        "--grace",
+        "0",
+        "--json",
+    ])));
     assert_eq!(j["removed"][0]["name"], victim["digest"], "{j}");
     ok(bake(dir).args(["store", "verify", "--cache-dir", "cache"]));
     // --cache is the default cache, $XDG_CACHE_HOME/bake.
     fs_err::create_dir(dir.join("xdg")).unwrap();
     fs_err::rename(dir.join("cache"), dir.join("xdg/bake")).unwrap();
-    let out = ok(bake(dir).args(["store", "verify", "--cache"]).env("XDG_CACHE_HOME", dir.join("xdg")));
+    let out = ok(bake(dir)
+        .args(["store", "verify", "--cache"])
+        .env("XDG_CACHE_HOME", dir.join("xdg")));
     assert!(String::from_utf8_lossy(&out.stdout).contains("verified 2 blobs"));
 }

@@ -56,7 +56,12 @@ pub fn gnu_header(name: &[u8], kind: u8, size: u64) -> [u8; 512] {
 }
 
 /// [`gnu_header`], with `more` applied to the GNU fields before the checksum.
-pub fn gnu_header_with(name: &[u8], kind: u8, size: u64, more: impl FnOnce(&mut tar::GnuHeader)) -> [u8; 512] {
+pub fn gnu_header_with(
+    name: &[u8],
+    kind: u8,
+    size: u64,
+    more: impl FnOnce(&mut tar::GnuHeader),
+) -> [u8; 512] {
     let mut h = tar::Header::new_gnu();
     h.as_old_mut().name[..name.len()].copy_from_slice(name);
     h.set_entry_type(tar::EntryType::new(kind));
@@ -193,14 +198,21 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     let mut v: Vec<(&'static str, Vec<u8>)> = Vec::new();
 
     // --- path escapes ---
-    v.push(("dotdot.tar", Tar::default().file(&format!("../{esc}"), 0o644, b"pwned\n").end()));
+    v.push((
+        "dotdot.tar",
+        Tar::default().file(&format!("../{esc}"), 0o644, b"pwned\n").end(),
+    ));
     v.push((
         "dotdot-nested.tar",
-        Tar::default().file(&format!("a/../../{esc}"), 0o644, b"pwned\n").end(),
+        Tar::default()
+            .file(&format!("a/../../{esc}"), 0o644, b"pwned\n")
+            .end(),
     ));
     v.push((
         "absolute.tar",
-        Tar::default().file(&format!("/tmp/{esc}"), 0o644, b"pwned\n").end(),
+        Tar::default()
+            .file(&format!("/tmp/{esc}"), 0o644, b"pwned\n")
+            .end(),
     ));
     v.push((
         "symlink-escape.tar",
@@ -229,10 +241,16 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
         "hardlink-escape.tar",
         Tar::default().hardlink("h", "../../../../etc/passwd").end(),
     ));
-    v.push(("hardlink-absolute.tar", Tar::default().hardlink("h", "/etc/passwd").end()));
+    v.push((
+        "hardlink-absolute.tar",
+        Tar::default().hardlink("h", "/etc/passwd").end(),
+    ));
     v.push((
         "hardlink-through-symlink.tar",
-        Tar::default().symlink("s", "/etc").hardlink("h", "s/passwd").end(),
+        Tar::default()
+            .symlink("s", "/etc")
+            .hardlink("h", "s/passwd")
+            .end(),
     ));
     v.push((
         "whiteout-escape.tar",
@@ -243,9 +261,20 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     ));
 
     // --- special files ---
-    v.push(("device-char.tar", Tar::default().raw(&device(b"dev/mem", b'3', 1, 1)).end()));
-    v.push(("device-block.tar", Tar::default().raw(&device(b"dev/sda", b'4', 8, 0)).end()));
-    v.push(("fifo.tar", Tar::default().raw(&header(b"run/fifo", b'6', 0o600, 0, b"")).end()));
+    v.push((
+        "device-char.tar",
+        Tar::default().raw(&device(b"dev/mem", b'3', 1, 1)).end(),
+    ));
+    v.push((
+        "device-block.tar",
+        Tar::default().raw(&device(b"dev/sda", b'4', 8, 0)).end(),
+    ));
+    v.push((
+        "fifo.tar",
+        Tar::default()
+            .raw(&header(b"run/fifo", b'6', 0o600, 0, b""))
+            .end(),
+    ));
     v.push((
         "setuid.tar",
         Tar::default()
@@ -382,7 +411,10 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     v.push(("truncated.tar.xz", x[..x.len() / 2].to_vec()));
     v.push(("corrupt.tar.xz", flip_middle(x)));
     v.push(("bzip2.tar.bz2", b"BZh91AY&SY not really bzip2".to_vec()));
-    v.push(("garbage.tar", (0..1500u32).map(|i| (i * 7919 % 251) as u8).collect()));
+    v.push((
+        "garbage.tar",
+        (0..1500u32).map(|i| (i * 7919 % 251) as u8).collect(),
+    ));
 
     // --- Debian packages ---
     v.push((
@@ -390,7 +422,9 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
         deb(
             CONTROL,
             "data.tar",
-            &Tar::default().file(&format!("./../../{esc}"), 0o644, b"pwned\n").end(),
+            &Tar::default()
+                .file(&format!("./../../{esc}"), 0o644, b"pwned\n")
+                .end(),
         ),
     ));
     v.push((
@@ -476,9 +510,8 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     ));
     v.push(("docker-layer-digest-mismatch.tar", {
         let other = "0".repeat(64);
-        let manifest = format!(
-            r#"[{{"Config":"config.json","RepoTags":["x:1"],"Layers":["blobs/sha256/{other}"]}}]"#
-        );
+        let manifest =
+            format!(r#"[{{"Config":"config.json","RepoTags":["x:1"],"Layers":["blobs/sha256/{other}"]}}]"#);
         Tar::default()
             .file("manifest.json", 0o644, manifest.as_bytes())
             .file("config.json", 0o644, config(&other).as_bytes())
@@ -499,7 +532,9 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     ));
     v.push((
         "docker-manifest-malformed.tar",
-        Tar::default().file("manifest.json", 0o644, b"[{\"Config\": ").end(),
+        Tar::default()
+            .file("manifest.json", 0o644, b"[{\"Config\": ")
+            .end(),
     ));
     v.push((
         "docker-config-truncated.tar",
