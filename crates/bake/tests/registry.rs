@@ -191,7 +191,10 @@ fn registry_base_is_pulled_once_and_reused_byte_for_byte() {
         "{stderr}"
     );
     let err = fails(bake(tmp.path()).args(["build", "tag.toml", "--layout", "locked", "--locked"]));
-    assert!(err.contains("--locked") && err.contains("tag.toml.lock does not exist"), "{err}");
+    assert!(
+        err.contains("--locked") && err.contains("tag.toml.lock does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
