@@ -418,7 +418,12 @@ impl Cache {
         let seq = self.link_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = dst.with_file_name(format!(".tmp-link-{}-{seq}", std::process::id()));
         if fs::hard_link(&src, &tmp).is_ok() {
-            return fs::rename(&tmp, &dst).map_err(io_at(&dst));
+            let renamed = fs::rename(&tmp, &dst).map_err(io_at(&dst));
+            // Renaming onto a name that is already a link to the same inode
+            // (another build materialised the same layer just now) succeeds
+            // without doing anything, leaving `tmp`: remove it either way.
+            let _ = fs::remove_file(&tmp);
+            return renamed;
         }
         // Another file system: keep a sound copy, else copy, verified.
         if layout.verify(&entry.digest).is_ok() {

@@ -100,17 +100,8 @@ fn concurrent_builds_share_a_layout_and_a_cache() {
 /// the same inode does nothing and succeeds, leaving the source name: the
 /// cache must remove its `.tmp-link-*` itself.)
 ///
-/// KNOWN BUG, skipped unless BAKE_TEST_CACHE_LINK_RACE=1: `materialise` in
-/// crates/bake-build/src/cache.rs renames `.tmp-link-*` over a name another
-/// build has just linked to the same inode; it needs a
-/// `let _ = fs::remove_file(&tmp);` after the rename. Remove this skip
-/// with that fix. (`bake store gc` removes such leftovers after --grace.)
 #[test]
 fn racing_cache_links_leave_no_temp_files() {
-    if std::env::var_os("BAKE_TEST_CACHE_LINK_RACE").is_none_or(|v| v != "1") {
-        eprintln!("skipped: known .tmp-link leftover race in bake-build's cache (see the doc comment)");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     fs_err::create_dir(dir.join("shared")).unwrap();
