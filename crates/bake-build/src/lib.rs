@@ -347,7 +347,8 @@ fn put(store: &bake_store::BlobStore, bytes: &[u8], what: &str) -> Result<Digest
     })
 }
 
-fn platform_of(recipe: &Recipe) -> Platform {
+/// The image platform a recipe names.
+pub fn platform_of(recipe: &Recipe) -> Platform {
     let p = &recipe.image.platform;
     Platform {
         os: p.os.clone(),

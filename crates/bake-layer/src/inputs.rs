@@ -5,9 +5,10 @@
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-
 use crate::LayerError;
+use globset::GlobSet;
+
+use crate::layer::globs;
 use crate::paths::join;
 
 /// One host node a [`Source::Copy`](crate::Source::Copy) reads.
@@ -92,28 +93,6 @@ fn walk(
         }
     }
     Ok(())
-}
-
-/// The same glob rules as the layer's walk (`*` does not cross `/`).
-fn globs(index: usize, patterns: &[String]) -> Result<GlobSet, LayerError> {
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = GlobBuilder::new(p)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|source| LayerError::Exclude {
-                index,
-                pattern: p.clone(),
-                source,
-            })?;
-        set.add(glob);
-    }
-    set.build().map_err(|source| LayerError::Exclude {
-        index,
-        pattern: patterns.join(", "),
-        source,
-    })
 }
 
 #[cfg(test)]

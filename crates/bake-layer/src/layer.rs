@@ -720,7 +720,9 @@ struct Walk {
     mtime: CopyMtime,
 }
 
-fn globs(index: usize, patterns: &[String]) -> Result<GlobSet, LayerError> {
+/// Exclude globs for a copy (`*` does not cross `/`); the cache's input walk
+/// (`inputs.rs`) uses the same set, so both exclude exactly the same paths.
+pub(crate) fn globs(index: usize, patterns: &[String]) -> Result<GlobSet, LayerError> {
     let mut set = GlobSetBuilder::new();
     for p in patterns {
         let glob = GlobBuilder::new(p)

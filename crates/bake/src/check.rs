@@ -33,7 +33,6 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, Result, anyhow, bail};
 use bake_diff::{DiffReport, EntryChange, LayerStatus, Whiteout};
 use bake_digest::Digest;
-use bake_image::Platform;
 use bake_recipe::{BaseRef, Layer, Recipe, Step, StepKind};
 use clap::{CommandFactory as _, Parser as _};
 use serde_json::{Value, json};
@@ -419,7 +418,7 @@ fn compare_builds(
     if a.digest == b.digest {
         return verdict_ok(args, &a.digest, &b.digest, None, kept, ", twice");
     }
-    let platform = platform_of(recipe);
+    let platform = bake_build::platform_of(recipe);
     let load = |n: usize, x: &Built| {
         bake_diff::Image::from_layout(
             format!("build {n}"),
@@ -489,7 +488,7 @@ fn compare_against(
         .prefix("bake-check-against-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let platform = platform_of(recipe);
+    let platform = bake_build::platform_of(recipe);
     let published = crate::diff::load(spec, Some(&platform), opts, scratch.path())?;
     let ours = bake_diff::Image::from_layout(
         "this build",
@@ -660,15 +659,6 @@ fn write_blames(w: &mut impl Write, blames: &[Blame], max_entries: usize) -> Res
         }
     }
     Ok(())
-}
-
-fn platform_of(recipe: &Recipe) -> Platform {
-    let p = &recipe.image.platform;
-    Platform {
-        os: p.os.clone(),
-        architecture: p.architecture.clone(),
-        variant: p.variant.clone(),
-    }
 }
 
 /// Traces each differing layer entry in `report` back to the recipe.

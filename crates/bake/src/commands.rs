@@ -357,7 +357,7 @@ fn write_human(w: &mut impl Write, out: &BuildOutput, elapsed: std::time::Durati
     Ok(())
 }
 
-fn human_size(n: u64) -> String {
+pub(crate) fn human_size(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut v = n as f64;
     let mut unit = 0;
@@ -378,12 +378,7 @@ fn lock(args: crate::cli::LockArgs) -> Result<()> {
     let base = match &recipe.base {
         bake_recipe::BaseRef::Registry { reference } => {
             let opts = registry::Options::from_args(&args.registry, true);
-            let p = &recipe.image.platform;
-            let platform = bake_image::Platform {
-                os: p.os.clone(),
-                architecture: p.architecture.clone(),
-                variant: p.variant.clone(),
-            };
+            let platform = bake_build::platform_of(&recipe);
             let (digest, manifest) = registry::resolve_platform(&opts, reference, &platform)?;
             Some(crate::lock::LockedBase {
                 reference: reference.clone(),

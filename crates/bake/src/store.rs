@@ -203,7 +203,7 @@ fn verify(which: &Which, json_out: bool) -> Result<()> {
         writeln!(
             out,
             "verified {blobs} blobs ({}) in {}",
-            human(bytes),
+            crate::commands::human_size(bytes),
             which.root().display()
         )?;
     }
@@ -443,13 +443,13 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
     } else {
         let verb = if dry_run { "would remove" } else { "removed" };
         for (what, size) in &removed {
-            writeln!(out, "{verb} {what} ({})", human(*size))?;
+            writeln!(out, "{verb} {what} ({})", crate::commands::human_size(*size))?;
         }
         writeln!(
             out,
             "{verb} {} files, {} freed; {} referenced blobs kept{}",
             removed.len(),
-            human(freed),
+            crate::commands::human_size(freed),
             keep.len(),
             if kept_recent > 0 {
                 format!(
@@ -462,19 +462,4 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
         )?;
     }
     Ok(())
-}
-
-fn human(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
