@@ -38,6 +38,11 @@ pub trait Progress: Sync {
     fn layer_bytes(&self, _index: usize, _bytes: u64) {}
     /// Layer `index` is done, built (in `elapsed`) or taken from the cache.
     fn layer_finished(&self, _index: usize, _layer: &BuiltLayer, _elapsed: Duration) {}
+    /// One line printed by a `run` step of layer `index` (stdout and stderr
+    /// merged, without its newline), as it arrives. Bytes as the command
+    /// wrote them: not necessarily UTF-8. The failing step's last lines are
+    /// also in its error.
+    fn output(&self, _index: usize, _line: &[u8]) {}
 }
 
 /// Reports nothing.
@@ -47,8 +52,9 @@ impl Progress for NoProgress {}
 
 /// Turns a recipe layer into its tar's sources. `below` holds every layer
 /// under it (base first) for layers that depend on them; it is empty for
-/// the others.
-pub(crate) type SourcesFn<'a> = dyn Fn(&Layer, &[BuiltLayer]) -> Result<Vec<Source>, BuildError> + Sync + 'a;
+/// the others. `output` takes each line a `run` step prints.
+pub(crate) type SourcesFn<'a> =
+    dyn Fn(&Layer, &[BuiltLayer], &mut dyn FnMut(&[u8])) -> Result<Vec<Source>, BuildError> + Sync + 'a;
 
 /// Everything the loop needs.
 pub(crate) struct Plan<'a> {
@@ -354,7 +360,7 @@ fn build_one(
     let layer = &plan.layers[index];
     plan.progress.layer_started(index);
     let started = Instant::now();
-    let sources = (plan.sources)(layer, below)?;
+    let sources = (plan.sources)(layer, below, &mut |line| plan.progress.output(index, line))?;
     let store = plan.cache.map_or(plan.layout, |c| c.store());
     let store_err = |source| BuildError::Store {
         layer: layer.name.clone(),

@@ -241,7 +241,9 @@ pub fn build_recipe_with(
         Some(dir) => Some(cache::Cache::open(dir, &stat_id(recipe, &context)).map_err(BuildError::Cache)?),
         None => None,
     };
-    let sources = |layer: &bake_recipe::Layer, below: &[BuiltLayer]| run::sources(&run_env, layer, below);
+    let sources = |layer: &bake_recipe::Layer, below: &[BuiltLayer], output: &mut dyn FnMut(&[u8])| {
+        run::sources(&run_env, layer, below, output)
+    };
     timings.push(("prepare".to_owned(), started.elapsed()));
     let built = layers::build_layers(
         &layers::Plan {

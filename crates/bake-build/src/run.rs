@@ -11,7 +11,6 @@
 //! scratch root lives until the next such layer starts or the build ends,
 //! so nothing is left behind either way.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -50,11 +49,17 @@ pub(crate) struct Env<'a> {
 }
 
 /// The sources of `layer`'s tar; `below` holds every layer under it, base
-/// first (only read when the layer depends on them).
-pub(crate) fn sources(env: &Env<'_>, layer: &Layer, below: &[BuiltLayer]) -> Result<Vec<Source>, BuildError> {
+/// first (only read when the layer depends on them). `output` takes each
+/// line its `run` steps print.
+pub(crate) fn sources(
+    env: &Env<'_>,
+    layer: &Layer,
+    below: &[BuiltLayer],
+    output: &mut dyn FnMut(&[u8]),
+) -> Result<Vec<Source>, BuildError> {
     let has_run = layer.steps.iter().any(|s| matches!(s.kind, StepKind::Run(_)));
     if has_run {
-        return run_layer(env, layer, below);
+        return run_layer(env, layer, below, output);
     }
     let mut sources = crate::layer_sources(env.recipe, layer, env.context)?;
     if depends_on_below(layer) {
@@ -77,7 +82,12 @@ fn blob_paths(store: &BlobStore, layers: &[BuiltLayer]) -> Vec<PathBuf> {
     layers.iter().map(|l| store.path(&l.descriptor.digest)).collect()
 }
 
-fn run_layer(env: &Env<'_>, layer: &Layer, below: &[BuiltLayer]) -> Result<Vec<Source>, BuildError> {
+fn run_layer(
+    env: &Env<'_>,
+    layer: &Layer,
+    below: &[BuiltLayer],
+    output: &mut dyn FnMut(&[u8]),
+) -> Result<Vec<Source>, BuildError> {
     let at_layer = |source| BuildError::Step {
         pos: layer.pos.clone(),
         source,
@@ -153,15 +163,8 @@ fn run_layer(env: &Env<'_>, layer: &Layer, below: &[BuiltLayer]) -> Result<Vec<S
             workdir: run.workdir.as_deref(),
             epoch,
         };
-        let prefix = format!("[{}] ", layer.name);
-        let mut output = |line: &[u8]| {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(prefix.as_bytes());
-            let _ = err.write_all(line);
-            let _ = err.write_all(b"\n");
-        };
         let used = sandbox
-            .exec(&rootfs, &step_spec, &mut output)
+            .exec(&rootfs, &step_spec, output)
             .map_err(|error| BuildError::Run {
                 pos: step.pos.clone(),
                 error,

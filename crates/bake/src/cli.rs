@@ -402,9 +402,21 @@ pub struct BuildArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Print nothing but errors (and the JSON with --json).
+    /// Print nothing but errors (and the JSON with --json). The build log
+    /// still gets everything.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Write the build log here: every layer's result, the output of `run`
+    /// steps (prefixed with the layer name), then the summary or the error,
+    /// each line with the seconds since the build started. Default: beside
+    /// the layout, as <layout>.log (out/<image name>.log).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_log")]
+    pub log: Option<PathBuf>,
+
+    /// Write no build log.
+    #[arg(long)]
+    pub no_log: bool,
 
     /// Keep built layers in DIR and reuse each one while nothing it depends
     /// on has changed. Default: $XDG_CACHE_HOME/bake, else ~/.cache/bake.

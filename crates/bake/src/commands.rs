@@ -2,7 +2,7 @@
 //! command, and prints its result for humans or as JSON.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use bake_build::{BuildOutput, BuildSettings};
@@ -110,10 +110,95 @@ fn build(args: BuildArgs) -> Result<()> {
     if args.locked {
         crate::lock::apply_locked(&mut recipe)?;
     }
-    let reporter = crate::progress::Reporter::new(args.quiet);
-    let out = bake_build::build_recipe_with(&recipe, &settings, &reporter);
+    let log = match build_log_path(&args, &settings, &recipe)? {
+        Some(path) => {
+            let log = crate::progress::BuildLog::create(&path)?;
+            log.text(&format!(
+                "bake {} build {}",
+                env!("CARGO_PKG_VERSION"),
+                settings.recipe.display()
+            ));
+            Some(log)
+        }
+        None => None,
+    };
+    let reporter = crate::progress::Reporter::new(args.quiet, log);
+    let result = build_and_push(&args, &settings, &recipe, &reporter);
     reporter.finish();
-    let out = out?;
+    let log = reporter.log();
+    let (out, pushed) = match result {
+        Ok(done) => done,
+        Err(err) => {
+            if let Some(log) = log {
+                log.text(&crate::error_text(&err));
+                // The build's own error is the one to report.
+                let _ = log.finish();
+            }
+            return Err(err);
+        }
+    };
+    let elapsed = started.elapsed();
+    let mut summary = Vec::new();
+    write_human(&mut summary, &out, elapsed)?;
+    for p in &pushed {
+        for r in p["references"].as_array().into_iter().flatten() {
+            writeln!(summary, "  pushed    {}", r.as_str().unwrap_or_default())?;
+        }
+    }
+    if let Some(log) = log {
+        log.text(&String::from_utf8_lossy(&summary));
+        log.finish()?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let mut v = build_json(&out);
+        v["pushed"] = json!(pushed);
+        v["log"] = json!(log.map(|l| path_string(l.path())));
+        let mut text = serde_json::to_string_pretty(&v)?;
+        text.push('\n');
+        stdout.write_all(text.as_bytes())?;
+    } else if !args.quiet {
+        stdout.write_all(&summary)?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// `--log`, else `<layout>.log` beside the layout; none with `--no-log`.
+/// The default's directory is created (it is where the layout goes).
+fn build_log_path(
+    args: &BuildArgs,
+    settings: &BuildSettings,
+    recipe: &bake_recipe::Recipe,
+) -> Result<Option<PathBuf>> {
+    if args.no_log {
+        return Ok(None);
+    }
+    if let Some(path) = &args.log {
+        return Ok(Some(path.clone()));
+    }
+    let layout = settings
+        .layout
+        .clone()
+        .unwrap_or_else(|| bake_build::default_layout(&settings.out_root, &recipe.image.name));
+    let mut path = layout.into_os_string();
+    path.push(".log");
+    let path = PathBuf::from(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs_err::create_dir_all(dir).context("cannot create the build log's directory")?;
+    }
+    Ok(Some(path))
+}
+
+/// The build, then its pushes and signatures: the output and what each
+/// push reported.
+fn build_and_push(
+    args: &BuildArgs,
+    settings: &BuildSettings,
+    recipe: &bake_recipe::Recipe,
+    reporter: &crate::progress::Reporter,
+) -> Result<(BuildOutput, Vec<serde_json::Value>)> {
+    let out = bake_build::build_recipe_with(recipe, settings, reporter)?;
     if let Some(base) = &out.base {
         if base.from_tag && !args.quiet {
             eprintln!(
@@ -175,24 +260,7 @@ fn build(args: BuildArgs) -> Result<()> {
         }
         pushed.push(entry);
     }
-    let elapsed = started.elapsed();
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        let mut v = build_json(&out);
-        v["pushed"] = json!(pushed);
-        let mut text = serde_json::to_string_pretty(&v)?;
-        text.push('\n');
-        stdout.write_all(text.as_bytes())?;
-    } else if !args.quiet {
-        write_human(&mut stdout, &out, elapsed)?;
-        for p in &pushed {
-            for r in p["references"].as_array().into_iter().flatten() {
-                writeln!(stdout, "  pushed    {}", r.as_str().unwrap_or_default())?;
-            }
-        }
-    }
-    stdout.flush()?;
-    Ok(())
+    Ok((out, pushed))
 }
 
 fn push(args: PushArgs) -> Result<()> {
@@ -297,7 +365,7 @@ pub fn build_json(out: &BuildOutput) -> serde_json::Value {
         "platform": out.platform.to_string(),
         "epoch": out.epoch,
         "layout": path_string(&out.layout),
-        "dockerArchive": out.docker_archive.as_ref().map(path_string),
+        "dockerArchive": out.docker_archive.as_deref().map(path_string),
         "timingsMs": timings,
         "cache": out.cache.map(|c| json!({
             "filesHashed": c.files_hashed,
@@ -309,7 +377,7 @@ pub fn build_json(out: &BuildOutput) -> serde_json::Value {
     })
 }
 
-fn path_string(p: &PathBuf) -> String {
+fn path_string(p: &Path) -> String {
     p.display().to_string()
 }
 

@@ -35,21 +35,25 @@ fn main() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
             }
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {}", printable(&err.to_string()));
-            // Our errors already embed their cause's text; print a cause
-            // only when it adds something.
-            let mut shown = err.to_string();
-            for cause in err.chain().skip(1) {
-                let text = cause.to_string();
-                if !shown.contains(&text) {
-                    let _ = writeln!(stderr, "  caused by: {}", printable(&text));
-                    shown = text;
-                }
-            }
+            let _ = std::io::stderr().lock().write_all(error_text(&err).as_bytes());
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error as bake reports it: `error: …`, then each cause that adds
+/// something (ours already embed their cause's text), one per line.
+pub(crate) fn error_text(err: &anyhow::Error) -> String {
+    let mut text = format!("error: {}\n", printable(&err.to_string()));
+    let mut shown = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !shown.contains(&cause) {
+            text.push_str(&format!("  caused by: {}\n", printable(&cause)));
+            shown = cause;
+        }
+    }
+    text
 }
 
 /// Error text can hold what a stranger wrote (archive entry names, a

@@ -1,51 +1,146 @@
 //! Build progress on stderr: live bars when stderr is a terminal (one line
 //! per layer with bytes written, rate and cache hits, plus a total), plain
-//! lines otherwise (CI logs), nothing with `--quiet`.
+//! lines otherwise (CI logs), nothing with `--quiet`. The output of `run`
+//! steps streams there too, each line prefixed with `[layer]`.
+//!
+//! Everything is also kept in the build log ([`BuildLog`]): the same lines
+//! in plain form, each with the time since the build started, whatever
+//! stderr shows (bars, lines or nothing), then the result or the error.
 
-use std::io::IsTerminal;
+use std::fs::File;
+use std::io::{IsTerminal, LineWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bake_build::BuiltLayer;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// The build's progress reporter; see the module doc.
-pub enum Reporter {
+/// What stderr shows; see the module doc.
+enum View {
     Quiet,
     /// One line per finished layer.
-    Plain(Mutex<Vec<String>>),
+    Plain,
     Bars(Bars),
 }
 
-pub struct Bars {
+struct Bars {
     multi: MultiProgress,
     layers: Mutex<Vec<ProgressBar>>,
     total: ProgressBar,
 }
 
+/// The build's progress reporter; see the module doc.
+pub struct Reporter {
+    view: View,
+    /// The recipe's layer names, in order.
+    names: Mutex<Vec<String>>,
+    log: Option<BuildLog>,
+}
+
+/// A file that keeps every line of a build, as it happens. It is written
+/// line by line, so a build that fails or is killed leaves a log that ends
+/// where the build did.
+pub struct BuildLog {
+    path: PathBuf,
+    started: Instant,
+    /// The first write that failed replaces the file: it is reported at the
+    /// end, and nothing more is written.
+    file: Mutex<Result<LineWriter<File>, std::io::Error>>,
+}
+
+impl BuildLog {
+    /// Creates (or truncates) the log at `path`.
+    pub fn create(path: &Path) -> anyhow::Result<BuildLog> {
+        let file = File::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot write the build log {}: {e}", path.display()))?;
+        Ok(BuildLog {
+            path: path.to_owned(),
+            started: Instant::now(),
+            file: Mutex::new(Ok(LineWriter::new(file))),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `line` (raw bytes: `run` output need not be UTF-8) after
+    /// the time since the build started.
+    fn line(&self, parts: &[&[u8]]) {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(w) = file.as_mut() {
+            let stamp = format!("[{:>8.3}s] ", self.started.elapsed().as_secs_f64());
+            let mut write = || -> std::io::Result<()> {
+                w.write_all(stamp.as_bytes())?;
+                for part in parts {
+                    w.write_all(part)?;
+                }
+                w.write_all(b"\n")
+            };
+            if let Err(e) = write() {
+                *file = Err(e);
+            }
+        }
+    }
+
+    /// Appends each line of `text`.
+    pub fn text(&self, text: &str) {
+        for line in text.lines() {
+            self.line(&[line.as_bytes()]);
+        }
+    }
+
+    /// Flushes the log; the first write that failed, if one did.
+    pub fn finish(&self) -> anyhow::Result<()> {
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let result = match file.as_mut() {
+            Ok(w) => w.flush(),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        };
+        result.map_err(|e| anyhow::anyhow!("cannot write the build log {}: {e}", self.path.display()))
+    }
+}
+
 impl Reporter {
-    /// Bars on a terminal, lines otherwise, nothing when `quiet`.
-    pub fn new(quiet: bool) -> Reporter {
-        if quiet {
-            Reporter::Quiet
+    /// Bars on a terminal, lines otherwise, nothing when `quiet`; every
+    /// line also goes to `log`.
+    pub fn new(quiet: bool, log: Option<BuildLog>) -> Reporter {
+        let view = if quiet {
+            View::Quiet
         } else if std::io::stderr().is_terminal() {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let total = ProgressBar::hidden();
-            Reporter::Bars(Bars {
-                multi,
+            View::Bars(Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 layers: Mutex::new(Vec::new()),
-                total,
+                total: ProgressBar::hidden(),
             })
         } else {
-            Reporter::Plain(Mutex::new(Vec::new()))
+            View::Plain
+        };
+        Reporter {
+            view,
+            names: Mutex::new(Vec::new()),
+            log,
         }
     }
 
     /// Stops the bars, leaving their final lines on the terminal.
     pub fn finish(&self) {
-        if let Reporter::Bars(b) = self {
+        if let View::Bars(b) = &self.view {
             b.total.finish();
         }
+    }
+
+    pub fn log(&self) -> Option<&BuildLog> {
+        self.log.as_ref()
+    }
+
+    fn name(&self, index: usize) -> String {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", index + 1))
     }
 }
 
@@ -68,39 +163,40 @@ fn finished_line(layer: &BuiltLayer, elapsed: Duration) -> String {
 
 impl bake_build::Progress for Reporter {
     fn plan(&self, names: &[&str]) {
-        match self {
-            Reporter::Quiet => {}
-            Reporter::Plain(n) => {
-                *n.lock().unwrap_or_else(|p| p.into_inner()) = names.iter().map(|s| s.to_string()).collect();
+        *self.names.lock().unwrap_or_else(|p| p.into_inner()) = names.iter().map(|s| s.to_string()).collect();
+        if let Some(log) = &self.log {
+            log.text(&format!("layers: {}", names.join(", ")));
+        }
+        if let View::Bars(b) = &self.view {
+            let width = names.iter().map(|n| n.len()).max().unwrap_or(5).max(5);
+            let style = ProgressStyle::with_template(&format!(
+                "{{prefix:>{width}}} {{spinner}} {{bytes:>11}} {{binary_bytes_per_sec:>13}} {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let mut bars = b.layers.lock().unwrap_or_else(|p| p.into_inner());
+            for name in names {
+                let bar = b.multi.add(ProgressBar::new_spinner());
+                bar.set_style(style.clone());
+                bar.set_prefix(format!("layer {name}"));
+                bar.set_message("waiting");
+                bars.push(bar);
             }
-            Reporter::Bars(b) => {
-                let width = names.iter().map(|n| n.len()).max().unwrap_or(5).max(5);
-                let style = ProgressStyle::with_template(&format!(
-                    "{{prefix:>{width}}} {{spinner}} {{bytes:>11}} {{binary_bytes_per_sec:>13}} {{msg}}"
-                ))
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
-                let mut bars = b.layers.lock().unwrap_or_else(|p| p.into_inner());
-                for name in names {
-                    let bar = b.multi.add(ProgressBar::new_spinner());
-                    bar.set_style(style.clone());
-                    bar.set_prefix(format!("layer {name}"));
-                    bar.set_message("waiting");
-                    bars.push(bar);
-                }
-                let total_style = ProgressStyle::with_template(&format!(
-                    "{{prefix:>{width}}}   {{bytes:>11}} {{binary_bytes_per_sec:>13}} {{elapsed:>5}}"
-                ))
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
-                let total = b.multi.add(b.total.clone());
-                total.set_style(total_style);
-                total.set_prefix("total");
-                total.enable_steady_tick(Duration::from_millis(200));
-            }
+            let total_style = ProgressStyle::with_template(&format!(
+                "{{prefix:>{width}}}   {{bytes:>11}} {{binary_bytes_per_sec:>13}} {{elapsed:>5}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let total = b.multi.add(b.total.clone());
+            total.set_style(total_style);
+            total.set_prefix("total");
+            total.enable_steady_tick(Duration::from_millis(200));
         }
     }
 
     fn layer_started(&self, index: usize) {
-        if let Reporter::Bars(b) = self {
+        if let Some(log) = &self.log {
+            log.text(&format!("layer {}: building", self.name(index)));
+        }
+        if let View::Bars(b) = &self.view {
             if let Some(bar) = b.layers.lock().unwrap_or_else(|p| p.into_inner()).get(index) {
                 bar.set_message("compressing");
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -109,7 +205,7 @@ impl bake_build::Progress for Reporter {
     }
 
     fn layer_bytes(&self, index: usize, bytes: u64) {
-        if let Reporter::Bars(b) = self {
+        if let View::Bars(b) = &self.view {
             if let Some(bar) = b.layers.lock().unwrap_or_else(|p| p.into_inner()).get(index) {
                 bar.inc(bytes);
             }
@@ -119,14 +215,14 @@ impl bake_build::Progress for Reporter {
 
     fn layer_finished(&self, index: usize, layer: &BuiltLayer, elapsed: Duration) {
         let line = finished_line(layer, elapsed);
-        match self {
-            Reporter::Quiet => {}
-            Reporter::Plain(names) => {
-                let names = names.lock().unwrap_or_else(|p| p.into_inner());
-                let name = names.get(index).map_or(layer.name.as_str(), String::as_str);
-                eprintln!("layer {name}: {line}");
-            }
-            Reporter::Bars(b) => {
+        let name = self.name(index);
+        if let Some(log) = &self.log {
+            log.text(&format!("layer {name}: {line} {}", layer.descriptor.digest));
+        }
+        match &self.view {
+            View::Quiet => {}
+            View::Plain => eprintln!("layer {name}: {line}"),
+            View::Bars(b) => {
                 if let Some(bar) = b.layers.lock().unwrap_or_else(|p| p.into_inner()).get(index) {
                     if layer.cached {
                         bar.set_position(layer.descriptor.size);
@@ -134,6 +230,25 @@ impl bake_build::Progress for Reporter {
                     bar.finish_with_message(format!("{line}  {}", layer.descriptor.digest.short()));
                 }
             }
+        }
+    }
+
+    fn output(&self, index: usize, line: &[u8]) {
+        let prefix = format!("[{}] ", self.name(index));
+        if let Some(log) = &self.log {
+            log.line(&[prefix.as_bytes(), line]);
+        }
+        let print = || {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(prefix.as_bytes());
+            let _ = err.write_all(line);
+            let _ = err.write_all(b"\n");
+        };
+        match &self.view {
+            View::Quiet => {}
+            View::Plain => print(),
+            // Above the bars, which are redrawn below it.
+            View::Bars(b) => b.multi.suspend(print),
         }
     }
 }

@@ -231,6 +231,18 @@ fn a_failing_command_reports_its_code_and_output_and_leaves_nothing() {
         err.contains("\n  | one\n  | two"),
         "the tail of the output: {err}"
     );
+    // The build log has all its output and ends with the error.
+    let log = fs_err::read_to_string(tmp.path().join("layout.log")).unwrap();
+    assert!(
+        log.contains("] [broken] one\n") && log.contains("] [broken] two\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "] error: bake.toml:16:3: run[1] `echo one; echo two >&2; exit 7` failed with exit code 7"
+        ),
+        "{log}"
+    );
     // The first layer's blob is there; nothing of the failed one, no temp
     // files, no tag, and no scratch root left in TMPDIR.
     assert_eq!(assert_store_clean(&tmp.path().join("layout")), 1);
@@ -248,6 +260,50 @@ fn a_failing_command_reports_its_code_and_output_and_leaves_nothing() {
         !String::from_utf8_lossy(&list).contains("bake-"),
         "runc still lists a container"
     );
+}
+
+#[test]
+#[ignore = "needs root, runc and fetched debs; run via cargo xtask test"]
+fn run_output_streams_with_the_layer_name_and_is_kept_in_the_build_log() {
+    require("runc");
+    let tmp = tempfile::tempdir().unwrap();
+    // 30 lines, more than an error keeps, on stdout and stderr.
+    busybox_context(
+        tmp.path(),
+        "[[layer]]\nname = \"chatty\"\n  [[layer.step]]\n  run = \"for i in $(seq 1 30); do echo out $i; echo err $i >&2; done\"\n",
+    );
+    let (out, _) = build_in(tmp.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\n[chatty] out 1\n[chatty] err 1\n"), "{err}");
+    assert!(err.contains("[chatty] err 30\n"), "{err}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = fs_err::read_to_string(tmp.path().join("layout.log")).unwrap();
+    assert_eq!(json["log"], "layout.log");
+    // Every line, in order, between the layer's start and its result.
+    let lines: Vec<&str> = log.lines().map(|l| l.split_once("s] ").unwrap().1).collect();
+    let start = lines.iter().position(|l| *l == "layer chatty: building").unwrap();
+    let mut expected = Vec::new();
+    for i in 1..=30 {
+        expected.push(format!("[chatty] out {i}"));
+        expected.push(format!("[chatty] err {i}"));
+    }
+    assert_eq!(lines[start + 1..start + 61], expected[..], "{log}");
+    assert!(lines[start + 61].starts_with("layer chatty: built "), "{log}");
+
+    // --quiet keeps the terminal quiet; the log still has it all.
+    fs_err::remove_dir_all(tmp.path().join("layout")).unwrap();
+    let out = ok(bake(tmp.path()).args([
+        "build",
+        "bake.toml",
+        "--layout",
+        "layout",
+        "--quiet",
+        "--no-cache",
+    ]));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = fs_err::read_to_string(tmp.path().join("layout.log")).unwrap();
+    assert_eq!(log.matches("] [chatty] ").count(), 60, "{log}");
 }
 
 #[test]
