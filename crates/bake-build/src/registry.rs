@@ -45,9 +45,8 @@ pub(crate) fn pull_base(
         .enable_all()
         .build()
         .map_err(BuildError::Io)?;
-    let rp = bake_registry::Platform::new(&platform.os, &platform.architecture, platform.variant.as_deref());
     let pulled = rt
-        .block_on(client.pull_image(&parsed, &rp, store, &NoProgress))
+        .block_on(client.pull_image(&parsed, platform, store, &NoProgress))
         .map_err(registry_err)?;
     let desc = Descriptor::new(
         &pulled.media_type,

@@ -186,22 +186,9 @@ fn read_json_blob(store: &BlobStore, desc: &Descriptor, what: &str) -> Result<Ve
     Ok(store.read_verified(&desc.digest)?)
 }
 
-/// The index entry for `want`: an exact platform match, else (when `want`
-/// names no variant) the only entry for its os and architecture.
+/// The index entry for `want` ([`Platform::select`]).
 fn pick_platform(entries: &[Descriptor], want: &Platform, what: &str) -> Result<Descriptor, ImageError> {
-    let candidates: Vec<&Descriptor> = entries
-        .iter()
-        .filter(|e| e.platform.as_ref().is_some_and(|p| want.accepts(p)))
-        .collect();
-    let exact: Vec<&&Descriptor> = candidates
-        .iter()
-        .filter(|e| e.platform.as_ref() == Some(want))
-        .collect();
-    let chosen = match (exact.as_slice(), candidates.as_slice()) {
-        ([one], _) => Some(**one),
-        ([], [one]) => Some(*one),
-        _ => None,
-    };
+    let chosen = want.select(entries, |e| e.platform.as_ref());
     chosen.cloned().ok_or_else(|| {
         let mut available: Vec<String> = entries
             .iter()
@@ -211,7 +198,7 @@ fn pick_platform(entries: &[Descriptor], want: &Platform, what: &str) -> Result<
         available.dedup();
         ImageError::NoMatchingPlatform {
             what: what.to_owned(),
-            wanted: want.to_string(),
+            wanted: want.describe_unselected(entries, |e| e.platform.as_ref()),
             available: if available.is_empty() {
                 "none".into()
             } else {
@@ -393,7 +380,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "index {} has no image for platform linux/arm; available: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8",
+                "index {} has no image for platform linux/arm alone (2 entries fit it: name the variant); available: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8",
                 idx.digest
             )
         );

@@ -170,6 +170,47 @@ impl Platform {
                 _ => true,
             }
     }
+
+    /// The entry of an image index that serves this platform: the first
+    /// whose platform is exactly this one, else the only one this platform
+    /// [`accepts`](Platform::accepts). `None` when none fits, or when
+    /// several fit and none exactly (e.g. `linux/arm` among `linux/arm/v6`
+    /// and `linux/arm/v7`): the caller should list the index's platforms and
+    /// ask for a variant. Every index lookup (layouts, registries) uses this.
+    pub fn select<'a, T>(
+        &self,
+        entries: &'a [T],
+        platform_of: impl Fn(&T) -> Option<&Platform>,
+    ) -> Option<&'a T> {
+        if let Some(exact) = entries.iter().find(|e| platform_of(e) == Some(self)) {
+            return Some(exact);
+        }
+        let mut fitting = entries
+            .iter()
+            .filter(|e| platform_of(e).is_some_and(|p| self.accepts(p)));
+        match (fitting.next(), fitting.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
+    }
+
+    /// This platform as an error names it when [`select`](Platform::select)
+    /// found nothing in `entries`: with a hint when several entries fit.
+    pub fn describe_unselected<T>(
+        &self,
+        entries: &[T],
+        platform_of: impl Fn(&T) -> Option<&Platform>,
+    ) -> String {
+        let fitting = entries
+            .iter()
+            .filter(|e| platform_of(e).is_some_and(|p| self.accepts(p)))
+            .count();
+        if fitting > 1 {
+            format!("{self} alone ({fitting} entries fit it: name the variant)")
+        } else {
+            self.to_string()
+        }
+    }
 }
 
 impl Serialize for Platform {
@@ -335,5 +376,41 @@ mod tests {
         assert!(!v7.accepts(&"linux/arm/v6".parse().unwrap()));
         assert!(!p.accepts(&"linux/arm64".parse().unwrap()));
         assert!(!p.accepts(&"windows/amd64".parse().unwrap()));
+    }
+
+    #[test]
+    fn select_prefers_exact_then_the_only_fit() {
+        let index: Vec<Platform> = [
+            "linux/arm64",
+            "linux/arm64/v8",
+            "linux/arm/v6",
+            "linux/arm/v7",
+            "linux/amd64",
+        ]
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .collect();
+        let select = |want: &str| {
+            let want: Platform = want.parse().unwrap();
+            want.select(&index, |p| Some(p)).map(ToString::to_string)
+        };
+        // Exact matches win over merely fitting ones.
+        assert_eq!(select("linux/arm64").as_deref(), Some("linux/arm64"));
+        assert_eq!(select("linux/arm64/v8").as_deref(), Some("linux/arm64/v8"));
+        assert_eq!(select("linux/arm/v7").as_deref(), Some("linux/arm/v7"));
+        // No exact entry, several fit: no guess.
+        assert_eq!(select("linux/arm"), None);
+        let arm: Platform = "linux/arm".parse().unwrap();
+        assert_eq!(
+            arm.describe_unselected(&index, |p| Some(p)),
+            "linux/arm alone (2 entries fit it: name the variant)"
+        );
+        assert_eq!(select("linux/riscv64"), None);
+        // No exact entry, one fits: taken.
+        let only_v8 = [index[1].clone(), index[4].clone()];
+        let arm64: Platform = "linux/arm64".parse().unwrap();
+        assert_eq!(arm64.select(&only_v8, |p| Some(p)), Some(&only_v8[0]));
+        // Entries without a platform are never chosen.
+        assert_eq!(arm64.select(&[(), ()], |_| None), None);
     }
 }

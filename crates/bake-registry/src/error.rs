@@ -15,9 +15,6 @@ pub enum RegistryError {
     #[error("invalid image reference {input:?}: {reason}")]
     InvalidReference { input: String, reason: String },
 
-    #[error("invalid platform {input:?}: expected OS/ARCH or OS/ARCH/VARIANT")]
-    InvalidPlatform { input: String },
-
     #[error("cannot use docker config {path}: {reason}")]
     DockerConfig { path: PathBuf, reason: String },
 

@@ -53,7 +53,7 @@
 //! println!("pushed {} ({} blobs uploaded)", report.digest, report.uploaded.len());
 //!
 //! let pulled = registry
-//!     .pull_image(&target, &"linux/amd64".parse::<Platform>()?, store, &NoProgress)
+//!     .pull_image(&target, &Platform::linux_amd64(), store, &NoProgress)
 //!     .await?;
 //! assert_eq!(pulled.manifest_digest, report.digest);
 //! # Ok(()) }

@@ -1,9 +1,8 @@
 //! Just enough of manifests and indexes to know which blobs they name.
 
-use std::fmt;
-use std::str::FromStr;
-
 use bake_digest::Digest;
+
+pub use bake_image::Platform;
 
 use crate::RegistryError;
 
@@ -121,79 +120,6 @@ impl Parsed {
     }
 }
 
-/// An OS/architecture(/variant) as in an image index.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(default)]
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
-        Platform {
-            os: os.to_owned(),
-            architecture: architecture.to_owned(),
-            variant: variant.map(str::to_owned),
-        }
-    }
-
-    /// The variant `arm64` images carry when they carry one.
-    fn effective_variant(&self) -> Option<&str> {
-        match (self.architecture.as_str(), self.variant.as_deref()) {
-            ("arm64", None) => Some("v8"),
-            (_, v) => v,
-        }
-    }
-
-    /// Whether an index entry for `candidate` serves this platform: same OS
-    /// and architecture; a variant asked for must match (`arm64` means
-    /// `arm64/v8`); with no variant asked for, any variant does.
-    pub fn matches(&self, candidate: &Platform) -> bool {
-        self.os == candidate.os
-            && self.architecture == candidate.architecture
-            && (self.variant.is_none() || self.effective_variant() == candidate.effective_variant())
-    }
-
-    /// The index entry for this platform: the first exact match, else the
-    /// first compatible one.
-    pub(crate) fn pick<'a>(&self, manifests: &'a [Descriptor]) -> Option<&'a Descriptor> {
-        let with = |exact: bool| {
-            manifests.iter().find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| if exact { p == self } else { self.matches(p) })
-            })
-        };
-        with(true).or_else(|| with(false))
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = RegistryError;
-    fn from_str(s: &str) -> Result<Platform, RegistryError> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform::new(os, arch, None)),
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
-                Ok(Platform::new(os, arch, Some(v)))
-            }
-            _ => Err(RegistryError::InvalidPlatform { input: s.to_owned() }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +136,10 @@ mod tests {
                 media_type: OCI_MANIFEST.into(),
                 digest: d(i as u8),
                 size: 1,
-                platform: Some(Platform::new(os, arch, *v)),
+                platform: Some(Platform {
+                    variant: v.map(str::to_owned),
+                    ..Platform::new(*os, *arch)
+                }),
             })
             .collect()
     }
@@ -226,7 +155,7 @@ mod tests {
         let pick = |s: &str| {
             s.parse::<Platform>()
                 .unwrap()
-                .pick(&idx)
+                .select(&idx, |d| d.platform.as_ref())
                 .map(|x| x.digest.clone())
         };
         assert_eq!(pick("linux/amd64"), Some(d(2)));

@@ -81,7 +81,7 @@ impl Registry {
         let (manifest, index_digest) = match parsed {
             Parsed::Index { manifests } => {
                 let child = platform
-                    .pick(&manifests)
+                    .select(&manifests, |d| d.platform.as_ref())
                     .ok_or_else(|| platform_not_found(reference, platform, &manifests))?;
                 let child_ref = reference.with_digest(child.digest.clone());
                 let m = self.get_manifest(&host, &child_ref, progress).await?;
@@ -162,7 +162,7 @@ impl Registry {
         let (manifest_digest, bytes, media_type, index_digest) = match parsed {
             Parsed::Index { manifests } => {
                 let child = platform
-                    .pick(&manifests)
+                    .select(&manifests, |d| d.platform.as_ref())
                     .ok_or_else(|| platform_not_found(reference, platform, &manifests))?;
                 let Some(bytes) = read(&child.digest) else {
                     return Ok(None);
@@ -479,7 +479,7 @@ fn platform_not_found(reference: &Reference, platform: &Platform, manifests: &[D
         .collect();
     RegistryError::PlatformNotFound {
         reference: reference.to_string(),
-        platform: platform.to_string(),
+        platform: platform.describe_unselected(manifests, |d| d.platform.as_ref()),
         available: if available.is_empty() {
             "no platforms listed".into()
         } else {

@@ -112,14 +112,13 @@ fn pull(
         ..RegistryOptions::default()
     })?;
     let wanted = platform.cloned().unwrap_or_else(Platform::linux_amd64);
-    let rp = bake_registry::Platform::new(&wanted.os, &wanted.architecture, wanted.variant.as_deref());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let progress = CliProgress::new(opts.quiet);
     let pulled = rt
-        .block_on(client.pull_image(&reference, &rp, &store, &progress))
+        .block_on(client.pull_image(&reference, &wanted, &store, &progress))
         .with_context(|| {
             format!("pulling {reference} ({spec:?} is no file or layout here, so it was read as a registry reference)")
         })?;

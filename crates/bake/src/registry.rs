@@ -387,10 +387,19 @@ pub fn resolve_platform(
             return Ok((m.digest.clone(), m.digest));
         }
         let children = bake_image::parse_index(&m.bytes, &m.media_type, reference)?;
-        let child = children
-            .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| p.accepts(platform)))
-            .with_context(|| format!("{reference} has no image for {platform}"))?;
+        let child = platform
+            .select(&children, |d| d.platform.as_ref())
+            .with_context(|| {
+                let available: Vec<String> = children
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+                    .collect();
+                format!(
+                    "{reference} has no image for platform {}; available: {}",
+                    platform.describe_unselected(&children, |d| d.platform.as_ref()),
+                    available.join(", ")
+                )
+            })?;
         Ok((m.digest, child.digest.clone()))
     })
 }
