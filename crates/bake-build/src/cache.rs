@@ -8,6 +8,8 @@
 //!   layers/<key hex>.json     key → {diffID, digest, size, mediaType, blob stat}
 //!   stat/<recipe id>          the stat cache: (path, size, mtime, ctime, inode,
 //!                             device, mode) → content digest, one per recipe
+//!   effects/<diffID hex>      what a layer does to dpkg's status file:
+//!                             untouched, removed, or its new content digest
 //! ```
 //!
 //! **The key** is the sha256 of a canonical, length-prefixed encoding of
@@ -16,8 +18,11 @@
 //! definition, the inputs those steps read from the host (for a `copy`, the
 //! walk of [`bake_layer::copy_inputs`]: every name, type, size, execute bit,
 //! hardlink grouping, symlink target and content digest; for an `unpack`,
-//! the archive's content digest), and for layers that depend on the layers
-//! below them (`run`, `deb`) the diffIDs of all of them. The build path, the
+//! the archive's content digest); a layer with a `run` step also has the
+//! diffIDs of every layer below it, and a layer with `deb` steps (which
+//! merges dpkg's status file from below) the digest of that status file as
+//! the layers below leave it — so a deb layer is rebuilt when the packages
+//! below change, not when any unrelated file below does. The build path, the
 //! clock, the host user and the cache's own state are not in it. Anything
 //! else that decides a layer's bytes is covered by the output-format
 //! version, which changes whenever the bytes for the same key could.
@@ -27,6 +32,11 @@
 //! against "racily clean" files: a file modified at or after the moment the
 //! build started (as the file system's clock says, from a stamp file in the
 //! cache) is hashed but not recorded.
+//!
+//! **Effects** record, per layer (by diffID, so per content), what it does to
+//! dpkg's status file; the status below a deb layer is the fold of its lower
+//! layers' effects, so each lower layer is decompressed once, ever, to key
+//! the deb layers above it.
 //!
 //! **Entries** are written atomically (temp file + rename) and checked before
 //! use: the blob must be present with the recorded size; when its inode or
@@ -152,6 +162,7 @@ pub(crate) struct Cache {
     dir: PathBuf,
     store: BlobStore,
     layers_dir: PathBuf,
+    effects_dir: PathBuf,
     stat_file: PathBuf,
     /// The file system's "now" when the build started.
     stamp_ns: i64,
@@ -172,6 +183,26 @@ pub(crate) struct Cache {
 }
 
 const STAT_MAGIC: &str = "bake stat cache 1\n";
+const EFFECT_MAGIC: &str = "bake layer effect 1\n";
+
+/// What one layer does to a file of the image (dpkg's status file), by
+/// content digest: [`bake_layer::FileEffect`] without the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Effect {
+    Untouched,
+    Removed,
+    File(Digest),
+}
+
+impl Effect {
+    pub(crate) fn of(effect: &bake_layer::FileEffect) -> Effect {
+        match effect {
+            bake_layer::FileEffect::Untouched => Effect::Untouched,
+            bake_layer::FileEffect::Removed => Effect::Removed,
+            bake_layer::FileEffect::File(bytes) => Effect::File(Digest::of(bytes)),
+        }
+    }
+}
 
 impl Cache {
     /// Opens (creating) the cache in `dir`. `stat_id` names this recipe's
@@ -179,7 +210,8 @@ impl Cache {
     pub(crate) fn open(dir: &Path, stat_id: &str) -> Result<Cache, CacheError> {
         let layers_dir = dir.join("layers");
         let stat_dir = dir.join("stat");
-        for d in [&layers_dir, &stat_dir] {
+        let effects_dir = dir.join("effects");
+        for d in [&layers_dir, &stat_dir, &effects_dir] {
             fs::create_dir_all(d).map_err(io_at(d))?;
         }
         let tag = dir.join("CACHEDIR.TAG");
@@ -211,6 +243,7 @@ impl Cache {
             dir: dir.to_owned(),
             store,
             layers_dir,
+            effects_dir,
             stat_file,
             stamp_ns,
             old,
@@ -401,6 +434,30 @@ impl Cache {
             "blob": { "dev": stat.dev, "ino": stat.ino, "mtimeNs": stat.mtime_ns },
         });
         write_atomic(&self.entry_path(key), json.to_string().as_bytes())
+    }
+
+    /// What the layer `diff_id` does to dpkg's status file, if recorded.
+    /// An unreadable or malformed record is as good as none.
+    pub(crate) fn effect(&self, diff_id: &Digest) -> Option<Effect> {
+        let text = fs::read_to_string(self.effects_dir.join(diff_id.hex())).ok()?;
+        match text.strip_prefix(EFFECT_MAGIC)?.trim_end() {
+            "untouched" => Some(Effect::Untouched),
+            "removed" => Some(Effect::Removed),
+            other => other.strip_prefix("file ")?.parse().ok().map(Effect::File),
+        }
+    }
+
+    /// Records what the layer `diff_id` does to dpkg's status file.
+    pub(crate) fn record_effect(&self, diff_id: &Digest, effect: &Effect) -> Result<(), CacheError> {
+        let what = match effect {
+            Effect::Untouched => "untouched".to_owned(),
+            Effect::Removed => "removed".to_owned(),
+            Effect::File(d) => format!("file {d}"),
+        };
+        write_atomic(
+            &self.effects_dir.join(diff_id.hex()),
+            format!("{EFFECT_MAGIC}{what}\n").as_bytes(),
+        )
     }
 
     /// Makes the entry's blob present in `layout`: a hard link to the

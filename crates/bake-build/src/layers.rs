@@ -5,8 +5,10 @@
 //! does not depend on the layers below it: its key is computed up front and
 //! every such layer that misses the cache is built at once, several at a
 //! time (at most one per core; each also compresses on several threads).
-//! Any other layer (`run`, `deb`) depends on everything below: it is keyed
-//! and built in order, after all layers below it are known.
+//! Any other layer (`run`, `deb`) depends on what is below: it is built in
+//! order, after all layers below it are known. A `run` layer is keyed on
+//! the diffIDs of every layer below; a `deb` layer only on dpkg's status
+//! file as the layers below leave it (see [`Cache::effect`]).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -23,7 +25,7 @@ use bake_layer::{Context, LayerError, LayerOptions, Source};
 use bake_recipe::{Layer, StepKind};
 use bake_store::BlobStore;
 
-use crate::cache::{Cache, Entry, KeyWriter, Stat};
+use crate::cache::{Cache, Effect, Entry, KeyWriter, Stat};
 use crate::{BuildError, BuiltLayer, OUTPUT_FORMAT_VERSION};
 
 /// What a build reports while it runs, for progress displays. Methods are
@@ -111,9 +113,11 @@ pub(crate) fn build_layers(
             return Ok(None);
         }
         let i = independent[j];
-        let r = keyed(plan, i, None, &keying).and_then(|(key, inputs)| match hit(plan, i, key.as_ref())? {
-            Some(layer) => Ok(layer),
-            None => build_one(plan, i, &[], key.as_ref(), inputs.as_ref()),
+        let r = keyed(plan, i, &Below::Independent, &keying).and_then(|(key, inputs)| {
+            match hit(plan, i, key.as_ref())? {
+                Some(layer) => Ok(layer),
+                None => build_one(plan, i, &[], key.as_ref(), inputs.as_ref()),
+            }
         });
         if r.is_err() {
             abort.store(true, Ordering::Relaxed);
@@ -130,8 +134,19 @@ pub(crate) fn build_layers(
     for i in (0..n).filter(|&i| dependent[i]) {
         let mut below: Vec<BuiltLayer> = plan.base.to_vec();
         below.extend(done[..i].iter().flatten().cloned());
-        let diff_ids: Vec<Digest> = below.iter().map(|l| l.diff_id.clone()).collect();
-        let (key, inputs) = keyed(plan, i, Some(&diff_ids), &keying)?;
+        let on = match plan.cache {
+            None => Below::Independent,
+            Some(_)
+                if plan.layers[i]
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s.kind, StepKind::Run(_))) =>
+            {
+                Below::All(below.iter().map(|l| l.diff_id.clone()).collect())
+            }
+            Some(cache) => Below::Status(status_below(plan, cache, i, &below)?),
+        };
+        let (key, inputs) = keyed(plan, i, &on, &keying)?;
         let layer = match hit(plan, i, key.as_ref())? {
             Some(layer) => layer,
             None => build_one(plan, i, &below, key.as_ref(), inputs.as_ref())?,
@@ -146,12 +161,60 @@ pub(crate) fn build_layers(
     Ok(done.into_iter().flatten().collect())
 }
 
+/// What a layer's key takes from the layers below it.
+enum Below {
+    /// Nothing: its bytes do not depend on them.
+    Independent,
+    /// Their diffIDs, base first (a `run` layer sees all of them).
+    All(Vec<Digest>),
+    /// The digest of dpkg's status file they leave, if any (a `deb` layer
+    /// merges it and reads nothing else below).
+    Status(Option<Digest>),
+}
+
+/// The digest of dpkg's status file as the layers `below` (base first)
+/// leave it, from each layer's recorded effect on it; a layer without a
+/// record is read once and its effect recorded.
+fn status_below(
+    plan: &Plan<'_>,
+    cache: &Cache,
+    index: usize,
+    below: &[BuiltLayer],
+) -> Result<Option<Digest>, BuildError> {
+    let mut status = None;
+    for layer in below {
+        let effect = match cache.effect(&layer.diff_id) {
+            Some(effect) => effect,
+            None => {
+                let blob = plan.layout.path(&layer.descriptor.digest);
+                let effect =
+                    bake_layer::file_in_layer(&blob, crate::run::DPKG_STATUS, crate::run::DPKG_STATUS_LIMIT)
+                        .map_err(|source| BuildError::Step {
+                            pos: plan.layers[index].pos.clone(),
+                            source,
+                        })?;
+                let effect = Effect::of(&effect);
+                cache
+                    .record_effect(&layer.diff_id, &effect)
+                    .map_err(BuildError::Cache)?;
+                effect
+            }
+        };
+        match effect {
+            Effect::Untouched => {}
+            Effect::Removed => status = None,
+            Effect::File(digest) => status = Some(digest),
+        }
+    }
+    Ok(status)
+}
+
 /// The cache key of layer `index` and what it was computed from (nothing
-/// without a cache). `below`: the diffIDs under a dependent layer.
+/// without a cache).
 fn keyed(
     plan: &Plan<'_>,
     index: usize,
-    below: Option<&[Digest]>,
+    below: &Below,
     keying: &Mutex<Duration>,
 ) -> Result<(Option<Digest>, Option<Inputs>), BuildError> {
     let Some(cache) = plan.cache else {
@@ -295,7 +358,7 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
 }
 
 /// The cache key of a layer (see the `cache` module).
-fn key_of(plan: &Plan<'_>, inputs: &Inputs, below: Option<&[Digest]>) -> Digest {
+fn key_of(plan: &Plan<'_>, inputs: &Inputs, below: &Below) -> Digest {
     let mut k = KeyWriter::new();
     k.u64(u64::from(OUTPUT_FORMAT_VERSION));
     k.str(&plan.options.compression.id());
@@ -310,13 +373,21 @@ fn key_of(plan: &Plan<'_>, inputs: &Inputs, below: Option<&[Digest]>) -> Digest 
         }
     }
     match below {
-        None => k.str("independent"),
-        Some(diff_ids) => {
+        Below::Independent => k.str("independent"),
+        Below::All(diff_ids) => {
             k.str("on top of");
             k.u64(diff_ids.len() as u64);
             for d in diff_ids {
                 k.str(&d.to_string());
             }
+        }
+        Below::Status(status) => {
+            k.str("on dpkg status");
+            k.str(
+                &status
+                    .as_ref()
+                    .map_or_else(|| "none".to_owned(), |d| d.to_string()),
+            );
         }
     }
     k.finish()

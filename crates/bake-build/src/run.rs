@@ -22,9 +22,9 @@ use bake_store::BlobStore;
 use crate::{BuildError, BuiltLayer};
 
 /// The file dpkg keeps its package list in, merged by `deb` steps.
-const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+pub(crate) const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 /// The largest status file read from below (Debian's full archive is ~20 MB).
-const DPKG_STATUS_LIMIT: u64 = 256 << 20;
+pub(crate) const DPKG_STATUS_LIMIT: u64 = 256 << 20;
 
 /// Where run layers keep their scratch root while the layer is written.
 #[derive(Default)]

@@ -197,54 +197,83 @@ pub fn read_file_from_layers(
     path: &str,
     limit: u64,
 ) -> Result<Option<Vec<u8>>, LayerError> {
+    let mut state: Option<Vec<u8>> = None;
+    for layer in layers {
+        match file_in_layer(layer, path, limit)? {
+            FileEffect::Untouched => {}
+            FileEffect::Removed => state = None,
+            FileEffect::File(bytes) => state = Some(bytes),
+        }
+    }
+    Ok(state)
+}
+
+/// What one layer does to the file at an image path, applied on top of
+/// whatever is below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileEffect {
+    /// The layer leaves the path alone: what is below shows through.
+    Untouched,
+    /// The layer deletes the path (a whiteout of it or of an ancestor, an
+    /// opaque ancestor), or puts something other than a regular file at it
+    /// or at an ancestor.
+    Removed,
+    /// The layer puts a regular file with this content at the path.
+    File(Vec<u8>),
+}
+
+/// What the layer tar at `layer` (plain, gzip, zstd or xz) does to the
+/// regular file at the absolute image path `path`. Reading the layers of
+/// an image one by one and folding their effects gives
+/// [`read_file_from_layers`]; keeping each layer's effect lets a caller
+/// skip re-reading layers it has seen. A file larger than `limit` bytes is
+/// an error.
+pub fn file_in_layer(layer: &Path, path: &str, limit: u64) -> Result<FileEffect, LayerError> {
     let want = normalise_dest(path).map_err(|reason| LayerError::Apply {
         layer: PathBuf::from(path),
         entry: None,
         reason: reason.to_owned(),
     })?;
     let below = |dir: &str| dir.is_empty() || want.starts_with(&format!("{dir}/"));
-    let mut state: Option<Vec<u8>> = None;
-    for layer in layers {
-        let ctx = Ctx {
-            layer,
-            root: Path::new("/"),
-            limits: ReadLimits::DEFAULT,
-        };
-        let mut deleted = false;
-        // Some(content) when this layer has an entry at `want` (or replaces
-        // an ancestor with a non-directory).
-        let mut found: Option<Option<Vec<u8>>> = None;
-        ctx.for_each_entry(|name, rel, item| {
-            let (parent, base) = split(&rel);
-            if base == OPAQUE {
-                deleted |= below(parent);
-            } else if let Some(target) = base.strip_prefix(WHITEOUT) {
-                let target = join(parent, target);
-                deleted |= target == want || below(&target);
-            } else if rel == want {
-                let kind = item.header().entry_type();
-                if matches!(kind, EntryType::Regular | EntryType::Continuous) {
-                    if item.size() > limit {
-                        return Err(ctx.refuse(name, &format!("larger than {limit} bytes")));
-                    }
-                    let mut bytes = Vec::new();
-                    item.read_to_end(&mut bytes).map_err(|e| ctx.read_err(name, e))?;
-                    found = Some(Some(bytes));
-                } else {
-                    found = Some(None);
+    let ctx = Ctx {
+        layer,
+        root: Path::new("/"),
+        limits: ReadLimits::DEFAULT,
+    };
+    let mut deleted = false;
+    // Some(content) when this layer has an entry at `want` (or replaces
+    // an ancestor with a non-directory).
+    let mut found: Option<Option<Vec<u8>>> = None;
+    ctx.for_each_entry(|name, rel, item| {
+        let (parent, base) = split(&rel);
+        if base == OPAQUE {
+            deleted |= below(parent);
+        } else if let Some(target) = base.strip_prefix(WHITEOUT) {
+            let target = join(parent, target);
+            deleted |= target == want || below(&target);
+        } else if rel == want {
+            let kind = item.header().entry_type();
+            if matches!(kind, EntryType::Regular | EntryType::Continuous) {
+                if item.size() > limit {
+                    return Err(ctx.refuse(name, &format!("larger than {limit} bytes")));
                 }
-            } else if !rel.is_empty() && below(&rel) && item.header().entry_type() != EntryType::Directory {
+                let mut bytes = Vec::new();
+                item.read_to_end(&mut bytes).map_err(|e| ctx.read_err(name, e))?;
+                found = Some(Some(bytes));
+            } else {
                 found = Some(None);
             }
-            Ok(())
-        })?;
-        match found {
-            Some(f) => state = f,
-            None if deleted => state = None,
-            None => {}
+        } else if !rel.is_empty() && below(&rel) && item.header().entry_type() != EntryType::Directory {
+            found = Some(None);
         }
-    }
-    Ok(state)
+        Ok(())
+    })?;
+    Ok(match found {
+        Some(Some(bytes)) => FileEffect::File(bytes),
+        Some(None) => FileEffect::Removed,
+        None if deleted => FileEffect::Removed,
+        None => FileEffect::Untouched,
+    })
 }
 
 enum Deletion {

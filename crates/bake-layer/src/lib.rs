@@ -207,7 +207,7 @@ use std::path::PathBuf;
 
 use bake_digest::{Digest, HashingWriter};
 
-pub use apply::{apply_layer, apply_layer_with_limits, read_file_from_layers};
+pub use apply::{FileEffect, apply_layer, apply_layer_with_limits, file_in_layer, read_file_from_layers};
 pub use context::Context;
 pub use error::LayerError;
 pub use inputs::{InputNode, copy_inputs};

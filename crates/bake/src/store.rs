@@ -331,12 +331,13 @@ fn descriptors(v: &Value, out: &mut Vec<(String, Digest)>) {
     }
 }
 
-/// The digests the layer cache's entries name.
-fn cache_references(root: &Path) -> Result<BTreeSet<Digest>> {
+/// The blob digests and the diffIDs the layer cache's entries name.
+fn cache_references(root: &Path) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>)> {
     let mut refs = BTreeSet::new();
+    let mut diff_ids = BTreeSet::new();
     let dir = root.join("layers");
     let Ok(entries) = fs_err::read_dir(&dir) else {
-        return Ok(refs);
+        return Ok((refs, diff_ids));
     };
     for e in entries {
         let path = e?.path();
@@ -355,8 +356,15 @@ fn cache_references(root: &Path) -> Result<BTreeSet<Digest>> {
         {
             refs.insert(d);
         }
+        if let Some(d) = v
+            .get("diffID")
+            .and_then(Value::as_str)
+            .and_then(|d| d.parse().ok())
+        {
+            diff_ids.insert(d);
+        }
     }
-    Ok(refs)
+    Ok((refs, diff_ids))
 }
 
 fn older_than(t: SystemTime, grace: Duration, now: SystemTime) -> bool {
@@ -373,13 +381,16 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
     let store = which.store()?;
     // A layout is locked while gc decides and deletes, so no tag is added
     // meanwhile; the layer cache has no index to lock (grace protects it).
-    let (keep, _lock) = match which {
+    let (keep, keep_effects, _lock) = match which {
         Which::Layout(dir) => {
             let layout = Layout::open(dir)?;
             let lock = layout.lock()?;
-            (reachable(&layout, &store)?.present, Some(lock))
+            (reachable(&layout, &store)?.present, BTreeSet::new(), Some(lock))
         }
-        Which::Cache(root) => (cache_references(root)?, None),
+        Which::Cache(root) => {
+            let (blobs, diff_ids) = cache_references(root)?;
+            (blobs, diff_ids, None)
+        }
     };
     let now = SystemTime::now();
     let mut removed: Vec<(String, u64)> = Vec::new();
@@ -387,6 +398,7 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
     let mut temp_dirs = vec![which.root().to_path_buf()];
     if let Which::Cache(root) = which {
         temp_dirs.push(root.join("layers"));
+        temp_dirs.push(root.join("effects"));
     }
     let mut remove = |path: &Path, what: String, size: u64| -> Result<()> {
         if !dry_run {
@@ -412,6 +424,26 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
                 remove(&p, p.display().to_string(), meta.len())?;
             }
             _ => {}
+        }
+    }
+    // The cache's records of what layers do to dpkg's status file
+    // (`effects/<diffID hex>`): kept for layers an entry names; others (a
+    // base's layers among them) are cheap to recompute once.
+    if let Which::Cache(root) = which {
+        let dir = root.join("effects");
+        if let Ok(entries) = fs_err::read_dir(&dir) {
+            for e in entries {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let meta = fs_err::symlink_metadata(e.path())?;
+                if name.starts_with(".tmp-") || !meta.is_file() {
+                    continue;
+                }
+                let named = Digest::from_hex(&name).is_ok_and(|d| keep_effects.contains(&d));
+                if !named && meta.modified().is_ok_and(|m| older_than(m, grace, now)) {
+                    remove(&e.path(), e.path().display().to_string(), meta.len())?;
+                }
+            }
         }
     }
     // Temp files of index.json and cache-entry rewrites.

@@ -273,7 +273,25 @@ fn cache_verify_and_gc() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    // Every entry is still there: gc removes nothing.
+    // Records of what layers do to dpkg's status file: one for a layer an
+    // entry names (kept), one for a layer none does (removed).
+    let entries: Vec<_> = fs_err::read_dir(dir.join("cache/layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let named: Value = serde_json::from_slice(&fs_err::read(&entries[0]).unwrap()).unwrap();
+    let named = named["diffID"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_owned();
+    let effects = dir.join("cache/effects");
+    fs_err::create_dir_all(&effects).unwrap();
+    fs_err::write(effects.join(&named), "bake layer effect 1\nuntouched\n").unwrap();
+    let stray = effects.join("a".repeat(64));
+    fs_err::write(&stray, "bake layer effect 1\nremoved\n").unwrap();
+    // Every entry is still there: gc removes only the stray record.
     let j = json_of(&ok(bake(dir).args([
         "store",
         "gc",
@@ -283,7 +301,14 @@ fn cache_verify_and_gc() {
         "0",
         "--json",
     ])));
-    assert_eq!(j["removed"].as_array().unwrap().len(), 0, "{j}");
+    assert_eq!(j["removed"].as_array().unwrap().len(), 1, "{j}");
+    assert_eq!(
+        j["removed"][0]["name"],
+        format!("cache/effects/{}", "a".repeat(64)),
+        "{j}"
+    );
+    assert!(!stray.exists());
+    assert!(effects.join(&named).exists());
     // Drop one entry: its blob goes.
     let entries: Vec<_> = fs_err::read_dir(dir.join("cache/layers"))
         .unwrap()
