@@ -34,7 +34,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use bake_diff::{DiffReport, EntryChange, LayerStatus, Whiteout};
 use bake_digest::Digest;
 use bake_recipe::{BaseRef, Layer, Recipe, Step, StepKind};
-use clap::{CommandFactory as _, Parser as _};
+use clap::{CommandFactory as _, Parser as _, ValueEnum as _};
 use serde_json::{Value, json};
 use std::fs;
 
@@ -124,7 +124,9 @@ pub fn check(args: CheckArgs, opts: Options) -> Result<()> {
     // recipe is parsed with the same variables, and the epoch is the same.
     let settings =
         crate::commands::build_settings(&parse_build_args(&args, &args.recipe, Path::new("out"))?)?;
-    let recipe = bake_build::load_recipe(&settings)?;
+    let mut recipe = bake_build::load_recipe(&settings)?;
+    // Refuses a bad --level before any build starts.
+    crate::commands::apply_compression(&mut recipe, &args.compression)?;
     let epoch = settings.epoch.or(recipe.epoch).unwrap_or(0);
     let context = if recipe.context.as_os_str().is_empty() {
         PathBuf::from(".")
@@ -211,6 +213,17 @@ fn build_argv(args: &CheckArgs, recipe: &Path, layout: &Path) -> Vec<OsString> {
     for host in &args.registry.insecure_registries {
         v.push("--insecure-registry".into());
         v.push(host.into());
+    }
+    if let Some(c) = args.compression.compression {
+        v.push("--compression".into());
+        v.push(
+            c.to_possible_value()
+                .map_or_else(|| "gzip".into(), |p| OsString::from(p.get_name())),
+        );
+    }
+    if let Some(l) = args.compression.level {
+        v.push("--level".into());
+        v.push(l.to_string().into());
     }
     if build_accepts("no-cache") {
         v.push("--no-cache".into());

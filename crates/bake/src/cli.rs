@@ -203,7 +203,37 @@ pub struct LockArgs {
     pub vars: Vec<String>,
 
     #[command(flatten)]
+    pub compression: CompressionArgs,
+
+    #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Layer compression, overriding the recipe's `[output]`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CompressionArgs {
+    /// Compress layers with this instead of the recipe's [output]
+    /// compression (default gzip). Part of the image's identity: another
+    /// compression gives other layer and manifest digests (the same
+    /// diffIDs), and a lock records it.
+    #[arg(long, value_enum, value_name = "SCHEME")]
+    pub compression: Option<CompressionFlag>,
+
+    /// Compression level: gzip 1-9 (default 6), zstd 1-19 (default 3).
+    /// Applies to --compression, else to the recipe's compression.
+    #[arg(long, value_name = "N")]
+    pub level: Option<u32>,
+}
+
+/// The values of `--compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionFlag {
+    /// application/vnd.oci.image.layer.v1.tar+gzip
+    Gzip,
+    /// application/vnd.oci.image.layer.v1.tar+zstd
+    Zstd,
+    /// application/vnd.oci.image.layer.v1.tar (uncompressed)
+    None,
 }
 
 /// Options for talking to registries.
@@ -361,6 +391,9 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
 
+    #[command(flatten)]
+    pub compression: CompressionArgs,
+
     /// Print no progress on stderr, only the result (and errors).
     #[arg(long, short)]
     pub quiet: bool,
@@ -426,6 +459,9 @@ pub struct BuildArgs {
     /// Build every layer, without reading or writing the layer cache.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+
+    #[command(flatten)]
+    pub compression: CompressionArgs,
 
     /// After building, push the image to this repository (repeatable):
     /// REGISTRY/REPOSITORY[:TAG]. Every recipe tag is pushed, plus TAG.

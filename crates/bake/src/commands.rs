@@ -107,6 +107,7 @@ fn build(args: BuildArgs) -> Result<()> {
     }
     let started = std::time::Instant::now();
     let mut recipe = bake_build::load_recipe(&settings)?;
+    apply_compression(&mut recipe, &args.compression)?;
     if args.locked {
         crate::lock::apply_locked(&mut recipe)?;
     }
@@ -440,9 +441,40 @@ pub(crate) fn human_size(n: u64) -> String {
     }
 }
 
+/// `--compression` and `--level` over the recipe's `[output]`: the scheme
+/// from the flag (its default level unless `--level`), else the recipe's.
+pub(crate) fn apply_compression(
+    recipe: &mut bake_recipe::Recipe,
+    args: &crate::cli::CompressionArgs,
+) -> Result<()> {
+    use crate::cli::CompressionFlag;
+    use bake_recipe::Compression;
+    let scheme = match args.compression {
+        None => recipe.output.compression,
+        Some(CompressionFlag::Gzip) => Compression::Gzip,
+        Some(CompressionFlag::Zstd) => Compression::Zstd,
+        Some(CompressionFlag::None) => Compression::None,
+    };
+    let level = match (args.level, scheme.levels()) {
+        (None, _) if args.compression.is_none() => recipe.output.level,
+        (None, _) => scheme.default_level(),
+        (Some(_), None) => bail!("--level: compression {scheme} takes no level"),
+        (Some(l), Some(range)) if !range.contains(&l) => bail!(
+            "--level {l}: {scheme} levels are {} to {}",
+            range.start(),
+            range.end()
+        ),
+        (Some(l), Some(_)) => Some(l),
+    };
+    recipe.output.compression = scheme;
+    recipe.output.level = level;
+    Ok(())
+}
+
 fn lock(args: crate::cli::LockArgs) -> Result<()> {
     let text = fs_err::read_to_string(&args.recipe)?;
-    let recipe = bake_recipe::parse(&args.recipe, &text, &overrides(&args.vars)?)?;
+    let mut recipe = bake_recipe::parse(&args.recipe, &text, &overrides(&args.vars)?)?;
+    apply_compression(&mut recipe, &args.compression)?;
     let base = match &recipe.base {
         bake_recipe::BaseRef::Registry { reference } => {
             let opts = registry::Options::from_args(&args.registry, true);
