@@ -52,6 +52,7 @@ pub fn archive(data: &[u8]) {
         epoch: 1_700_000_000,
         compression: bake_layer::Compression::None,
         tmp_dir: tmp.clone(),
+        below_links: Default::default(),
     };
     let limits = bake_layer::ReadLimits {
         max_tar_bytes: 8 << 20,

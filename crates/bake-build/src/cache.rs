@@ -10,6 +10,8 @@
 //!                             device, mode) → content digest, one per recipe
 //!   effects/<diffID hex>      what a layer does to dpkg's status file:
 //!                             untouched, removed, or its new content digest
+//!   effects/links-<hex>       the symlinks a base leaves (keyed on its
+//!                             diffIDs), which the layers above write through
 //! ```
 //!
 //! **The key** is the sha256 of a canonical, length-prefixed encoding of
@@ -47,7 +49,7 @@
 //!
 //! [`OUTPUT_FORMAT_VERSION`]: crate::OUTPUT_FORMAT_VERSION
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -184,6 +186,7 @@ pub(crate) struct Cache {
 
 const STAT_MAGIC: &str = "bake stat cache 1\n";
 const EFFECT_MAGIC: &str = "bake layer effect 1\n";
+const LINKS_MAGIC: &str = "bake base links 1\n";
 
 /// What one layer does to a file of the image (dpkg's status file), by
 /// content digest: [`bake_layer::FileEffect`] without the bytes.
@@ -458,6 +461,35 @@ impl Cache {
             &self.effects_dir.join(diff_id.hex()),
             format!("{EFFECT_MAGIC}{what}\n").as_bytes(),
         )
+    }
+
+    /// The symlinks the base with these diffIDs leaves, if recorded. An
+    /// unreadable or malformed record is as good as none.
+    pub(crate) fn base_links(&self, diff_ids: &[Digest]) -> Option<BTreeMap<String, String>> {
+        let text = fs::read_to_string(self.links_path(diff_ids)).ok()?;
+        serde_json::from_str(text.strip_prefix(LINKS_MAGIC)?).ok()
+    }
+
+    /// Records the symlinks the base with these diffIDs leaves.
+    pub(crate) fn record_base_links(
+        &self,
+        diff_ids: &[Digest],
+        links: &BTreeMap<String, String>,
+    ) -> Result<(), CacheError> {
+        let json = serde_json::to_string(links).unwrap_or_default();
+        write_atomic(
+            &self.links_path(diff_ids),
+            format!("{LINKS_MAGIC}{json}").as_bytes(),
+        )
+    }
+
+    fn links_path(&self, diff_ids: &[Digest]) -> PathBuf {
+        let mut k = KeyWriter::new();
+        k.str("base links");
+        for d in diff_ids {
+            k.str(&d.to_string());
+        }
+        self.effects_dir.join(format!("links-{}", k.finish().hex()))
     }
 
     /// Makes the entry's blob present in `layout`: a hard link to the

@@ -363,6 +363,13 @@ fn key_of(plan: &Plan<'_>, inputs: &Inputs, below: &Below) -> Digest {
     k.u64(u64::from(OUTPUT_FORMAT_VERSION));
     k.str(&plan.options.compression.id());
     k.u64(plan.options.epoch);
+    // The base's symlinks decide where entries below them land.
+    k.str("through links");
+    k.u64(plan.options.below_links.len() as u64);
+    for (path, target) in &plan.options.below_links {
+        k.str(path);
+        k.str(target);
+    }
     for item in &inputs.items {
         match item {
             Item::Bytes(b) => k.bytes(b),

@@ -45,7 +45,9 @@ pub use registry::ResolvedBase;
 /// 2: layers compressed in fixed 1 MiB chunks (gzip: one member, chunks
 /// joined by sync flushes and primed with the previous 32 KiB; zstd: one
 /// frame per chunk, with its content size).
-pub const OUTPUT_FORMAT_VERSION: u32 = 2;
+/// 3: entries whose path goes through a symlink of the base are written
+/// where the link leads (`LayerOptions::below_links`).
+pub const OUTPUT_FORMAT_VERSION: u32 = 3;
 
 /// Everything a build needs besides the recipe's own content.
 #[derive(Debug, Clone)]
@@ -210,10 +212,20 @@ pub fn build_recipe_with(
         source,
     })?;
     let compression = compression_of(recipe);
+    // The layer loop (cache, parallel builds) lives in `layers`.
+    let cache = match &settings.cache_dir {
+        Some(dir) => Some(cache::Cache::open(dir, &stat_id(recipe, &context)).map_err(BuildError::Cache)?),
+        None => None,
+    };
+    let below_links = match &base {
+        Some(base) => base_links(recipe, base, store, cache.as_ref())?,
+        None => BTreeMap::new(),
+    };
     let options = LayerOptions {
         epoch,
         compression: compression.clone(),
         tmp_dir: settings.tmp_dir.clone(),
+        below_links,
     };
 
     let mut layers: Vec<BuiltLayer> = Vec::new();
@@ -235,11 +247,6 @@ pub fn build_recipe_with(
         options: &options,
         store,
         scratch: &scratch,
-    };
-    // The layer loop (cache, parallel builds) lives in `layers`.
-    let cache = match &settings.cache_dir {
-        Some(dir) => Some(cache::Cache::open(dir, &stat_id(recipe, &context)).map_err(BuildError::Cache)?),
-        None => None,
     };
     let sources = |layer: &bake_recipe::Layer, below: &[BuiltLayer], output: &mut dyn FnMut(&[u8])| {
         run::sources(&run_env, layer, below, output)
@@ -335,6 +342,39 @@ pub fn build_recipe_with(
 }
 
 /// Names a recipe's stat cache: its context and file name.
+/// The symlinks the base's layers leave (`LayerOptions::below_links`): the
+/// recipe's layers write through them, so a layer with `/bin/x` on a
+/// merged-`/usr` base puts it in `usr/bin` instead of replacing the `/bin`
+/// link with a directory. Read once per base and remembered in the cache.
+fn base_links(
+    recipe: &Recipe,
+    base: &BaseImage,
+    store: &bake_store::BlobStore,
+    cache: Option<&cache::Cache>,
+) -> Result<BTreeMap<String, String>, BuildError> {
+    if let Some(links) = cache.and_then(|c| c.base_links(&base.diff_ids)) {
+        return Ok(links);
+    }
+    let blobs: Vec<PathBuf> = base.layers.iter().map(|d| store.path(&d.digest)).collect();
+    let blobs: Vec<&Path> = blobs.iter().map(PathBuf::as_path).collect();
+    let links = bake_layer::links_in_layers(&blobs, &bake_layer::ReadLimits::DEFAULT).map_err(|source| {
+        BuildError::BaseRejected {
+            pos: recipe
+                .base_pos
+                .as_ref()
+                .map_or_else(|| recipe.path.display().to_string(), |p| p.to_string()),
+            base: recipe.base.to_string(),
+            message: format!("reading the symlinks of its layers: {source}"),
+        }
+    })?;
+    if let Some(cache) = cache {
+        cache
+            .record_base_links(&base.diff_ids, &links)
+            .map_err(BuildError::Cache)?;
+    }
+    Ok(links)
+}
+
 fn stat_id(recipe: &Recipe, context: &Context) -> String {
     let mut id = context.root().as_os_str().as_encoded_bytes().to_vec();
     id.push(0);

@@ -276,6 +276,94 @@ pub fn file_in_layer(layer: &Path, path: &str, limit: u64) -> Result<FileEffect,
     })
 }
 
+/// The symlinks that the layers `layers` (compressed or plain tars, lowest
+/// first) leave in the image they make: normalised path → target, as OCI
+/// extraction would leave them (a later entry at a path replaces a link
+/// there, a non-directory replaces a whole subtree, whiteouts and opaque
+/// whiteouts delete from the layers below). This is what
+/// [`LayerOptions::below_links`](crate::LayerOptions::below_links) takes.
+/// Each layer is read once, within `limits`; nothing is written.
+pub fn links_in_layers(
+    layers: &[&Path],
+    limits: &ReadLimits,
+) -> Result<std::collections::BTreeMap<String, String>, LayerError> {
+    let mut links: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let remove_tree = |links: &mut std::collections::BTreeMap<String, String>, path: &str| {
+        if path.is_empty() {
+            links.clear();
+            return;
+        }
+        links.remove(path);
+        let prefix = format!("{path}/");
+        let below: Vec<String> = links
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in below {
+            links.remove(&k);
+        }
+    };
+    for layer in layers {
+        let ctx = Ctx {
+            layer,
+            root: Path::new("/"),
+            limits: *limits,
+        };
+        // Deletions apply to the layers below only, whatever their place in
+        // the archive; this layer's own entries are applied after them.
+        let mut deletions: Vec<Deletion> = Vec::new();
+        let mut entries: Vec<(String, Option<String>, bool)> = Vec::new();
+        ctx.for_each_entry(|name, rel, item| {
+            let (parent, base) = split(&rel);
+            if base == OPAQUE {
+                deletions.push(Deletion::Children(parent.to_owned()));
+            } else if let Some(target) = base.strip_prefix(WHITEOUT) {
+                if target.is_empty() || target == "." || target == ".." {
+                    return Err(ctx.refuse(name, "a whiteout must name an entry"));
+                }
+                deletions.push(Deletion::Entry(join(parent, target)));
+            } else if !rel.is_empty() {
+                let header = item.header();
+                let kind = header.entry_type();
+                let target = match kind {
+                    EntryType::Symlink => item
+                        .link_name_bytes()
+                        .map(|t| String::from_utf8_lossy(&t).into_owned())
+                        .filter(|t| !t.is_empty()),
+                    _ => None,
+                };
+                entries.push((rel, target, kind == EntryType::Directory));
+            }
+            Ok(())
+        })?;
+        for deletion in deletions {
+            match deletion {
+                Deletion::Entry(path) => remove_tree(&mut links, &path),
+                Deletion::Children(dir) => {
+                    let keep = links.remove(&dir);
+                    remove_tree(&mut links, &dir);
+                    if let Some(target) = keep {
+                        links.insert(dir, target);
+                    }
+                }
+            }
+        }
+        for (path, target, is_dir) in entries {
+            if is_dir {
+                // A directory replaces a link at its path, not what is below.
+                links.remove(&path);
+            } else {
+                remove_tree(&mut links, &path);
+            }
+            if let Some(target) = target {
+                links.insert(path, target);
+            }
+        }
+    }
+    Ok(links)
+}
+
 enum Deletion {
     /// `.wh.NAME`: this path.
     Entry(String),

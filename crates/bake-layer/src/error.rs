@@ -76,6 +76,14 @@ pub enum LayerError {
         parent: String,
         kind: &'static str,
     },
+    /// An entry's path goes through the symlinks of the layers below in a
+    /// way that cannot be resolved (a loop).
+    #[error("sources[{index}]: cannot place /{path}: {reason}")]
+    BelowLink {
+        index: usize,
+        path: String,
+        reason: String,
+    },
     #[error("sources[{index}]: invalid exclude pattern {pattern:?}: {source}")]
     Exclude {
         index: usize,
@@ -183,6 +191,7 @@ impl LayerError {
             | LayerError::NotUtf8 { index, .. }
             | LayerError::BadImagePath { index, .. }
             | LayerError::NotADirectory { index, .. }
+            | LayerError::BelowLink { index, .. }
             | LayerError::Exclude { index, .. }
             | LayerError::Archive { index, .. }
             | LayerError::ArchiveEntry { index, .. }

@@ -139,6 +139,7 @@ mod tests {
             epoch: 0,
             compression: Compression::None,
             tmp_dir: ctx.path().to_owned(),
+            below_links: Default::default(),
         };
         let (tar, _) = write_layer(&[src], &opts, Vec::new()).unwrap();
         let in_layer: Vec<String> = read_layer_entries(&tar[..])

@@ -10,7 +10,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use tar::EntryType;
 
 use crate::limits::{ReadLimits, TarGuard, after_entry};
-use crate::paths::{ancestors, join, normalise_archive, normalise_dest};
+use crate::paths::{ancestors, follow_links, join, normalise_archive, normalise_dest};
 use crate::tarfmt::{self, BLOCK, Meta};
 use crate::{CopyMtime, LayerError, Owner, Source};
 
@@ -82,6 +82,12 @@ pub(crate) struct Layer<'a> {
     pub(crate) limits: ReadLimits,
     /// Packages of `Deb` sources and the status below (see `deb.rs`).
     pub(crate) dpkg: crate::deb::Dpkg,
+    /// The symlinks of the layers below (path → target): entry paths are
+    /// resolved through them (see [`follow_links`]).
+    pub(crate) below_links: BTreeMap<String, String>,
+    /// Off while a `Changes` source is added: a snapshot of the real root
+    /// already went through the real symlinks.
+    follow: bool,
 }
 
 pub(crate) fn io_err(index: usize, path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
@@ -110,6 +116,8 @@ impl<'a> Layer<'a> {
             tmp_root,
             tmp: None,
             tmp_count: 0,
+            below_links: BTreeMap::new(),
+            follow: true,
             limits,
             dpkg: Default::default(),
         }
@@ -184,7 +192,12 @@ impl<'a> Layer<'a> {
                 self.dpkg.below = Some((index, status.clone()));
                 Ok(())
             }
-            Source::Changes { root, changes } => self.add_changes(index, root, changes),
+            Source::Changes { root, changes } => {
+                self.follow = false;
+                let added = self.add_changes(index, root, changes);
+                self.follow = true;
+                added
+            }
         }
     }
 
@@ -192,6 +205,7 @@ impl<'a> Layer<'a> {
     /// directory over a directory keeps the children; a non-directory
     /// replaces a whole subtree. Fails when an ancestor is a non-directory.
     pub(crate) fn insert(&mut self, index: usize, path: String, entry: Entry<'a>) -> Result<(), LayerError> {
+        let path = self.below(index, path, matches!(entry.kind, Kind::Dir))?;
         if path.is_empty() {
             return match entry.kind {
                 // The root directory is never an entry of a layer.
@@ -231,6 +245,22 @@ impl<'a> Layer<'a> {
         }
         self.entries.insert(path, entry);
         Ok(())
+    }
+
+    /// `path` resolved through the symlinks of the layers below (unchanged
+    /// when there are none, or for a `Changes` source).
+    pub(crate) fn below(&self, index: usize, path: String, follow_last: bool) -> Result<String, LayerError> {
+        if !self.follow || self.below_links.is_empty() {
+            return Ok(path);
+        }
+        follow_links(&self.below_links, &path, follow_last, |p| {
+            self.entries.contains_key(p)
+        })
+        .map_err(|reason| LayerError::BelowLink {
+            index,
+            path: path.clone(),
+            reason,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -545,6 +575,7 @@ impl<'a> Layer<'a> {
                     let target = normalise_archive(&target)
                         .map(|t| join(to, &t))
                         .map_err(|r| refuse(&name, format!("hardlink target {target:?}: {r}")))?;
+                    let target = self.below(index, target, false)?;
                     self.link_to(index, &target).ok_or_else(|| {
                         refuse(
                             &name,

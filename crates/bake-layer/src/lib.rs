@@ -20,6 +20,7 @@
 //!     epoch: 1_700_000_000,
 //!     compression: Compression::Gzip { level: 6 },
 //!     tmp_dir: "/var/tmp".into(), // only `Unpack` sources write there
+//!     below_links: Default::default(), // a scratch base: no symlinks below
 //! };
 //! let (gz, out) = write_layer(&sources, &opts, Vec::new()).unwrap();
 //! // Same sources, same bytes: the diffID is a function of the sources.
@@ -202,12 +203,15 @@ mod paths;
 mod read;
 mod tarfmt;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use bake_digest::{Digest, HashingWriter};
 
-pub use apply::{FileEffect, apply_layer, apply_layer_with_limits, file_in_layer, read_file_from_layers};
+pub use apply::{
+    FileEffect, apply_layer, apply_layer_with_limits, file_in_layer, links_in_layers, read_file_from_layers,
+};
 pub use context::Context;
 pub use error::LayerError;
 pub use inputs::{InputNode, copy_inputs};
@@ -319,6 +323,15 @@ pub struct LayerOptions {
     pub compression: Compression,
     /// Where `Unpack` stores extracted file contents while the layer is built.
     pub tmp_dir: PathBuf,
+    /// The symlinks the layers below leave (normalised path without a
+    /// leading `/` → target; [`links_in_layers`]). An entry whose path goes
+    /// through one of them is written where the link leads (`/bin/sh` over
+    /// `bin -> usr/bin` becomes `usr/bin/sh`; a directory entry at `bin`
+    /// goes to `usr/bin`), as Docker's `COPY` and dpkg do, so the layer
+    /// never replaces a lower symlink to a directory with a directory (on a
+    /// merged-`/usr` base that would hide `/usr/bin`). Empty: paths as
+    /// written. Not applied to `Changes`, which come from the real root.
+    pub below_links: BTreeMap<String, String>,
 }
 
 /// What [`write_layer`] reports about the layer it wrote.
@@ -356,6 +369,7 @@ pub fn write_layer_with_limits<W: Write>(
 ) -> Result<(W, LayerOutput), LayerError> {
     opts.compression.validate()?;
     let mut layer = layer::Layer::new(opts.epoch, opts.tmp_dir.clone(), *limits);
+    layer.below_links = opts.below_links.clone();
     for (index, source) in sources.iter().enumerate() {
         layer.add(index, source)?;
     }

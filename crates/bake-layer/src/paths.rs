@@ -55,6 +55,72 @@ pub(crate) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// How many symlinks [`follow_links`] follows for one path before it gives
+/// up (Linux's `MAXSYMLINKS`).
+pub(crate) const MAX_LINK_HOPS: usize = 40;
+
+/// Resolves the normalised image path `path` through `links` (normalised
+/// path → symlink target, the symlinks of the layers below), the way the
+/// kernel would inside the image's root: every ancestor that is a symlink in
+/// `links` (and for which `own` is false, i.e. not replaced by this layer)
+/// is replaced by its target, an absolute target starting again at the
+/// root and `..` stopping there; the last component is followed only when
+/// `follow_last` (a directory over a symlink to a directory keeps the
+/// symlink, as dpkg and `mkdir -p` do). Fails after [`MAX_LINK_HOPS`] links.
+pub(crate) fn follow_links(
+    links: &std::collections::BTreeMap<String, String>,
+    path: &str,
+    follow_last: bool,
+    own: impl Fn(&str) -> bool,
+) -> Result<String, String> {
+    if links.is_empty() {
+        return Ok(path.to_owned());
+    }
+    let mut todo: std::collections::VecDeque<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(part) = todo.pop_front() {
+        match part.as_str() {
+            "" | "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let here = if done.is_empty() {
+            part.clone()
+        } else {
+            format!("{}/{part}", done.join("/"))
+        };
+        let target = (follow_last || !todo.is_empty())
+            .then(|| links.get(&here))
+            .flatten()
+            .filter(|_| !own(&here));
+        let Some(target) = target else {
+            done.push(part);
+            continue;
+        };
+        hops += 1;
+        if hops > MAX_LINK_HOPS {
+            return Err(format!(
+                "more than {MAX_LINK_HOPS} symlinks of the layers below on the way (a loop at /{here}?)"
+            ));
+        }
+        if target.starts_with('/') {
+            done.clear();
+        }
+        for c in target.split('/').rev() {
+            todo.push_front(c.to_owned());
+        }
+    }
+    Ok(done.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +151,47 @@ mod tests {
         assert_eq!(join("", "x"), "x");
         assert_eq!(join("a", ""), "a");
         assert_eq!(join("a", "x/y"), "a/x/y");
+    }
+
+    fn links(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn paths_follow_the_symlinks_below() {
+        let usrmerge = links(&[
+            ("bin", "usr/bin"),
+            ("lib", "/usr/lib"),
+            ("usr/lib64", "lib"),
+            ("etc/x", "../../../y"),
+        ]);
+        let no = |_: &str| false;
+        let f = |p: &str, last: bool| follow_links(&usrmerge, p, last, no).unwrap();
+        assert_eq!(f("bin/busybox", false), "usr/bin/busybox");
+        assert_eq!(f("lib/x/y.so", false), "usr/lib/x/y.so");
+        assert_eq!(f("usr/lib64/ld.so", false), "usr/lib/ld.so");
+        // The last component: a file over the link replaces it; a directory
+        // over it goes through it.
+        assert_eq!(f("bin", false), "bin");
+        assert_eq!(f("bin", true), "usr/bin");
+        // `..` in a target stops at the root.
+        assert_eq!(f("etc/x/z", false), "y/z");
+        assert_eq!(f("usr/local/bin/x", false), "usr/local/bin/x");
+        assert_eq!(f("", true), "");
+        // A link this layer replaced is not followed.
+        assert_eq!(
+            follow_links(&usrmerge, "bin/x", false, |p| p == "bin").unwrap(),
+            "bin/x"
+        );
+        // Loops end with an error.
+        let lp = links(&[("a", "b"), ("b", "a")]);
+        let e = follow_links(&lp, "a/x", false, no).unwrap_err();
+        assert!(e.contains("more than 40 symlinks"), "{e}");
+        assert!(follow_links(&links(&[("a", "a/b")]), "a/x", false, no).is_err());
+        // No links: the path as it is.
+        assert_eq!(follow_links(&links(&[]), "bin/x", true, no).unwrap(), "bin/x");
     }
 }

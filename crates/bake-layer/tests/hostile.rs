@@ -132,6 +132,7 @@ fn opts(area: &Area) -> LayerOptions {
         epoch: EPOCH,
         compression: Compression::None,
         tmp_dir: area.tmp(),
+        below_links: Default::default(),
     }
 }
 

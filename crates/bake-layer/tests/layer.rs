@@ -28,6 +28,7 @@ fn opts(tmp_dir: &Path, compression: Compression) -> LayerOptions {
         epoch: EPOCH,
         compression,
         tmp_dir: tmp_dir.to_owned(),
+        below_links: Default::default(),
     }
 }
 
@@ -1156,5 +1157,142 @@ fn golden_digests_across_chunks() {
     assert_eq!(
         diff_id,
         "sha256:af4f6c8000af123873007f3d90b26c1f47ff8414925cc8f52d9812a9b8637c56"
+    );
+}
+
+/// A plain tar layer from (name, kind, link target) entries.
+fn raw_layer(dir: &Path, file: &str, entries: &[(&str, char, &str)]) -> PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, target) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(match kind {
+            'd' => tar::EntryType::Directory,
+            'l' => tar::EntryType::Symlink,
+            _ => tar::EntryType::Regular,
+        });
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        if *kind == 'l' {
+            h.set_link_name(target).unwrap();
+        }
+        h.set_path(name).unwrap();
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+    }
+    let path = dir.join(file);
+    fs::write(&path, b.into_inner().unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn the_links_below_fold_like_extraction() {
+    let t = tmp();
+    let one = raw_layer(
+        t.path(),
+        "1.tar",
+        &[
+            ("bin", 'l', "usr/bin"),
+            ("lib", 'l', "/usr/lib"),
+            ("sbin", 'l', "usr/sbin"),
+            ("etc/alternatives/", 'd', ""),
+            ("etc/alternatives/awk", 'l', "/usr/bin/mawk"),
+            ("opt/a/", 'd', ""),
+            ("opt/a/link", 'l', "x"),
+            ("var/run", 'l', "/run"),
+        ],
+    );
+    let two = raw_layer(
+        t.path(),
+        "2.tar",
+        &[
+            // A whiteout deletes a link, an opaque directory what was below it.
+            ("etc/alternatives/.wh..wh..opq", 'f', ""),
+            ("etc/alternatives/vi", 'l', "/usr/bin/nvi"),
+            ("sbin/.wh..wh..opq", 'f', ""),
+            (".wh.lib", 'f', ""),
+            // A directory replaces a link at its path; a file a whole tree.
+            ("var/run/", 'd', ""),
+            ("opt/a", 'f', ""),
+        ],
+    );
+    let links = bake_layer::links_in_layers(&[&one, &two], &bake_layer::ReadLimits::DEFAULT).unwrap();
+    let want: Vec<(&str, &str)> = vec![
+        ("bin", "usr/bin"),
+        ("etc/alternatives/vi", "/usr/bin/nvi"),
+        ("sbin", "usr/sbin"),
+    ];
+    let got: Vec<(&str, &str)> = links.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn entries_go_through_the_links_below() {
+    let t = tmp();
+    let ctx = tmp();
+    fs::write(ctx.path().join("tool"), "tool").unwrap();
+    let mut options = opts(t.path(), Compression::None);
+    options.below_links = [("bin", "usr/bin"), ("usr/lib64", "../lib"), ("lib", "usr/lib")]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+    let sources = [
+        Source::Copy {
+            src: ctx.path().join("tool"),
+            to: "/bin/tool".into(),
+            mode: Some(0o755),
+            owner: Owner::default(),
+            exclude: vec![],
+            mtime: CopyMtime::Epoch,
+        },
+        Source::Dir {
+            path: "/bin".into(),
+            mode: 0o755,
+            owner: Owner::default(),
+        },
+        Source::Inline {
+            path: "/usr/lib64/ld.so".into(),
+            content: b"ld".to_vec(),
+            mode: 0o755,
+            owner: Owner::default(),
+        },
+        // A symlink over a link replaces it (the last component is not
+        // followed for anything but a directory).
+        Source::Symlink {
+            path: "/lib".into(),
+            target: "usr/lib".into(),
+            owner: Owner::default(),
+        },
+    ];
+    let (tar, _) = write_layer(&sources, &options, Vec::new()).unwrap();
+    let names: Vec<String> = read_layer_entries(&tar[..])
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "lib",
+            "usr/",
+            "usr/bin/",
+            "usr/bin/tool",
+            "usr/lib/",
+            "usr/lib/ld.so"
+        ]
+    );
+    // Without the links: as written.
+    options.below_links.clear();
+    let (tar, _) = write_layer(&sources, &options, Vec::new()).unwrap();
+    let names: Vec<String> = read_layer_entries(&tar[..])
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(
+        names,
+        ["bin/", "bin/tool", "lib", "usr/", "usr/lib64/", "usr/lib64/ld.so"]
     );
 }

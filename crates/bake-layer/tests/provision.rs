@@ -29,6 +29,7 @@ fn build(sources: &[Source]) -> Result<Vec<u8>, LayerError> {
         epoch: EPOCH,
         compression: Compression::None,
         tmp_dir: t.path().to_owned(),
+        below_links: Default::default(),
     };
     let r = write_layer(sources, &opts, Vec::new()).map(|(bytes, _)| bytes);
     assert_eq!(

@@ -428,7 +428,9 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
     }
     // The cache's records of what layers do to dpkg's status file
     // (`effects/<diffID hex>`): kept for layers an entry names; others (a
-    // base's layers among them) are cheap to recompute once.
+    // base's layers among them) are cheap to recompute once, as are the
+    // records of a base's symlinks (`effects/links-<hex>`), removed once
+    // older than the grace period.
     if let Which::Cache(root) = which {
         let dir = root.join("effects");
         if let Ok(entries) = fs_err::read_dir(&dir) {

@@ -552,3 +552,79 @@ fn run_steps_say_when_they_need_root() {
     );
     assert!(err.contains("run bake as root, e.g. with sudo"), "{err}");
 }
+
+/// A `deb` whose files are under /bin, installed on a merged-`/usr` base
+/// (`/bin -> usr/bin`, as Debian 12 and Ubuntu images are): the files land
+/// in /usr/bin, the base's link stays (were it replaced by a directory,
+/// extraction would hide /usr/bin), dpkg's list keeps the package's
+/// paths, and a `run` step on top sees it all through the link.
+#[test]
+#[ignore = "needs root, runc, umoci and fetched debs; run via cargo xtask test"]
+fn debs_install_through_a_merged_usr_base() {
+    require("runc");
+    require("umoci");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_files(
+        d,
+        &[(
+            "base.toml",
+            "epoch = 1700000000\n[image]\nname = \"base\"\n[[layer]]\nname = \"fs\"\n\
+             [[layer.step]]\ndir = \"/usr/bin\"\n[[layer.step]]\ndir = \"/usr/sbin\"\n\
+             [[layer.step]]\nsymlink = \"/bin\"\ntarget = \"usr/bin\"\n\
+             [[layer.step]]\nsymlink = \"/sbin\"\ntarget = \"usr/sbin\"\n",
+        )],
+    );
+    ok(bake(d).args(["build", "base.toml", "--layout", "base"]));
+    busybox_context(
+        d,
+        "[[layer]]\nname = \"tools\"\n  [[layer.step]]\n  run = [\"busybox --install -s /bin\"]\n",
+    );
+    let recipe = fs_err::read_to_string(d.join("bake.toml")).unwrap();
+    fs_err::write(
+        d.join("bake.toml"),
+        recipe.replace(
+            "epoch = 1700000000\n",
+            "epoch = 1700000000\nbase = \"oci:base:latest\"\n",
+        ),
+    )
+    .unwrap();
+    let (out, _) = build_in(d);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{v}");
+    for layer in &layers[1..] {
+        let blob = d
+            .join("layout/blobs/sha256")
+            .join(&layer["digest"].as_str().unwrap()[7..]);
+        let listing = String::from_utf8(ok(Command::new("tar").arg("tzf").arg(&blob)).stdout).unwrap();
+        assert!(
+            !listing.lines().any(|l| l == "bin/" || l.starts_with("bin/")),
+            "a layer writes under /bin:\n{listing}"
+        );
+    }
+
+    let bundle = d.join("bundle");
+    umoci_unpack(&d.join("layout"), &bundle);
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        fs_err::read_link(rootfs.join("bin")).unwrap(),
+        Path::new("usr/bin")
+    );
+    assert!(
+        fs_err::symlink_metadata(rootfs.join("usr/bin/busybox"))
+            .unwrap()
+            .is_file()
+    );
+    assert!(
+        fs_err::symlink_metadata(rootfs.join("usr/bin/ls"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let list = fs_err::read_to_string(rootfs.join("var/lib/dpkg/info/busybox-static.list")).unwrap();
+    assert!(list.lines().any(|l| l == "/bin/busybox"), "{list}");
+    let out = runc_sh(d, &bundle, "ls /bin/busybox /usr/bin/sh && busybox echo merged");
+    assert!(out.ends_with("merged\n"), "{out}");
+}
