@@ -9,7 +9,8 @@
 //!   assert "the second push uploaded no blob" from [`TestRegistry::count`].
 //! * [`FaultProxy`] is an in-process HTTP/1.1 proxy in front of any
 //!   upstream. A [`FaultPlan`] says which requests (by kind, by number, by
-//!   path) get which [`Fault`]: a dropped connection, a 500, a 429 with
+//!   path or digest) get which [`Fault`]: a dropped connection, a 500, a
+//!   registry error body of our choosing ([`Fault::api_error`]), a 429 with
 //!   `Retry-After`, a delay past the client's timeout, or a corrupted
 //!   `Docker-Content-Digest`. It can also play a bearer-token registry
 //!   ([`ProxyOptions::bearer`]) whose tokens expire after a few requests.

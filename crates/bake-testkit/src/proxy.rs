@@ -86,9 +86,13 @@ impl RequestKind {
 pub enum Fault {
     /// Close the connection without answering.
     Drop,
-    /// Answer this status (with a distribution-style error body), without
-    /// forwarding.
+    /// Answer this status (with a distribution-style error body, code
+    /// `UNKNOWN`), without forwarding.
     Status(u16),
+    /// Answer this status with exactly this body (`Content-Type:
+    /// application/json`), without forwarding. [`Fault::api_error`] makes
+    /// one with a distribution-spec error body.
+    Respond { status: u16, body: String },
     /// Answer 429 with `Retry-After: SECS`, without forwarding.
     TooManyRequests { retry_after_secs: u64 },
     /// Wait this long, then forward (to trip the client's read timeout).
@@ -98,6 +102,28 @@ pub enum Fault {
     CorruptDigest,
 }
 
+impl Fault {
+    /// Answer `status` with the distribution spec's error body
+    /// `{"errors":[{"code":CODE,"message":MESSAGE,"detail":null}]}`, as a
+    /// registry that lost an upload session (`404`, `BLOB_UPLOAD_UNKNOWN`)
+    /// or does not know a repository (`404`, `NAME_UNKNOWN`) would.
+    pub fn api_error(status: u16, code: &str, message: &str) -> Fault {
+        Fault::api_error_with_detail(status, code, message, serde_json::Value::Null)
+    }
+
+    /// [`Fault::api_error`] with a `detail` (any JSON: the spec leaves its
+    /// shape to the registry).
+    pub fn api_error_with_detail(status: u16, code: &str, message: &str, detail: serde_json::Value) -> Fault {
+        let body = serde_json::json!({
+            "errors": [{ "code": code, "message": message, "detail": detail }]
+        });
+        Fault::Respond {
+            status,
+            body: body.to_string(),
+        }
+    }
+}
+
 /// Which requests a rule applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matcher {
@@ -105,17 +131,25 @@ pub enum Matcher {
     Kind(RequestKind),
     /// The request's path (not query) contains this text.
     PathContains(String),
+    /// The request's path or query contains this text. The query is
+    /// matched as sent, percent-encoded: match a digest by its hex part
+    /// (an upload's `PUT …?digest=sha256%3A…` names it only there).
+    UriContains(String),
     /// The n-th request the proxy receives (1-based).
     RequestNumber(usize),
+    /// Every one of these matches (e.g. a kind and a digest).
+    All(Vec<Matcher>),
 }
 
 impl Matcher {
-    fn matches(&self, n: usize, kind: RequestKind, path: &str) -> bool {
+    fn matches(&self, n: usize, kind: RequestKind, path: &str, query: &str) -> bool {
         match self {
             Matcher::Any => true,
             Matcher::Kind(k) => *k == kind,
             Matcher::PathContains(p) => path.contains(p.as_str()),
+            Matcher::UriContains(p) => path.contains(p.as_str()) || query.contains(p.as_str()),
             Matcher::RequestNumber(m) => *m == n,
+            Matcher::All(all) => all.iter().all(|m| m.matches(n, kind, path, query)),
         }
     }
 }
@@ -183,10 +217,10 @@ impl FaultPlan {
         self
     }
 
-    fn pick(&mut self, n: usize, kind: RequestKind, path: &str) -> Option<Fault> {
+    fn pick(&mut self, n: usize, kind: RequestKind, path: &str, query: &str) -> Option<Fault> {
         let mut chosen = None;
         for rule in &mut self.rules {
-            if !rule.matcher.matches(n, kind, path) {
+            if !rule.matcher.matches(n, kind, path, query) {
                 continue;
             }
             let index = rule.seen;
@@ -402,7 +436,13 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 fn api_error(status: u16, code: &str, message: &str) -> Response<Body> {
-    let body = format!(r#"{{"errors":[{{"code":"{code}","message":"{message}"}}]}}"#);
+    json_response(
+        status,
+        format!(r#"{{"errors":[{{"code":"{code}","message":"{message}"}}]}}"#),
+    )
+}
+
+fn json_response(status: u16, body: String) -> Response<Body> {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
@@ -427,7 +467,8 @@ impl std::error::Error for Dropped {}
 async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
-    let kind = RequestKind::of(&method, &path, req.uri().query());
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let kind = RequestKind::of(&method, &path, Some(&query));
     let n = {
         let mut c = shared.counters.lock().unwrap_or_else(|p| p.into_inner());
         c.total += 1;
@@ -438,7 +479,7 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Result<Respo
         .plan
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .pick(n, kind, &path);
+        .pick(n, kind, &path, &query);
     let note = |line: String| {
         let mut c = shared.counters.lock().unwrap_or_else(|p| p.into_inner());
         c.log.push(line);
@@ -448,9 +489,16 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Result<Respo
             note(format!("{method} {path} -> fault {f:?}"));
             shared.counters.lock().unwrap_or_else(|p| p.into_inner()).faults += 1;
         }
+        if !matches!(f, Fault::Drop | Fault::Delay(_) | Fault::CorruptDigest) {
+            // Answering without forwarding: read the request body first, so
+            // the client sees our answer rather than a connection closed
+            // under an upload it is still sending.
+            drain(&mut req).await;
+        }
         match f {
             Fault::Drop => return Err(Dropped),
             Fault::Status(s) => return Ok(api_error(*s, "UNKNOWN", "fault injected by the test proxy")),
+            Fault::Respond { status, body } => return Ok(json_response(*status, body.clone())),
             Fault::TooManyRequests { retry_after_secs } => {
                 let mut resp = api_error(
                     429,
@@ -518,6 +566,16 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Result<Respo
     }
     note(format!("{method} {path} -> {}", resp.status().as_u16()));
     Ok(resp)
+}
+
+/// Reads and discards the request body (a failed read just ends it: the
+/// answer is sent either way).
+async fn drain(req: &mut Request<Incoming>) {
+    while let Some(frame) = req.body_mut().frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
 }
 
 async fn issue_token(shared: &Shared, front: &BearerFront, req: Request<Incoming>) -> Response<Body> {
@@ -651,17 +709,69 @@ mod tests {
             .on_nth(RequestKind::BlobHead, 3, Fault::Drop)
             .on_request(10, Fault::Status(503));
         let picks: Vec<_> = (1..=4)
-            .map(|n| plan.pick(n, RequestKind::ManifestPut, "/v2/a/manifests/x"))
+            .map(|n| plan.pick(n, RequestKind::ManifestPut, "/v2/a/manifests/x", ""))
             .collect();
         assert_eq!(
             picks,
             [Some(Fault::Status(500)), Some(Fault::Status(500)), None, None]
         );
         let picks: Vec<_> = (5..=8)
-            .map(|n| plan.pick(n, RequestKind::BlobHead, "/"))
+            .map(|n| plan.pick(n, RequestKind::BlobHead, "/", ""))
             .collect();
         assert_eq!(picks, [None, None, Some(Fault::Drop), None]);
-        assert_eq!(plan.pick(10, RequestKind::Ping, "/v2/"), Some(Fault::Status(503)));
-        assert_eq!(plan.pick(11, RequestKind::Ping, "/v2/"), None);
+        assert_eq!(
+            plan.pick(10, RequestKind::Ping, "/v2/", ""),
+            Some(Fault::Status(503))
+        );
+        assert_eq!(plan.pick(11, RequestKind::Ping, "/v2/", ""), None);
+    }
+
+    #[test]
+    fn api_error_faults_carry_a_distribution_error_body() {
+        let Fault::Respond { status, body } =
+            Fault::api_error(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown")
+        else {
+            panic!("not a Respond fault");
+        };
+        assert_eq!(status, 404);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["errors"][0]["code"], "BLOB_UPLOAD_UNKNOWN");
+        assert_eq!(v["errors"][0]["message"], "blob upload unknown");
+        assert!(v["errors"][0]["detail"].is_null());
+        // Quotes in the text stay JSON.
+        let Fault::Respond { body, .. } =
+            Fault::api_error_with_detail(400, "X", "say \"hi\"", serde_json::json!("d\"e"))
+        else {
+            panic!("not a Respond fault");
+        };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["errors"][0]["message"], "say \"hi\"");
+        assert_eq!(v["errors"][0]["detail"], "d\"e");
+    }
+
+    #[test]
+    fn matchers_combine_kind_and_uri() {
+        let hex = "ab".repeat(32);
+        let mut plan = FaultPlan::new().rule(
+            Matcher::All(vec![
+                Matcher::Kind(RequestKind::BlobUploadPut),
+                Matcher::UriContains(hex.clone()),
+            ]),
+            Fault::Status(404),
+            0,
+            None,
+        );
+        let put = "/v2/a/blobs/uploads/uuid";
+        let query = format!("_state=x&digest=sha256%3A{hex}");
+        assert_eq!(
+            plan.pick(1, RequestKind::BlobUploadPut, put, &query),
+            Some(Fault::Status(404))
+        );
+        assert_eq!(
+            plan.pick(2, RequestKind::BlobUploadPut, put, "digest=sha256%3Aother"),
+            None
+        );
+        let head = format!("/v2/a/blobs/sha256:{hex}");
+        assert_eq!(plan.pick(3, RequestKind::BlobHead, &head, ""), None);
     }
 }

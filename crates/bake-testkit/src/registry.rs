@@ -166,6 +166,24 @@ impl TestRegistry {
     pub fn get(&self, path: &str) -> io::Result<(u16, String)> {
         http_get(self.direct, path, self.auth.as_ref())
     }
+
+    /// The status of a HEAD on `repository`'s manifest `reference` (a tag
+    /// or digest), asked directly (uncounted, with the registry's own
+    /// credentials), accepting every OCI and Docker manifest type: 200 if
+    /// it exists, 404 if not.
+    pub fn manifest_status(&self, repository: &str, reference: &str) -> io::Result<u16> {
+        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+                      application/vnd.docker.distribution.manifest.v2+json, \
+                      application/vnd.docker.distribution.manifest.list.v2+json";
+        let (status, _) = http_request(
+            self.direct,
+            "HEAD",
+            &format!("/v2/{repository}/manifests/{reference}"),
+            &[("Accept", accept)],
+            self.auth.as_ref(),
+        )?;
+        Ok(status)
+    }
 }
 
 impl Drop for TestRegistry {
@@ -204,9 +222,23 @@ fn wait_ready(child: &mut Child, addr: SocketAddr, timeout: Duration) -> io::Res
 
 /// A minimal HTTP/1.0 GET (no keep-alive, whole body).
 fn http_get(addr: SocketAddr, path: &str, auth: Option<&(String, String)>) -> io::Result<(u16, String)> {
+    http_request(addr, "GET", path, &[], auth)
+}
+
+/// A minimal HTTP/1.0 request without a body (no keep-alive, whole answer).
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    auth: Option<&(String, String)>,
+) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some((u, p)) = auth {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
         request.push_str(&format!("Authorization: Basic {token}\r\n"));
