@@ -2,7 +2,7 @@
 //! upload) first, then manifests by digest, then tags.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION};
 use tokio::io::AsyncReadExt;
 
 use crate::client::{Ctx, Host, Op, at_digest};
+use crate::error::ApiErrors;
 use crate::manifest::{Descriptor, Parsed};
 use crate::progress::{Direction, Progress, Skip};
 use crate::retry::{Failure, with_retry};
@@ -69,7 +70,15 @@ impl Registry {
     /// On a bearer-token registry the token is scoped to `target`'s
     /// repository only, so a registry that checks pull access to
     /// `mount_from` answers the mount with an upload session instead, and
-    /// the blob is uploaded: slower, never wrong.
+    /// the blob is uploaded: slower, never wrong. A mount answered 404 is
+    /// uploaded too.
+    ///
+    /// An upload whose session the registry lost (404 `BLOB_UPLOAD_UNKNOWN`,
+    /// 404/400 `BLOB_UPLOAD_INVALID`: see [`session_lost`]) is tried again
+    /// within the retry policy: HEAD the blob (it may have landed), else a
+    /// new session and the whole blob again. When attempts run out, the
+    /// error names the blob's digest, the reference and the registry's code
+    /// and message, and no manifest or tag is sent.
     pub async fn push_image(
         &self,
         image: LocalImage<'_>,
@@ -267,31 +276,33 @@ impl Registry {
             return Ok(Outcome::Exists);
         }
         let reference = &target.to_string();
-        let action = &format!("upload blob {} to", digest.short());
+        // Errors name the whole digest; progress lines the short one.
+        let action = &format!("upload blob {digest} to");
+        let what = &format!("upload blob {} to", digest.short());
         let ctx = Ctx { action, reference };
         let repo = target.repository();
         let mount_from = mount_from.filter(|m| *m != repo);
-        let outcome = with_retry(self.policy(), progress, action, |attempt| async move {
-            // The previous attempt may have landed before its answer was lost.
+        // Set once the registry answers a mount with 404: later attempts
+        // upload without asking again.
+        let mount_refused = &AtomicBool::new(false);
+        let outcome = with_retry(self.policy(), progress, what, |attempt| async move {
+            // The previous attempt may have landed before its answer was
+            // lost, or before the registry forgot its upload session.
             if attempt > 1 && self.blob_exists_once(host, target, digest, ctx).await? {
                 return Ok(Outcome::Exists);
             }
-            let mut start = self.url(host, repo, "blobs/uploads/")?;
-            if let Some(from) = mount_from {
-                start
-                    .query_pairs_mut()
-                    .append_pair("mount", &digest.to_string())
-                    .append_pair("from", from);
-            }
-            let resp = self
-                .send(host, repo, Op::Push, ctx, |c| {
-                    c.post(start.clone()).header(CONTENT_LENGTH, "0")
-                })
-                .await?;
-            let resp = self
-                .expect(host, resp, &[StatusCode::ACCEPTED, StatusCode::CREATED], ctx)
-                .await?;
-            if resp.status() == StatusCode::CREATED && mount_from.is_some() {
+            let mount = mount_from.filter(|_| !mount_refused.load(Ordering::Relaxed));
+            let (resp, mounting) = match self.open_session(host, repo, digest, mount, ctx).await {
+                // A registry that cannot mount (no such source repository or
+                // blob, or no read access to it) may say 404 instead of
+                // opening a session: upload instead.
+                Err(f) if mount.is_some() && f.error.status() == Some(404) => {
+                    mount_refused.store(true, Ordering::Relaxed);
+                    (self.open_session(host, repo, digest, None, ctx).await?, false)
+                }
+                other => (other?, mount.is_some()),
+            };
+            if resp.status() == StatusCode::CREATED && mounting {
                 return Ok(Outcome::Mounted);
             }
             // 202: an upload session (also the answer to a mount the
@@ -305,7 +316,7 @@ impl Registry {
                         action: action.to_string(),
                         reference: reference.to_string(),
                         status: resp.status().as_u16(),
-                        errors: crate::error::ApiErrors::parse(b"no Location header for the upload session"),
+                        errors: ApiErrors::parse(b"no Location header for the upload session"),
                         attempts: 1,
                     })
                 })?;
@@ -316,7 +327,9 @@ impl Registry {
                 })
             })?;
             put.query_pairs_mut().append_pair("digest", &digest.to_string());
-            self.upload(host, store, target, blob, put, ctx, progress).await?;
+            self.upload(host, store, target, blob, put, ctx, progress)
+                .await
+                .map_err(retry_lost_session)?;
             Ok(Outcome::Uploaded)
         })
         .await?;
@@ -326,6 +339,32 @@ impl Registry {
             Outcome::Exists => progress.skipped(digest, blob.size, Skip::Exists),
         }
         Ok(outcome)
+    }
+
+    /// `POST …/blobs/uploads/` (with `mount=`/`from=` when `mount_from`):
+    /// the answer, 202 (a session) or 201 (mounted).
+    async fn open_session(
+        &self,
+        host: &Host,
+        repo: &str,
+        digest: &Digest,
+        mount_from: Option<&str>,
+        ctx: Ctx<'_>,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut start = self.url(host, repo, "blobs/uploads/")?;
+        if let Some(from) = mount_from {
+            start
+                .query_pairs_mut()
+                .append_pair("mount", &digest.to_string())
+                .append_pair("from", from);
+        }
+        let resp = self
+            .send(host, repo, Op::Push, ctx, |c| {
+                c.post(start.clone()).header(CONTENT_LENGTH, "0")
+            })
+            .await?;
+        self.expect(host, resp, &[StatusCode::ACCEPTED, StatusCode::CREATED], ctx)
+            .await
     }
 
     /// One monolithic PUT of the blob, streamed from the store file in
@@ -515,6 +554,34 @@ impl Registry {
             Ok(())
         })
         .await
+    }
+}
+
+/// Whether a registry's error answer to an upload request (the `PUT` or a
+/// `PATCH` of a session) means it lost the session: restarted, purged the
+/// upload, or a load balancer sent us to a node that never saw it. The
+/// blob is then sent again, from its start, in a new session. Any other
+/// 4xx (`NAME_UNKNOWN`, `DENIED`, `DIGEST_INVALID`, a 404 without a code,
+/// …) is the registry's final word.
+pub(crate) fn session_lost(status: u16, errors: &ApiErrors) -> bool {
+    match status {
+        404 => errors.has_code("BLOB_UPLOAD_UNKNOWN") || errors.has_code("BLOB_UPLOAD_INVALID"),
+        400 => errors.has_code("BLOB_UPLOAD_INVALID"),
+        _ => false,
+    }
+}
+
+/// An upload failure that is a lost session becomes worth another attempt
+/// (a new session, after a HEAD of the blob), within the retry policy.
+fn retry_lost_session(failure: Failure) -> Failure {
+    let lost = match &*failure.error {
+        RegistryError::Status { status, errors, .. } => session_lost(*status, errors),
+        _ => false,
+    };
+    if lost {
+        Failure::transient(*failure.error, None)
+    } else {
+        failure
     }
 }
 
@@ -716,5 +783,88 @@ mod tests {
         assert!(failed);
         let recorded = err.lock().unwrap().take().unwrap().to_string();
         assert!(recorded.contains("is corrupt"), "{recorded}");
+    }
+
+    fn errors(body: &str) -> ApiErrors {
+        ApiErrors::parse(body.as_bytes())
+    }
+
+    fn one(code: &str) -> ApiErrors {
+        errors(&format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#))
+    }
+
+    #[test]
+    fn which_upload_answers_mean_a_lost_session() {
+        // Lost: the registry forgot the session; a new one may work.
+        assert!(session_lost(404, &one("BLOB_UPLOAD_UNKNOWN")));
+        assert!(session_lost(404, &one("BLOB_UPLOAD_INVALID")));
+        assert!(session_lost(400, &one("BLOB_UPLOAD_INVALID")));
+        // Among other entries too.
+        assert!(session_lost(
+            404,
+            &errors(r#"{"errors":[{"code":"UNKNOWN"},{"code":"BLOB_UPLOAD_UNKNOWN"}]}"#)
+        ));
+        // Permanent: the registry's final word.
+        for code in [
+            "NAME_UNKNOWN",
+            "NAME_INVALID",
+            "BLOB_UNKNOWN",
+            "DIGEST_INVALID",
+            "SIZE_INVALID",
+            "DENIED",
+            "UNSUPPORTED",
+            "UNKNOWN",
+        ] {
+            assert!(!session_lost(404, &one(code)), "{code}");
+            assert!(!session_lost(400, &one(code)), "{code}");
+        }
+        // The code must come with its status: BLOB_UPLOAD_UNKNOWN is a 404.
+        assert!(!session_lost(400, &one("BLOB_UPLOAD_UNKNOWN")));
+        assert!(!session_lost(403, &one("BLOB_UPLOAD_INVALID")));
+        // A 404 without the API's body (a proxy's page) says nothing.
+        assert!(!session_lost(404, &errors("<html>not found</html>")));
+        assert!(!session_lost(404, &errors("")));
+    }
+
+    fn status_failure(status: u16, body: &str) -> Failure {
+        Failure::fatal(RegistryError::Status {
+            action: "upload blob x to".into(),
+            reference: "r".into(),
+            status,
+            errors: errors(body),
+            attempts: 1,
+        })
+    }
+
+    #[test]
+    fn only_lost_sessions_become_retryable() {
+        use crate::retry::Retry;
+        let lost = retry_lost_session(status_failure(
+            404,
+            r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown"}]}"#,
+        ));
+        assert_eq!(lost.retry, Retry::Yes { after: None });
+        assert_eq!(lost.error.status(), Some(404));
+        let name = retry_lost_session(status_failure(
+            404,
+            r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#,
+        ));
+        assert_eq!(name.retry, Retry::No);
+        let store = retry_lost_session(Failure::fatal(RegistryError::InvalidManifest {
+            reference: "r".into(),
+            reason: "x".into(),
+        }));
+        assert_eq!(store.retry, Retry::No);
+        // Already-transient failures stay transient.
+        let busy = Failure::transient(
+            RegistryError::Network {
+                action: "a".into(),
+                reference: "r".into(),
+                reason: "reset".into(),
+                attempts: 1,
+            },
+            None,
+        );
+        assert_eq!(retry_lost_session(busy).retry, Retry::Yes { after: None });
     }
 }

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use crate::{Progress, RegistryError};
 
 /// How hard to try. Attempts are retried on connection errors, resets,
-/// timeouts, 408, 429 and 5xx (but 501/505); any other status is final at once.
+/// timeouts, 408, 429 and 5xx (but 501/505); any other status is final at
+/// once, except a blob upload session the registry lost (404
+/// `BLOB_UPLOAD_UNKNOWN`, 404/400 `BLOB_UPLOAD_INVALID`), which is retried
+/// in a new session.
 /// The wait before attempt `n+1` is `initial_backoff * 2^(n-1)`, capped at
 /// `max_backoff`, with half of it random ("equal jitter"), or the
 /// registry's `Retry-After` seconds when it sends them. No attempt starts

@@ -1039,3 +1039,196 @@ async fn a_wrong_digest_from_the_registry_is_detected() {
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
     assert!(!dst.has(&image.layer));
 }
+
+// ---------------------------------------------------------------- lost upload sessions
+
+/// A PUT of this blob's upload session (the digest is only in its query).
+fn upload_put_of(blob: &Digest) -> Matcher {
+    Matcher::All(vec![
+        Matcher::Kind(RequestKind::BlobUploadPut),
+        Matcher::UriContains(blob.hex().to_owned()),
+    ])
+}
+
+fn upload_unknown() -> Fault {
+    Fault::api_error(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn a_lost_upload_session_is_reopened_and_the_push_completes() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "session lost once\n", "amd64");
+    // The registry forgets the layer's first upload session (restarted,
+    // purged it, or another node behind a load balancer got the PUT).
+    let flaky = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().rule(upload_put_of(&image.layer), upload_unknown(), 0, Some(1)),
+    )
+    .unwrap();
+    let target = reference(&flaky.host(), "app:v1");
+    let events = Events::default();
+    let report = anonymous()
+        .push_image(image.local(&store), &target, &[], None, &events)
+        .await
+        .unwrap();
+    assert_eq!(report.digest, image.digest, "same manifest digest");
+    assert_eq!(report.uploaded, vec![image.config.clone(), image.layer.clone()]);
+    assert_eq!(flaky.faults_injected(), 1, "{:?}", flaky.log());
+    // A new session for the layer, and the whole layer again.
+    assert_eq!(flaky.count(RequestKind::BlobUploadStart), 3, "{:?}", flaky.log());
+    assert_eq!(flaky.count(RequestKind::BlobUploadPut), 3, "{:?}", flaky.log());
+    let retries: Vec<String> = events
+        .list()
+        .into_iter()
+        .filter(|e| e.starts_with("retrying"))
+        .collect();
+    assert!(
+        retries.len() == 1
+            && retries[0].contains(&format!("upload blob {}", image.layer.short()))
+            && retries[0].contains("BLOB_UPLOAD_UNKNOWN"),
+        "{retries:?}"
+    );
+    assert_eq!(reg.tags("app").unwrap(), ["v1"]);
+    // The image pulls back complete, byte for byte.
+    let (_d2, dst) = new_store();
+    let pulled = anonymous()
+        .pull_image(
+            &reference(&reg.host(), "app:v1"),
+            &"linux/amd64".parse().unwrap(),
+            &dst,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, image.digest);
+    for d in [&image.digest, &image.config, &image.layer] {
+        assert!(same_file(&store.path(d), &dst.path(d)), "{d} differs");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn an_upload_session_lost_every_time_fails_naming_the_blob_and_sets_no_tag() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "session always lost\n", "amd64");
+    let lossy = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().rule(upload_put_of(&image.layer), upload_unknown(), 0, None),
+    )
+    .unwrap();
+    let err = anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&lossy.host(), "app:v1"),
+            &["latest".to_owned()],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert_eq!(err.status(), Some(404), "{err}");
+    assert!(
+        text.contains(&format!("upload blob {} to", image.layer))
+            && text.contains("/app:v1:")
+            && text.contains("404 Not Found: BLOB_UPLOAD_UNKNOWN: blob upload unknown to registry")
+            && text.contains("gave up after 4 attempts"),
+        "{text}"
+    );
+    // Bounded by the retry policy: 4 sessions for the layer, each checked
+    // for a landed blob first (the first HEAD, then one per retry).
+    let layer_puts = lossy
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("PUT ") && l.contains("fault"))
+        .count();
+    assert_eq!(layer_puts, 4, "{:?}", lossy.log());
+    assert_eq!(lossy.count(RequestKind::ManifestPut), 0);
+    assert_eq!(reg.manifest_status("app", "v1").unwrap(), 404);
+    assert_eq!(reg.manifest_status("app", "latest").unwrap(), 404);
+    assert_eq!(
+        reg.manifest_status("app", &image.digest.to_string()).unwrap(),
+        404
+    );
+    assert_eq!(reg.tags("app").unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn other_404s_are_final_with_the_registrys_detail_and_a_refused_mount_uploads() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "name unknown\n", "amd64");
+
+    // NAME_UNKNOWN on opening a session: not retried, message and detail shown.
+    let unknown = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().always(
+            RequestKind::BlobUploadStart,
+            Fault::api_error_with_detail(
+                404,
+                "NAME_UNKNOWN",
+                "repository name not known to registry",
+                serde_json::json!({ "name": "app" }),
+            ),
+        ),
+    )
+    .unwrap();
+    let err = anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&unknown.host(), "app:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert!(
+        text.contains(
+            r#"404 Not Found: NAME_UNKNOWN: repository name not known to registry (detail: {"name":"app"})"#
+        ) && text.contains("upload blob sha256:")
+            && !text.contains("attempts"),
+        "{text}"
+    );
+    // One session asked per blob (they run concurrently), none repeated.
+    assert!(
+        unknown.count(RequestKind::BlobUploadStart) <= 2,
+        "{:?}",
+        unknown.log()
+    );
+    assert_eq!(unknown.count(RequestKind::BlobUploadPut), 0);
+    assert_eq!(reg.manifest_status("app", "v1").unwrap(), 404);
+
+    // A mount answered 404 falls back to a plain upload, asked once per blob.
+    let no_mount = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().always(
+            RequestKind::BlobMount,
+            Fault::api_error(404, "BLOB_UNKNOWN", "blob unknown to registry"),
+        ),
+    )
+    .unwrap();
+    let report = anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&no_mount.host(), "app:v1"),
+            &[],
+            Some("base"),
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.digest, image.digest);
+    assert_eq!(report.uploaded, vec![image.config.clone(), image.layer.clone()]);
+    assert!(report.mounted.is_empty());
+    assert_eq!(no_mount.count(RequestKind::BlobMount), 2, "{:?}", no_mount.log());
+    assert_eq!(no_mount.count(RequestKind::BlobUploadStart), 2);
+    assert_eq!(reg.manifest_status("app", "v1").unwrap(), 200);
+}
