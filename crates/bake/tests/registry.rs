@@ -9,7 +9,10 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use bake_testkit::{RequestKind, TestRegistry, TestRegistryOptions, write_docker_config};
+use bake_testkit::{
+    Fault, FaultPlan, FaultProxy, Matcher, RequestKind, TestRegistry, TestRegistryOptions,
+    write_docker_config,
+};
 use common::*;
 
 fn registry() -> TestRegistry {
@@ -262,6 +265,55 @@ fn auth_right_wrong_and_login() {
         .env("DOCKER_CONFIG", &cfg));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"));
     assert_eq!(reg.tags("team/hello").unwrap(), vec!["latest".to_owned()]);
+}
+
+/// `bake push` through a registry that loses the layer's upload session:
+/// every time, a clear error naming the blob and the registry's message,
+/// exit 1, no tag; once, the push recovers with the same digest.
+#[test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+fn push_through_lost_upload_sessions_fails_cleanly_or_recovers() {
+    let reg = registry();
+    let tmp = tempfile::tempdir().unwrap();
+    let built = build_json(tmp.path(), &hello_recipe(), &tmp.path().join("layout"));
+    let digest = built["digest"].as_str().unwrap().to_owned();
+    let layer = built["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let hex = layer.strip_prefix("sha256:").unwrap().to_owned();
+    let layer_put = || {
+        Matcher::All(vec![
+            Matcher::Kind(RequestKind::BlobUploadPut),
+            Matcher::UriContains(hex.clone()),
+        ])
+    };
+    let lost = || Fault::api_error(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry");
+    let lossy = FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().rule(layer_put(), lost(), 0, None),
+    )
+    .unwrap();
+    let target = format!("{}/demo/hello:v1", lossy.host());
+
+    let err = fails(bake(tmp.path()).args(["push", "oci:layout:latest", &target]));
+    assert!(
+        err.contains(&format!("upload blob {layer} to {target}"))
+            && err.contains("404 Not Found: BLOB_UPLOAD_UNKNOWN: blob upload unknown to registry")
+            && err.contains("gave up after"),
+        "{err}"
+    );
+    assert!(lossy.faults_injected() > 1, "retried: {:?}", lossy.log());
+    assert_eq!(lossy.count(RequestKind::ManifestPut), 0);
+    assert_eq!(reg.manifest_status("demo/hello", "v1").unwrap(), 404);
+    assert_eq!(reg.manifest_status("demo/hello", &digest).unwrap(), 404);
+
+    // Lost once: a new session, and the push completes.
+    lossy.set_plan(FaultPlan::new().rule(layer_put(), lost(), 0, Some(1)));
+    lossy.reset_counts();
+    let out = ok(bake(tmp.path()).args(["push", "oci:layout:latest", &target, "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pushed"][0]["digest"], digest.as_str(), "{v}");
+    assert_eq!(lossy.faults_injected(), 1, "{:?}", lossy.log());
+    assert_eq!(reg.manifest_status("demo/hello", "v1").unwrap(), 200);
+    assert_eq!(reg.manifest_status("demo/hello", &digest).unwrap(), 200);
 }
 
 fn keygen(dir: &Path, prefix: &str) {
