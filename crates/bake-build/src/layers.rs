@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bake_digest::Digest;
 use bake_image::Descriptor;
-use bake_layer::{Context, LayerError, LayerOptions, Source};
+use bake_layer::{Context, LayerError, LayerOptions, ReadLimits, Source};
 use bake_recipe::{Layer, StepKind};
 use bake_store::BlobStore;
 
@@ -63,6 +63,8 @@ pub(crate) struct Plan<'a> {
     pub layers: &'a [Layer],
     pub context: &'a Context,
     pub options: &'a LayerOptions,
+    /// Bounds on every archive read (unpack, `.deb` data, lower layers).
+    pub limits: &'a ReadLimits,
     pub layout: &'a BlobStore,
     pub cache: Option<&'a Cache>,
     pub base: &'a [BuiltLayer],
@@ -187,12 +189,16 @@ fn status_below(
             Some(effect) => effect,
             None => {
                 let blob = plan.layout.path(&layer.descriptor.digest);
-                let effect =
-                    bake_layer::file_in_layer(&blob, crate::run::DPKG_STATUS, crate::run::DPKG_STATUS_LIMIT)
-                        .map_err(|source| BuildError::Step {
-                            pos: plan.layers[index].pos.clone(),
-                            source,
-                        })?;
+                let effect = bake_layer::file_in_layer(
+                    &blob,
+                    crate::run::DPKG_STATUS,
+                    crate::run::DPKG_STATUS_LIMIT,
+                    plan.limits,
+                )
+                .map_err(|source| BuildError::Step {
+                    pos: plan.layers[index].pos.clone(),
+                    source,
+                })?;
                 let effect = Effect::of(&effect);
                 cache
                     .record_effect(&layer.diff_id, &effect)
@@ -449,16 +455,17 @@ fn build_one(
         index,
         progress: plan.progress,
     };
-    let (writer, out) = bake_layer::write_layer(&sources, plan.options, writer).map_err(|source| {
-        let pos = source
-            .source_index()
-            .and_then(|i| layer.steps.get(i))
-            .map_or(&layer.pos, |s| &s.pos);
-        BuildError::Step {
-            pos: pos.clone(),
-            source,
-        }
-    })?;
+    let (writer, out) = bake_layer::write_layer_with_limits(&sources, plan.options, plan.limits, writer)
+        .map_err(|source| {
+            let pos = source
+                .source_index()
+                .and_then(|i| layer.steps.get(i))
+                .map_or(&layer.pos, |s| &s.pos);
+            BuildError::Step {
+                pos: pos.clone(),
+                source,
+            }
+        })?;
     let (digest, size) = writer.inner.finish().map_err(store_err)?;
     let entry = Entry {
         diff_id: out.diff_id,

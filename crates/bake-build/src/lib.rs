@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bake_digest::Digest;
 use bake_image::{BaseImage, ConfigSpec, Descriptor, Layout, Platform};
-use bake_layer::{Compression, Context, LayerOptions, Source};
+use bake_layer::{Compression, Context, LayerOptions, ReadLimits, Source};
 use bake_recipe::{BaseRef, Pos, Recipe, StepKind};
 
 mod cache;
@@ -73,6 +73,12 @@ pub struct BuildSettings {
     pub registry: bake_registry::RegistryOptions,
     /// Refuse base references that are not pinned by digest.
     pub locked: bool,
+    /// Bounds on reading every archive the build unpacks: `unpack` and
+    /// `.deb` steps, the base's layers (for their symlinks, dpkg status and
+    /// `run` steps' root), a docker-archive base. `--max-archive-size` sets
+    /// [`ReadLimits::max_tar_bytes`]; a layer taken from the cache is not
+    /// read again.
+    pub limits: ReadLimits,
 }
 
 /// What the build produced.
@@ -218,7 +224,7 @@ pub fn build_recipe_with(
         None => None,
     };
     let below_links = match &base {
-        Some(base) => base_links(recipe, base, store, cache.as_ref())?,
+        Some(base) => base_links(recipe, base, store, cache.as_ref(), &settings.limits)?,
         None => BTreeMap::new(),
     };
     let options = LayerOptions {
@@ -247,6 +253,7 @@ pub fn build_recipe_with(
         options: &options,
         store,
         scratch: &scratch,
+        limits: &settings.limits,
     };
     let sources = |layer: &bake_recipe::Layer, below: &[BuiltLayer], output: &mut dyn FnMut(&[u8])| {
         run::sources(&run_env, layer, below, output)
@@ -257,6 +264,7 @@ pub fn build_recipe_with(
             layers: &recipe.layers,
             context: &context,
             options: &options,
+            limits: &settings.limits,
             layout: store,
             cache: cache.as_ref(),
             base: &layers,
@@ -341,7 +349,6 @@ pub fn build_recipe_with(
     })
 }
 
-/// Names a recipe's stat cache: its context and file name.
 /// The symlinks the base's layers leave (`LayerOptions::below_links`): the
 /// recipe's layers write through them, so a layer with `/bin/x` on a
 /// merged-`/usr` base puts it in `usr/bin` instead of replacing the `/bin`
@@ -351,21 +358,20 @@ fn base_links(
     base: &BaseImage,
     store: &bake_store::BlobStore,
     cache: Option<&cache::Cache>,
+    limits: &ReadLimits,
 ) -> Result<BTreeMap<String, String>, BuildError> {
     if let Some(links) = cache.and_then(|c| c.base_links(&base.diff_ids)) {
         return Ok(links);
     }
     let blobs: Vec<PathBuf> = base.layers.iter().map(|d| store.path(&d.digest)).collect();
     let blobs: Vec<&Path> = blobs.iter().map(PathBuf::as_path).collect();
-    let links = bake_layer::links_in_layers(&blobs, &bake_layer::ReadLimits::DEFAULT).map_err(|source| {
-        BuildError::BaseRejected {
-            pos: recipe
-                .base_pos
-                .as_ref()
-                .map_or_else(|| recipe.path.display().to_string(), |p| p.to_string()),
-            base: recipe.base.to_string(),
-            message: format!("reading the symlinks of its layers: {source}"),
-        }
+    let links = bake_layer::links_in_layers(&blobs, limits).map_err(|source| BuildError::BaseRejected {
+        pos: recipe
+            .base_pos
+            .as_ref()
+            .map_or_else(|| recipe.path.display().to_string(), |p| p.to_string()),
+        base: recipe.base.to_string(),
+        message: format!("reading the symlinks of its layers: {source}"),
     })?;
     if let Some(cache) = cache {
         cache
@@ -375,6 +381,7 @@ fn base_links(
     Ok(links)
 }
 
+/// Names a recipe's stat cache: its context and file name.
 fn stat_id(recipe: &Recipe, context: &Context) -> String {
     let mut id = context.root().as_os_str().as_encoded_bytes().to_vec();
     id.push(0);
@@ -435,15 +442,18 @@ fn load_base(
                     source,
                 })
         }
-        BaseRef::DockerArchive { path } => {
-            bake_image::load_from_docker_archive(&recipe.context.join(path), platform, store)
-                .map(|b| (Some(b), None))
-                .map_err(|source| BuildError::Base {
-                    pos,
-                    base: format!("docker-archive:{path}"),
-                    source,
-                })
-        }
+        BaseRef::DockerArchive { path } => bake_image::load_from_docker_archive_with_limits(
+            &recipe.context.join(path),
+            platform,
+            store,
+            &settings.limits,
+        )
+        .map(|b| (Some(b), None))
+        .map_err(|source| BuildError::Base {
+            pos,
+            base: format!("docker-archive:{path}"),
+            source,
+        }),
         BaseRef::Registry { reference } => {
             registry::pull_base(reference, &pos, platform, store, settings).map(|(b, r)| (Some(b), Some(r)))
         }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bake_layer::{Compression, Context, LayerOptions, Source};
+use bake_layer::{Compression, Context, LayerOptions, ReadLimits, Source};
 use bake_recipe::{Layer, Recipe, Step, StepKind};
 use bake_store::BlobStore;
 
@@ -46,6 +46,8 @@ pub(crate) struct Env<'a> {
     /// Holds the blobs of every layer below (base layers included).
     pub store: &'a BlobStore,
     pub scratch: &'a Scratch,
+    /// Bounds on every archive read (unpack, `.deb` data, lower layers).
+    pub limits: &'a ReadLimits,
 }
 
 /// The sources of `layer`'s tar; `below` holds every layer under it, base
@@ -64,12 +66,10 @@ pub(crate) fn sources(
     let mut sources = crate::layer_sources(env.recipe, layer, env.context)?;
     if depends_on_below(layer) {
         let blobs = blob_paths(env.store, below);
-        let status =
-            bake_layer::read_file_from_layers(&blobs, DPKG_STATUS, DPKG_STATUS_LIMIT).map_err(|source| {
-                BuildError::Step {
-                    pos: layer.pos.clone(),
-                    source,
-                }
+        let status = bake_layer::read_file_from_layers(&blobs, DPKG_STATUS, DPKG_STATUS_LIMIT, env.limits)
+            .map_err(|source| BuildError::Step {
+                pos: layer.pos.clone(),
+                source,
             })?;
         if let Some(status) = status {
             sources.push(Source::DpkgBelow { status });
@@ -129,7 +129,7 @@ fn run_layer(
     std::fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(io_at(&rootfs))?;
     for blob in blob_paths(env.store, below) {
-        bake_layer::apply_layer(&blob, &rootfs).map_err(at_layer)?;
+        bake_layer::apply_layer_with_limits(&blob, &rootfs, env.limits).map_err(at_layer)?;
     }
 
     let before = bake_run::Snapshot::take(&rootfs).map_err(|source| BuildError::Run {
@@ -225,8 +225,8 @@ fn apply_steps(
             source,
         }
     };
-    bake_layer::write_layer(&sources, &options, file).map_err(step_err)?;
-    bake_layer::apply_layer(&tar, rootfs).map_err(step_err)?;
+    bake_layer::write_layer_with_limits(&sources, &options, env.limits, file).map_err(step_err)?;
+    bake_layer::apply_layer_with_limits(&tar, rootfs, env.limits).map_err(step_err)?;
     fs_err::remove_file(&tar).map_err(BuildError::Io)?;
     Ok(())
 }

@@ -72,6 +72,7 @@ impl Project {
             cache_dir: cache.map(|c| top.join(c)),
             registry: Default::default(),
             locked: false,
+            limits: Default::default(),
         }
     }
 

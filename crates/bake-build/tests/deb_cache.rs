@@ -111,6 +111,7 @@ impl Project {
             cache_dir: cache.then(|| top.join("cache")),
             registry: Default::default(),
             locked: false,
+            limits: Default::default(),
         })
         .unwrap()
     }
@@ -139,9 +140,14 @@ fn status_in(layout: &Path, out: &BuildOutput) -> String {
         .iter()
         .map(|l| layout.join("blobs/sha256").join(l.descriptor.digest.hex()))
         .collect();
-    let bytes = bake_layer::read_file_from_layers(&blobs, "/var/lib/dpkg/status", 1 << 20)
-        .unwrap()
-        .unwrap();
+    let bytes = bake_layer::read_file_from_layers(
+        &blobs,
+        "/var/lib/dpkg/status",
+        1 << 20,
+        &bake_layer::ReadLimits::DEFAULT,
+    )
+    .unwrap()
+    .unwrap();
     String::from_utf8(bytes).unwrap()
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use bake_digest::Digest;
 use bake_image::{BaseImage, Descriptor, ImageError, Layout, Platform};
+use bake_layer::ReadLimits;
 use bake_store::BlobStore;
 use serde_json::Value;
 
@@ -21,6 +22,7 @@ pub struct Image {
     store: BlobStore,
     manifest: Option<(Digest, Value)>,
     base: BaseImage,
+    limits: ReadLimits,
 }
 
 impl Image {
@@ -65,6 +67,7 @@ impl Image {
             store,
             manifest,
             base,
+            limits: ReadLimits::DEFAULT,
         })
     }
 
@@ -88,17 +91,20 @@ impl Image {
     }
 
     /// The image in the docker-archive at `path`, its config and layers
-    /// copied (verified) into `scratch`. A docker-archive has no manifest:
-    /// only its config and layers can be compared.
+    /// copied (verified) into `scratch`, the archive read within `limits`
+    /// (which then also bound reading its layers, see [`Image::with_limits`]).
+    /// A docker-archive has no manifest: only its config and layers can be
+    /// compared.
     pub fn from_docker_archive(
         name: impl Into<String>,
         path: &Path,
         platform: Option<&Platform>,
         scratch: BlobStore,
+        limits: &ReadLimits,
     ) -> Result<Image, DiffError> {
         let name = name.into();
         let base = with_platform(platform, |p| {
-            bake_image::load_from_docker_archive(path, p, &scratch)
+            bake_image::load_from_docker_archive_with_limits(path, p, &scratch, limits)
         })
         .map_err(|source| DiffError::Image {
             image: name.clone(),
@@ -109,7 +115,22 @@ impl Image {
             store: scratch,
             manifest: None,
             base,
+            limits: *limits,
         })
+    }
+
+    /// Reads this image's layers within `limits` (uncompressed bytes per
+    /// layer, bytes per PAX or long-name record) instead of
+    /// [`ReadLimits::DEFAULT`]: a layer past them is an error naming it.
+    #[must_use]
+    pub fn with_limits(mut self, limits: &ReadLimits) -> Image {
+        self.limits = *limits;
+        self
+    }
+
+    /// The limits its layers are read within.
+    pub fn limits(&self) -> &ReadLimits {
+        &self.limits
     }
 
     /// The name given when the image was loaded.

@@ -134,11 +134,13 @@ fn read_entries(image: &Image, i: usize, desc: &Descriptor) -> Result<Vec<EntryS
             digest: desc.digest.clone(),
             source: Box::new(source),
         })?;
-    let entries = bake_layer::read_layer_entries(&mut r).map_err(|source| DiffError::Layer {
-        image: image.name().to_owned(),
-        layer: i + 1,
-        digest: desc.digest.clone(),
-        source: Box::new(source),
+    let entries = bake_layer::read_layer_entries_with_limits(&mut r, image.limits()).map_err(|source| {
+        DiffError::Layer {
+            image: image.name().to_owned(),
+            layer: i + 1,
+            digest: desc.digest.clone(),
+            source: Box::new(source),
+        }
     })?;
     io::copy(&mut r, &mut io::sink()).map_err(|source| DiffError::LayerIo {
         image: image.name().to_owned(),

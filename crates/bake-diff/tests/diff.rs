@@ -684,7 +684,14 @@ fn a_docker_archive_of_the_same_image_is_identical() {
     let m = layout.resolve(Some("latest")).unwrap();
     bake_image::write_docker_archive(layout.store(), &m, &["a:latest".into()], &archive).unwrap();
     let scratch = bake_store::BlobStore::open(&tmp.path().join("scratch")).unwrap();
-    let b = Image::from_docker_archive("docker-archive:a.tar", &archive, None, scratch).unwrap();
+    let b = Image::from_docker_archive(
+        "docker-archive:a.tar",
+        &archive,
+        None,
+        scratch,
+        &bake_layer::ReadLimits::DEFAULT,
+    )
+    .unwrap();
     let r = diff(&a, &b).unwrap();
     assert!(r.identical, "{}", human(&r));
     assert!(

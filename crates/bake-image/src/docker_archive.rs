@@ -71,6 +71,18 @@ pub fn load_from_docker_archive(
     platform: &Platform,
     target: &BlobStore,
 ) -> Result<BaseImage, ImageError> {
+    load_from_docker_archive_with_limits(path, platform, target, &bake_layer::ReadLimits::DEFAULT)
+}
+
+/// [`load_from_docker_archive`], reading the archive's (uncompressed) tar
+/// stream within `limits` instead of
+/// [`ReadLimits::DEFAULT`](bake_layer::ReadLimits::DEFAULT).
+pub fn load_from_docker_archive_with_limits(
+    path: &Path,
+    platform: &Platform,
+    target: &BlobStore,
+    limits: &bake_layer::ReadLimits,
+) -> Result<BaseImage, ImageError> {
     let bad = |reason: String| ImageError::DockerArchive {
         path: path.to_path_buf(),
         reason,
@@ -84,7 +96,7 @@ pub fn load_from_docker_archive(
     let mut members: HashMap<String, Member> = HashMap::new();
     let mut manifest_json = None;
     {
-        let mut archive = tar::Archive::new(open_maybe_gzip(path)?);
+        let mut archive = tar::Archive::new(open_maybe_gzip(path, limits)?);
         for (n, entry) in archive.entries().map_err(io_err)?.enumerate() {
             let mut entry = entry.map_err(io_err)?;
             let Some(name) = normalise(&String::from_utf8_lossy(&entry.path_bytes())) else {
@@ -157,7 +169,7 @@ pub fn load_from_docker_archive(
     let mut config_bytes = None;
     let mut stored: BTreeMap<usize, StoredLayer> = BTreeMap::new();
     {
-        let mut archive = tar::Archive::new(open_maybe_gzip(path)?);
+        let mut archive = tar::Archive::new(open_maybe_gzip(path, limits)?);
         for (n, entry) in archive.entries().map_err(io_err)?.enumerate() {
             if n != config_n && !wanted_layers.contains_key(&n) {
                 continue;
@@ -220,13 +232,13 @@ pub fn load_from_docker_archive(
 /// Opens `path`, transparently decompressing it if it is gzip, within
 /// bake-layer's [`ReadLimits`](bake_layer::ReadLimits) (PAX and long-name
 /// records, total bytes).
-fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>, ImageError> {
+fn open_maybe_gzip(path: &Path, limits: &bake_layer::ReadLimits) -> Result<Box<dyn Read>, ImageError> {
     let mut file = fs::File::open(path)?;
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic)?;
     file.rewind()?;
     let file = BufReader::with_capacity(256 * 1024, file);
-    let limits = bake_layer::ReadLimits::DEFAULT;
+    let limits = *limits;
     if n == 2 && magic == GZIP_MAGIC {
         let gz = flate2::read::MultiGzDecoder::new(file);
         Ok(Box::new(bake_layer::TarGuard::new(gz, limits)))

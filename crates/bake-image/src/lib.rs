@@ -117,7 +117,9 @@ use bake_store::StoreError;
 pub use base::{BaseImage, load_from_layout, load_from_store};
 pub use config::{ConfigSpec, build_config};
 pub use descriptor::{Descriptor, Platform, REF_NAME, media_type};
-pub use docker_archive::{load_from_docker_archive, write_docker_archive};
+pub use docker_archive::{
+    load_from_docker_archive, load_from_docker_archive_with_limits, write_docker_archive,
+};
 pub use json::canonical_json;
 pub use layout::{Layout, LayoutLock, MAX_JSON_SIZE};
 pub use manifest::{Manifest, build_index, build_manifest, parse_index, parse_manifest};

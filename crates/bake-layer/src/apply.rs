@@ -191,15 +191,17 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
 /// filesystem that `layers` (bottom first; plain, gzip, zstd or xz tars)
 /// make, honouring whiteouts and opaque directories; `None` if there is no
 /// regular file there (absent, deleted, or another kind of entry).
-/// A file larger than `limit` bytes is an error.
+/// A file larger than `limit` bytes is an error; each layer is read within
+/// `limits`.
 pub fn read_file_from_layers(
     layers: &[PathBuf],
     path: &str,
     limit: u64,
+    limits: &ReadLimits,
 ) -> Result<Option<Vec<u8>>, LayerError> {
     let mut state: Option<Vec<u8>> = None;
     for layer in layers {
-        match file_in_layer(layer, path, limit)? {
+        match file_in_layer(layer, path, limit, limits)? {
             FileEffect::Untouched => {}
             FileEffect::Removed => state = None,
             FileEffect::File(bytes) => state = Some(bytes),
@@ -227,8 +229,13 @@ pub enum FileEffect {
 /// an image one by one and folding their effects gives
 /// [`read_file_from_layers`]; keeping each layer's effect lets a caller
 /// skip re-reading layers it has seen. A file larger than `limit` bytes is
-/// an error.
-pub fn file_in_layer(layer: &Path, path: &str, limit: u64) -> Result<FileEffect, LayerError> {
+/// an error; the layer is read within `limits`.
+pub fn file_in_layer(
+    layer: &Path,
+    path: &str,
+    limit: u64,
+    limits: &ReadLimits,
+) -> Result<FileEffect, LayerError> {
     let want = normalise_dest(path).map_err(|reason| LayerError::Apply {
         layer: PathBuf::from(path),
         entry: None,
@@ -238,7 +245,7 @@ pub fn file_in_layer(layer: &Path, path: &str, limit: u64) -> Result<FileEffect,
     let ctx = Ctx {
         layer,
         root: Path::new("/"),
-        limits: ReadLimits::DEFAULT,
+        limits: *limits,
     };
     let mut deleted = false;
     // Some(content) when this layer has an entry at `want` (or replaces

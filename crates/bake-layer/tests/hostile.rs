@@ -527,7 +527,7 @@ fn read_layer_entries_and_read_file_never_panic() {
             assert_eq!(names, ["sparse", "after"]);
         }
         // One file through the whole stack: any answer but a panic.
-        let _ = read_file_from_layers(&[file(name)], "/etc/motd", 1 << 20);
+        let _ = read_file_from_layers(&[file(name)], "/etc/motd", 1 << 20, &ReadLimits::DEFAULT);
     }
     for (name, _) in corpus::files() {
         let bytes = std::fs::read(file(name)).unwrap();

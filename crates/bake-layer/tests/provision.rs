@@ -848,7 +848,7 @@ fn one_file_can_be_read_through_a_stack_of_layers() {
     );
     let read = |layers: &[&PathBuf]| {
         let layers: Vec<PathBuf> = layers.iter().map(|p| (*p).clone()).collect();
-        read_file_from_layers(&layers, status, 1 << 20)
+        read_file_from_layers(&layers, status, 1 << 20, &bake_layer::ReadLimits::DEFAULT)
             .unwrap()
             .map(|b| String::from_utf8(b).unwrap())
     };
@@ -867,6 +867,6 @@ fn one_file_can_be_read_through_a_stack_of_layers() {
         None,
         "an ancestor replaced by a symlink hides it"
     );
-    let err = read_file_from_layers(&[l3], status, 2).unwrap_err();
+    let err = read_file_from_layers(&[l3], status, 2, &bake_layer::ReadLimits::DEFAULT).unwrap_err();
     assert!(err.to_string().contains("larger than 2 bytes"), "{err}");
 }

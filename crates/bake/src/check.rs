@@ -225,6 +225,8 @@ fn build_argv(args: &CheckArgs, recipe: &Path, layout: &Path) -> Vec<OsString> {
         v.push("--level".into());
         v.push(l.to_string().into());
     }
+    v.push("--max-archive-size".into());
+    v.push(args.limits.max_archive_size.to_string().into());
     if build_accepts("no-cache") {
         v.push("--no-cache".into());
     }
@@ -502,7 +504,13 @@ fn compare_against(
         .tempdir()
         .context("cannot create a temporary directory")?;
     let platform = bake_build::platform_of(recipe);
-    let published = crate::diff::load(spec, Some(&platform), opts, scratch.path())?;
+    let published = crate::diff::load(
+        spec,
+        Some(&platform),
+        opts,
+        scratch.path(),
+        &args.limits.read_limits(),
+    )?;
     let ours = bake_diff::Image::from_layout(
         "this build",
         &built.layout,

@@ -236,6 +236,69 @@ pub enum CompressionFlag {
     None,
 }
 
+/// Bounds on reading archives written by others.
+#[derive(Debug, Args, Clone)]
+pub struct LimitsArgs {
+    /// The most bytes one archive may hold once decompressed (an `unpack`
+    /// archive, a .deb's data, a base or compared image's layer, a
+    /// docker-archive): a decompression bomb stops there with an error
+    /// naming the archive. SIZE is bytes, or a number with a unit: K, M,
+    /// G, T (or KiB, MiB, GiB, TiB) are powers of 1024; KB, MB, GB, TB
+    /// powers of 1000. Layers already in the layer cache are not read
+    /// again.
+    #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]
+    pub max_archive_size: u64,
+}
+
+impl LimitsArgs {
+    /// The limits bake-layer reads archives within.
+    pub fn read_limits(&self) -> bake_layer::ReadLimits {
+        bake_layer::ReadLimits {
+            max_tar_bytes: self.max_archive_size,
+            ..bake_layer::ReadLimits::DEFAULT
+        }
+    }
+}
+
+/// Parses `--max-archive-size`: a whole number of bytes (`1048576`), or a
+/// whole number and a unit, case-insensitive (`512K`, `64GiB`, `10GB`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    if number.is_empty() {
+        return Err(format!(
+            "{text:?} is not a size: expected a whole number of bytes, optionally with a unit (512M, 64GiB)"
+        ));
+    }
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is too large a size"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "{text:?} has an unknown unit {other:?}: use B, K/KiB, M/MiB, G/GiB, T/TiB (powers of 1024) or KB, MB, GB, TB (powers of 1000)"
+            ));
+        }
+    };
+    let bytes = n
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large a size (more than {} bytes)", u64::MAX))?;
+    if bytes == 0 {
+        return Err(format!("{text:?}: the size must be more than 0"));
+    }
+    Ok(bytes)
+}
+
 /// Options for talking to registries.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RegistryArgs {
@@ -358,6 +421,9 @@ pub struct DiffArgs {
     pub max_entries: usize,
 
     #[command(flatten)]
+    pub limits: LimitsArgs,
+
+    #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
@@ -402,6 +468,9 @@ pub struct CheckArgs {
     /// all).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub max_entries: usize,
+
+    #[command(flatten)]
+    pub limits: LimitsArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -485,5 +554,42 @@ pub struct BuildArgs {
     pub key: Option<PathBuf>,
 
     #[command(flatten)]
+    pub limits: LimitsArgs,
+
+    #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("64GiB"), Ok(64 << 30));
+        assert_eq!(parse_size("64gib"), Ok(64 << 30));
+        assert_eq!(parse_size("2 MiB"), Ok(2 << 20));
+        assert_eq!(parse_size("10GB"), Ok(10_000_000_000));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("7b"), Ok(7));
+    }
+
+    #[test]
+    fn bad_sizes_say_why() {
+        for (text, why) in [
+            ("", "not a size"),
+            ("GiB", "not a size"),
+            ("-1", "not a size"),
+            ("1.5G", "unknown unit \".5g\""),
+            ("12 parsecs", "unknown unit \"parsecs\""),
+            ("0", "more than 0"),
+            ("99999999999999999999", "too large"),
+            ("17000000T", "too large"),
+        ] {
+            let err = parse_size(text).unwrap_err();
+            assert!(err.contains(why), "{text:?}: {err}");
+        }
+    }
 }

@@ -97,6 +97,7 @@ pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
             ..bake_registry::RegistryOptions::default()
         },
         locked: args.locked,
+        limits: args.limits.read_limits(),
     })
 }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use bake_diff::{DiffReport, Image};
 use bake_image::{Descriptor, Platform};
+use bake_layer::ReadLimits;
 use bake_registry::{DockerConfig, Registry, RegistryOptions};
 use bake_store::BlobStore;
 
@@ -44,8 +45,9 @@ pub fn diff(args: DiffArgs, opts: Options) -> Result<()> {
         .prefix("bake-diff-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let a = load(&args.a, platform.as_ref(), &opts, scratch.path())?;
-    let b = load(&args.b, platform.as_ref(), &opts, scratch.path())?;
+    let limits = args.limits.read_limits();
+    let a = load(&args.a, platform.as_ref(), &opts, scratch.path(), &limits)?;
+    let b = load(&args.b, platform.as_ref(), &opts, scratch.path(), &limits)?;
     let report = bake_diff::diff(&a, &b)?;
     print(&report, args.json, args.max_entries)?;
     if report.identical {
@@ -72,8 +74,15 @@ pub fn print(report: &DiffReport, json: bool, max_entries: usize) -> Result<()> 
 
 /// Loads the image `spec` names: `docker-archive:FILE` (or a path to a
 /// file), an OCI layout (`oci:DIR[:TAG|@DIGEST]` or a layout directory), or
-/// a registry reference, pulled into a store under `scratch`.
-pub fn load(spec: &str, platform: Option<&Platform>, opts: &Options, scratch: &Path) -> Result<Image> {
+/// a registry reference, pulled into a store under `scratch`. Its layers
+/// (and a docker-archive) are read within `limits`.
+pub fn load(
+    spec: &str,
+    platform: Option<&Platform>,
+    opts: &Options,
+    scratch: &Path,
+    limits: &ReadLimits,
+) -> Result<Image> {
     let scratch_store = || BlobStore::open(&scratch.join("store"));
     if let Some(path) = spec.strip_prefix("docker-archive:") {
         return Ok(Image::from_docker_archive(
@@ -81,6 +90,7 @@ pub fn load(spec: &str, platform: Option<&Platform>, opts: &Options, scratch: &P
             Path::new(path),
             platform,
             scratch_store()?,
+            limits,
         )?);
     }
     if Path::new(spec).is_file() {
@@ -89,12 +99,14 @@ pub fn load(spec: &str, platform: Option<&Platform>, opts: &Options, scratch: &P
             Path::new(spec),
             platform,
             scratch_store()?,
+            limits,
         )?);
     }
-    match Target::parse(spec)? {
-        Target::Layout { dir, which } => Ok(Image::from_layout(spec, &dir, which.as_deref(), platform)?),
-        Target::Registry(r) => pull(spec, &r, platform, opts, scratch_store()?),
-    }
+    let image = match Target::parse(spec)? {
+        Target::Layout { dir, which } => Image::from_layout(spec, &dir, which.as_deref(), platform)?,
+        Target::Registry(r) => pull(spec, &r, platform, opts, scratch_store()?)?,
+    };
+    Ok(image.with_limits(limits))
 }
 
 /// Pulls a registry image into `store` and loads it from there.
