@@ -277,6 +277,11 @@ fn table() -> Vec<(&'static str, Want, Want, Want)> {
             O,
         ),
         ("duplicate.tar", O, O, O),
+        // Bases whose dpkg database is a link out of the root: symlinks are
+        // content (`unpack` keeps them, `apply_layer` makes them inside the
+        // root); see `dpkg_status_through_a_base_link_stays_inside_the_root`.
+        ("dpkg-status-symlink.tar", O, O, O),
+        ("dpkg-dir-symlink.tar", O, O, O),
         (
             "size-beyond-stream.tar",
             E(&["entry \"big\"", TRUNCATED]),
@@ -513,6 +518,74 @@ fn apply_layer_resolves_lower_symlinks_inside_the_root() {
             .unwrap()
             .ino()
     );
+}
+
+/// What `deb` steps read and write over a base whose dpkg database is a
+/// link out of the root (to a host canary): the status below is read from
+/// the layers only — a link there is no file, so there is none (never the
+/// host's); a layer then writing the database (a `deb` step applied for a
+/// `run` layer) replaces the link or writes where it leads inside the root.
+#[test]
+fn dpkg_status_through_a_base_link_stays_inside_the_root() {
+    let canary = canary();
+    for (name, lands) in [
+        ("dpkg-status-symlink.tar", "var/lib/dpkg/status"),
+        ("dpkg-dir-symlink.tar", "tmp/bake-hostile-canary/status"),
+    ] {
+        let layers = [file(name)];
+        assert_eq!(
+            read_file_from_layers(&layers, "/var/lib/dpkg/status", 1 << 20).unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            bake_layer::file_in_layer(&layers[0], "/var/lib/dpkg/status", 1 << 20).unwrap(),
+            bake_layer::FileEffect::Removed,
+            "{name}"
+        );
+        let area = Area::new();
+        let root = area.root();
+        apply_layer(&layers[0], &root).unwrap();
+        let db = corpus::Tar::default()
+            .file("var/lib/dpkg/status", 0o644, b"Package: mine\n")
+            .file("var/lib/dpkg/info/mine.list", 0o644, b"/\n")
+            .end();
+        let layer = area.dir.path().join("db.tar");
+        std::fs::write(&layer, db).unwrap();
+        apply_layer(&layer, &root).unwrap();
+        std::fs::remove_file(&layer).unwrap();
+        area.assert_contained(name);
+        let meta = std::fs::symlink_metadata(root.join(lands)).unwrap();
+        assert!(meta.is_file(), "{name}: {lands}");
+        assert_eq!(std::fs::read(root.join(lands)).unwrap(), b"Package: mine\n");
+        assert_canary(&canary, name);
+    }
+}
+
+/// Makes the host canary the `dpkg-*-symlink.tar` layers point at (once,
+/// atomically, for test runs side by side) and returns its content.
+fn canary() -> Vec<u8> {
+    let content = b"Package: bake-hostile-canary\nStatus: install ok installed\nVersion: 6.6.6\n".to_vec();
+    let dir = Path::new(corpus::CANARY_DIR);
+    std::fs::create_dir_all(dir).unwrap();
+    if std::fs::read(dir.join("status")).ok().as_ref() != Some(&content) {
+        let tmp = dir.join(format!(".status-{}", std::process::id()));
+        std::fs::write(&tmp, &content).unwrap();
+        std::fs::rename(&tmp, dir.join("status")).unwrap();
+    }
+    content
+}
+
+/// The canary is as it was, and nothing was added beside it.
+fn assert_canary(content: &[u8], case: &str) {
+    let dir = Path::new(corpus::CANARY_DIR);
+    assert_eq!(std::fs::read(dir.join("status")).unwrap(), content, "{case}");
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with(".status-"))
+        .collect();
+    assert_eq!(names, ["status"], "{case}: written beside the canary");
 }
 
 #[test]

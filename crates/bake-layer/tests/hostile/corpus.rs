@@ -9,6 +9,11 @@ use std::io::Write;
 /// look for it everywhere it could have escaped to.
 pub const ESCAPE: &str = "bake-hostile-escape";
 
+/// The host directory the `dpkg-*-symlink.tar` base layers point into
+/// (absolute, or by enough `..`): a test puts a canary `status` there and
+/// checks that no build reads or writes it.
+pub const CANARY_DIR: &str = "/tmp/bake-hostile-canary";
+
 /// A ustar header block with raw `name` and `link` bytes (no validation),
 /// `size` in octal unless it does not fit (then base-256), and a correct
 /// checksum.
@@ -323,6 +328,28 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
             .dir("x/")
             .file("x/child", 0o644, b"gone\n")
             .file("x", 0o644, b"file replaces dir\n")
+            .end(),
+    ));
+
+    // --- base layers under provisioners (dpkg's database through a link) ---
+    v.push((
+        "dpkg-status-symlink.tar",
+        Tar::default()
+            .dir("var/")
+            .dir("var/lib/")
+            .dir("var/lib/dpkg/")
+            .symlink("var/lib/dpkg/status", &format!("{CANARY_DIR}/status"))
+            .end(),
+    ));
+    v.push((
+        "dpkg-dir-symlink.tar",
+        Tar::default()
+            .dir("var/")
+            .dir("var/lib/")
+            .symlink(
+                "var/lib/dpkg",
+                &format!("../../../../../../../../../..{CANARY_DIR}"),
+            )
             .end(),
     ));
 
