@@ -29,7 +29,12 @@ struct Area {
 
 impl Area {
     fn new() -> Area {
-        let dir = tempfile::tempdir().unwrap();
+        Area::new_in(&std::env::temp_dir())
+    }
+
+    /// An area in `parent` (for paths that must not be below `/tmp`).
+    fn new_in(parent: &Path) -> Area {
+        let dir = tempfile::tempdir_in(parent).unwrap();
         for d in ["ctx", "tmp", "home", "victim"] {
             fs_err::create_dir(dir.path().join(d)).unwrap();
         }
@@ -42,12 +47,18 @@ impl Area {
     }
 
     fn build(&self, recipe: &str) -> std::process::Output {
+        self.build_with(recipe, &[])
+    }
+
+    /// [`Area::build`] with more arguments for `bake build`.
+    fn build_with(&self, recipe: &str, extra: &[&str]) -> std::process::Output {
         fs_err::write(self.ctx().join("bake.toml"), recipe).unwrap();
         bake(&self.ctx())
             .env("TMPDIR", self.dir.path().join("tmp"))
             .env("HOME", self.dir.path().join("home"))
             .env("RUST_BACKTRACE", "1")
             .args(["build", "bake.toml", "--layout", "layout"])
+            .args(extra)
             .output()
             .unwrap()
     }
@@ -398,4 +409,276 @@ fn control_characters_from_archives_are_escaped() {
     let stderr = area.fails("escapes", &unpack_recipe("evil.tar"), &["evil.tar"]);
     assert!(!stderr.contains('\x1b'), "{stderr:?}");
     assert!(stderr.contains("\\u{1b}"), "{stderr:?}");
+}
+
+/// The host directory `dpkg-*-symlink.tar` point into (the corpus's
+/// `CANARY_DIR`).
+const CANARY_DIR: &str = "/tmp/bake-hostile-canary";
+const CANARY: &[u8] = b"Package: bake-hostile-canary\nStatus: install ok installed\nVersion: 6.6.6\n";
+
+/// Puts the canary `status` in [`CANARY_DIR`] (once, atomically: test runs
+/// side by side share it; bake-layer's hostile tests write the same bytes).
+fn canary() {
+    let dir = Path::new(CANARY_DIR);
+    fs_err::create_dir_all(dir).unwrap();
+    if std::fs::read(dir.join("status")).ok().as_deref() != Some(CANARY) {
+        let tmp = dir.join(format!(".status-{}", std::process::id()));
+        fs_err::write(&tmp, CANARY).unwrap();
+        fs_err::rename(&tmp, dir.join("status")).unwrap();
+    }
+}
+
+/// The canary is as it was and nothing was added beside it.
+fn assert_canary(case: &str) {
+    let dir = Path::new(CANARY_DIR);
+    assert_eq!(fs_err::read(dir.join("status")).unwrap(), CANARY, "{case}");
+    let names: Vec<String> = fs_err::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with(".status-"))
+        .collect();
+    assert_eq!(names, ["status"], "{case}: written beside the canary");
+}
+
+/// A tar (uncompressed) of regular files.
+fn plain_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A well-formed `.deb` (uncompressed members) of `package` with `files`.
+fn good_deb(package: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let control = format!("Package: {package}\nVersion: 1.0\nArchitecture: all\nDescription: test\n");
+    let mut out = b"!<arch>\n".to_vec();
+    for (name, data) in [
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar", plain_tar(&[("./control", control.as_bytes())])),
+        ("data.tar", plain_tar(files)),
+    ] {
+        let h = format!(
+            "{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            0,
+            0,
+            0,
+            "100644",
+            data.len()
+        );
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(&data);
+        if data.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// A layer tar of symlinks (path, target, any target allowed) below real
+/// directories `dirs`.
+fn links_tar(dirs: &[&str], links: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for d in dirs {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, d, &[][..]).unwrap();
+    }
+    for (path, target) in links {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_link(&mut h, path, target).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// The layer blobs of the image tagged in `layout`, base first.
+fn image_layers(layout: &Path) -> Vec<PathBuf> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(layout.join("blobs/sha256").join(&manifest[7..])).unwrap())
+            .unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            layout
+                .join("blobs/sha256")
+                .join(&l["digest"].as_str().unwrap()[7..])
+        })
+        .collect()
+}
+
+/// A `deb` step over a base whose dpkg database is a link out of the root
+/// (to a host canary holding a status paragraph, or to a host directory):
+/// the status below is read from the base's layers only, never through the
+/// link on the host; the build succeeds and the image's database is where
+/// the link leads inside the image (or replaces the link), holding our
+/// package only. Nothing is read from or written to the host path, with
+/// and without the layer cache.
+#[test]
+fn a_deb_step_over_a_hostile_base_reads_only_the_base() {
+    canary();
+    let deb = good_deb("good", &[("./usr/share/good/README", b"good\n")]);
+    let sha = bake_digest::Digest::of(&deb);
+    let recipe = format!(
+        "base = \"oci:base:base\"\n[image]\nname = \"hostile\"\n\n[[layer]]\n[[layer.step]]\n\
+         deb = \"good.deb\"\nsha256 = \"{}\"\n",
+        sha.hex()
+    );
+    for no_cache in [false, true] {
+        for case in ["dpkg-status-symlink.tar", "dpkg-dir-symlink.tar", "victim"] {
+            let area = Area::new();
+            let victim = area.dir.path().join("victim");
+            // (base layer, where the image's status ends up)
+            let (layer, status_at) = match case {
+                "dpkg-status-symlink.tar" => (
+                    fs_err::read(hostile(case)).unwrap(),
+                    "/var/lib/dpkg/status".to_owned(),
+                ),
+                "dpkg-dir-symlink.tar" => (
+                    fs_err::read(hostile(case)).unwrap(),
+                    format!("{CANARY_DIR}/status"),
+                ),
+                // Made here: /var/lib/dpkg -> the victim directory, by
+                // absolute host path.
+                _ => (
+                    links_tar(
+                        &["var/", "var/lib/"],
+                        &[("var/lib/dpkg", victim.to_str().unwrap())],
+                    ),
+                    format!("{}/status", victim.display()),
+                ),
+            };
+            let case = format!("{case} (no cache: {no_cache})");
+            base_layout(&area.ctx().join("base"), &layer);
+            fs_err::write(area.ctx().join("good.deb"), &deb).unwrap();
+            let extra: &[&str] = if no_cache { &["--no-cache"] } else { &[] };
+            let out = area.build_with(&recipe, extra);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{case}: {stderr}");
+            assert_canary(&case);
+            // The area's base is in `ctx/base`: contained, victim untouched.
+            area.assert_contained(&case);
+            let layers = image_layers(&area.ctx().join("layout"));
+            let status = bake_layer::read_file_from_layers(&layers, &status_at, 1 << 20)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{case}: no status at {status_at}"));
+            let status = String::from_utf8(status).unwrap();
+            assert!(status.starts_with("Package: good\n"), "{case}: {status}");
+            assert!(!status.contains("bake-hostile-canary"), "{case}: {status}");
+            assert_eq!(status.matches("Package:").count(), 1, "{case}: {status}");
+        }
+    }
+}
+
+const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
+const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
+
+/// A `run` step over a base whose links point out of the root: `/etc` to
+/// the victim directory by absolute host path, `/up` by `..`s past the
+/// root, `/tmp/x` likewise (under the sandbox's tmpfs), `/var/lib/dpkg` to
+/// the host canary. The commands write through them; everything lands in
+/// the scratch root (so in the layer, at the link's target inside the
+/// image), the host's victim and canary are untouched, and nothing is left
+/// outside the build's directories.
+#[test]
+#[ignore = "needs root, runc and fetched debs; run via cargo xtask test"]
+fn a_run_step_over_a_hostile_base_stays_in_its_scratch_root() {
+    require("runc");
+    canary();
+    // Not below /tmp, which is a tmpfs in the sandbox: what the commands
+    // write through /etc must reach the scratch root's disk.
+    let area = Area::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let victim = area.dir.path().join("victim");
+    let victim_in_image = victim.strip_prefix("/").unwrap().to_str().unwrap().to_owned();
+    let up = "../../../../../../../../../../../..";
+    let base = links_tar(
+        &["tmp/", "var/", "var/lib/"],
+        &[
+            ("etc", victim.to_str().unwrap()),
+            ("up", up),
+            ("tmp/x", up),
+            ("var/lib/dpkg", &format!("{up}{CANARY_DIR}")),
+        ],
+    );
+    base_layout(&area.ctx().join("base"), &base);
+    let busybox = repo().join("recipes/busybox/debs").join(BUSYBOX_DEB);
+    assert!(
+        busybox.is_file(),
+        "{} is missing: run `cargo xtask fetch-debs` (cargo xtask test does)",
+        busybox.display()
+    );
+    fs_err::copy(&busybox, area.ctx().join("busybox.deb")).unwrap();
+    let script = [
+        // The image's /etc is the victim's path inside the root: absent.
+        "(busybox cat /etc/passwd || echo no-host-passwd)",
+        "busybox mkdir -p \"$(busybox readlink /etc)\"",
+        &format!("echo pwned > /etc/{ESCAPE}"),
+        &format!("echo pwned > /up/{ESCAPE}"),
+        // dpkg's database went where its link leads in the image, below
+        // /tmp, which the sandbox's tmpfs hides; the host's never shows.
+        "(busybox cat /var/lib/dpkg/status || echo no-status-here)",
+        "(busybox ls /tmp/x/ || echo no-tmp-x)",
+    ]
+    .join(" && ");
+    let recipe = format!(
+        "epoch = 1700000000\nbase = \"oci:base:base\"\n[image]\nname = \"hostile\"\n\n\
+         [[layer]]\nname = \"busybox\"\n\
+         [[layer.step]]\ndeb = \"busybox.deb\"\nsha256 = \"{BUSYBOX_SHA}\"\n\
+         [[layer.step]]\nsymlink = \"/bin/sh\"\ntarget = \"busybox\"\n\n\
+         [[layer]]\nname = \"run\"\n[[layer.step]]\nrun = [{script:?}]\n"
+    );
+    let out = area.build(&recipe);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for said in ["no-host-passwd", "no-status-here", "no-tmp-x"] {
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
+    assert!(!stderr.contains("6.6.6"), "the host canary was read: {stderr}");
+    assert_canary("run");
+    area.assert_contained("run");
+    assert!(!victim.join(ESCAPE).exists(), "written through /etc");
+
+    let layers = image_layers(&area.ctx().join("layout"));
+    let entries = |layer: &Path| -> Vec<String> {
+        bake_layer::read_layer_entries(fs_err::File::open(layer).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    };
+    let debs = entries(&layers[1]);
+    let status = format!("{}/status", &CANARY_DIR[1..]);
+    assert!(debs.contains(&status), "{status} missing from {debs:?}");
+    assert!(!debs.iter().any(|n| n.starts_with("var/lib/dpkg")), "{debs:?}");
+    // What the commands wrote, where the links lead inside the image.
+    let run = entries(layers.last().unwrap());
+    for want in [format!("{victim_in_image}/{ESCAPE}"), ESCAPE.to_owned()] {
+        assert!(run.contains(&want), "{want} missing from {run:?}");
+    }
+    // The links themselves are not replaced.
+    for link in ["etc", "etc/", "up", "up/", "var/lib/dpkg", "var/lib/dpkg/"] {
+        assert!(!run.iter().any(|n| n == link), "{link} in {run:?}");
+    }
 }
