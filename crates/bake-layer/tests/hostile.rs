@@ -534,12 +534,13 @@ fn dpkg_status_through_a_base_link_stays_inside_the_root() {
     ] {
         let layers = [file(name)];
         assert_eq!(
-            read_file_from_layers(&layers, "/var/lib/dpkg/status", 1 << 20).unwrap(),
+            read_file_from_layers(&layers, "/var/lib/dpkg/status", 1 << 20, &ReadLimits::DEFAULT).unwrap(),
             None,
             "{name}"
         );
         assert_eq!(
-            bake_layer::file_in_layer(&layers[0], "/var/lib/dpkg/status", 1 << 20).unwrap(),
+            bake_layer::file_in_layer(&layers[0], "/var/lib/dpkg/status", 1 << 20, &ReadLimits::DEFAULT)
+                .unwrap(),
             bake_layer::FileEffect::Removed,
             "{name}"
         );

@@ -581,9 +581,14 @@ fn a_deb_step_over_a_hostile_base_reads_only_the_base() {
             // The area's base is in `ctx/base`: contained, victim untouched.
             area.assert_contained(&case);
             let layers = image_layers(&area.ctx().join("layout"));
-            let status = bake_layer::read_file_from_layers(&layers, &status_at, 1 << 20)
-                .unwrap()
-                .unwrap_or_else(|| panic!("{case}: no status at {status_at}"));
+            let status = bake_layer::read_file_from_layers(
+                &layers,
+                &status_at,
+                1 << 20,
+                &bake_layer::ReadLimits::DEFAULT,
+            )
+            .unwrap()
+            .unwrap_or_else(|| panic!("{case}: no status at {status_at}"));
             let status = String::from_utf8(status).unwrap();
             assert!(status.starts_with("Package: good\n"), "{case}: {status}");
             assert!(!status.contains("bake-hostile-canary"), "{case}: {status}");
