@@ -612,9 +612,16 @@ const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0
 fn a_run_step_over_a_hostile_base_stays_in_its_scratch_root() {
     require("runc");
     canary();
-    // Not below /tmp, which is a tmpfs in the sandbox: what the commands
-    // write through /etc must reach the scratch root's disk.
-    let area = Area::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    // Not below /tmp, which is a fresh tmpfs in the sandbox: what the
+    // commands write through /etc must reach the scratch root's disk. The
+    // target directory may itself be below /tmp (a checkout in /tmp).
+    let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let parent = if target_tmp.starts_with("/tmp") {
+        Path::new("/var/tmp")
+    } else {
+        target_tmp
+    };
+    let area = Area::new_in(parent);
     let victim = area.dir.path().join("victim");
     let victim_in_image = victim.strip_prefix("/").unwrap().to_str().unwrap().to_owned();
     let up = "../../../../../../../../../../../..";
