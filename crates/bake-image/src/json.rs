@@ -141,6 +141,32 @@ mod tests {
         }
     }
 
+    /// Found by `cargo fuzz run manifest` (the input is
+    /// `fuzz/corpus/manifest/long-integer-33-digits.json`): without
+    /// serde_json's `float_roundtrip`, a number too long for a u64 (or with
+    /// more digits than an f64 holds) parsed to an f64 that prints to text
+    /// which parses back to a *different* f64, so a config taken from a base
+    /// image changed value, and digest, each time it was canonicalised.
+    #[test]
+    fn long_numbers_survive_canonical_json() {
+        for text in [
+            "555555555555555555555555555555555",
+            "-5555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555",
+            "18446744073709551616",
+            "123456789012345678901234567890.123456789",
+            "0.30000000000000004441",
+            "2.2250738585072011e-308",
+            "1.7976931348623157e308",
+            r#"{"config":{"Labels":{"n":"1"},"Memory":9007199254740993.0000001,"x":[1e23,8.41e21]}}"#,
+        ] {
+            let v: Value = serde_json::from_str(text).unwrap();
+            let canonical = canonical_json(&v);
+            let back: Value = serde_json::from_slice(&canonical).unwrap();
+            assert_eq!(back, v, "{text} -> {}", String::from_utf8_lossy(&canonical));
+            assert_eq!(canonical_json(&back), canonical, "{text}");
+        }
+    }
+
     #[test]
     fn byte_identical_across_runs_with_many_keys() {
         // Keys inserted in a scrambled order.
