@@ -2,7 +2,8 @@
 //! included here as it is) over its seed corpus (`fuzz/corpus/<target>/`,
 //! plus `testdata/hostile/` for the archive readers) and a few thousand
 //! pseudo-random mutations of it (a seeded xorshift: the same inputs on
-//! every run). Real fuzzing needs nightly: see `fuzz/README.md`. A panic
+//! every run). Real fuzzing is `cargo fuzz` (nightly, or stable with
+//! `RUSTC_BOOTSTRAP=1`): see `fuzz/README.md`. A panic
 //! saves the input under the target directory and names it.
 
 #![allow(clippy::unwrap_used)]
