@@ -7,50 +7,8 @@ use std::path::{Path, PathBuf};
 
 use bake_build::{BuildOutput, BuildSettings};
 use bake_digest::Digest;
+use bake_testkit::fixtures::deb;
 use fs_err as fs;
-
-/// A tar (uncompressed) of regular files.
-fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-/// A `.deb` (ar archive) with an uncompressed control and data member.
-fn deb(package: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
-    let control = format!("Package: {package}\nVersion: 1.0\nArchitecture: all\nDescription: test package\n");
-    let members: [(&str, Vec<u8>); 3] = [
-        ("debian-binary", b"2.0\n".to_vec()),
-        ("control.tar", tar(&[("./control", control.as_bytes())])),
-        ("data.tar", tar(files)),
-    ];
-    let mut out = b"!<arch>\n".to_vec();
-    for (name, data) in members {
-        let h = format!(
-            "{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
-            0,
-            0,
-            0,
-            "100644",
-            data.len()
-        );
-        out.extend_from_slice(h.as_bytes());
-        out.extend_from_slice(&data);
-        if data.len() % 2 == 1 {
-            out.push(b'\n');
-        }
-    }
-    out
-}
 
 struct Project {
     tmp: tempfile::TempDir,

@@ -15,6 +15,7 @@
 //!   `Docker-Content-Digest`. It can also play a bearer-token registry
 //!   ([`ProxyOptions::bearer`]) whose tokens expire after a few requests.
 //! * [`write_docker_config`] writes a `config.json` with one `auths` entry.
+//! * [`fixtures`]: a plain tar of files and a well-formed `.deb`.
 //!
 //! ```no_run
 //! use bake_testkit::{Fault, FaultPlan, FaultProxy, RequestKind, TestRegistry, TestRegistryOptions};
@@ -34,6 +35,7 @@
 #![allow(clippy::collapsible_if)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod fixtures;
 mod proxy;
 mod registry;
 

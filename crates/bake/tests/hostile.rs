@@ -440,48 +440,6 @@ fn assert_canary(case: &str) {
     assert_eq!(names, ["status"], "{case}: written beside the canary");
 }
 
-/// A tar (uncompressed) of regular files.
-fn plain_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-/// A well-formed `.deb` (uncompressed members) of `package` with `files`.
-fn good_deb(package: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
-    let control = format!("Package: {package}\nVersion: 1.0\nArchitecture: all\nDescription: test\n");
-    let mut out = b"!<arch>\n".to_vec();
-    for (name, data) in [
-        ("debian-binary", b"2.0\n".to_vec()),
-        ("control.tar", plain_tar(&[("./control", control.as_bytes())])),
-        ("data.tar", plain_tar(files)),
-    ] {
-        let h = format!(
-            "{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
-            0,
-            0,
-            0,
-            "100644",
-            data.len()
-        );
-        out.extend_from_slice(h.as_bytes());
-        out.extend_from_slice(&data);
-        if data.len() % 2 == 1 {
-            out.push(b'\n');
-        }
-    }
-    out
-}
-
 /// A layer tar of symlinks (path, target, any target allowed) below real
 /// directories `dirs`.
 fn links_tar(dirs: &[&str], links: &[(&str, &str)]) -> Vec<u8> {
@@ -539,7 +497,7 @@ fn image_layers(layout: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_deb_step_over_a_hostile_base_reads_only_the_base() {
     canary();
-    let deb = good_deb("good", &[("./usr/share/good/README", b"good\n")]);
+    let deb = bake_testkit::fixtures::deb("good", &[("./usr/share/good/README", b"good\n")]);
     let sha = bake_digest::Digest::of(&deb);
     let recipe = format!(
         "base = \"oci:base:base\"\n[image]\nname = \"hostile\"\n\n[[layer]]\n[[layer.step]]\n\
