@@ -129,7 +129,7 @@ impl Image {
     }
 
     /// The limits its layers are read within.
-    pub fn limits(&self) -> &ReadLimits {
+    pub(crate) fn limits(&self) -> &ReadLimits {
         &self.limits
     }
 

@@ -215,7 +215,7 @@ pub use apply::{
 pub use context::Context;
 pub use error::LayerError;
 pub use inputs::{InputNode, copy_inputs};
-pub use limits::{ReadLimits, TarGuard};
+pub use limits::{ReadLimits, TarGuard, exceeds_tar_limit};
 pub use read::{EntryKind, EntrySummary, HeaderFormat, read_layer_entries, read_layer_entries_with_limits};
 
 /// The owner of the entries a step creates.

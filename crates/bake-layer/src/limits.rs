@@ -270,6 +270,18 @@ fn pax_size(records: &[u8]) -> Option<u64> {
     None
 }
 
+/// How [`TarGuard`]'s error for an archive past
+/// [`ReadLimits::max_tar_bytes`] starts.
+const TOO_LARGE_PREFIX: &str = "the archive is larger than the limit of ";
+
+/// Whether an error's text (however it was wrapped) says an archive went
+/// past [`ReadLimits::max_tar_bytes`], so a caller can say how to raise it.
+/// Callers wrap the error in their own types, often as text, so the text
+/// is what survives.
+pub fn exceeds_tar_limit(error_text: &str) -> bool {
+    error_text.contains(TOO_LARGE_PREFIX)
+}
+
 impl<R: Read> Read for TarGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some((kind, msg)) = &self.failed {
@@ -283,7 +295,7 @@ impl<R: Read> Read for TarGuard<R> {
         self.total = self.total.saturating_add(n as u64);
         if self.total > self.limits.max_tar_bytes {
             let msg = format!(
-                "the archive is larger than the limit of {} bytes uncompressed",
+                "{TOO_LARGE_PREFIX}{} bytes uncompressed",
                 self.limits.max_tar_bytes
             );
             return fail(self, io::ErrorKind::FileTooLarge, msg);
@@ -353,6 +365,10 @@ mod tests {
         };
         let err = read_all(&data, short).unwrap_err();
         assert!(err.to_string().contains("larger than the limit"), "{err}");
+        assert!(exceeds_tar_limit(&format!("step 3: {err}")), "{err}");
+        assert!(!exceeds_tar_limit(
+            "PAX extended header of 9 bytes, more than the limit of 1 bytes"
+        ));
     }
 
     #[test]

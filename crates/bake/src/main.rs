@@ -53,9 +53,8 @@ pub(crate) fn error_text(err: &anyhow::Error) -> String {
             shown = cause;
         }
     }
-    if text.contains("bytes uncompressed") && text.contains("larger than the limit of") {
-        // bake-layer's TarGuard stopped an archive (a decompression bomb,
-        // or a real archive bigger than the limit).
+    if bake_layer::exceeds_tar_limit(&text) {
+        // A decompression bomb, or a real archive bigger than the limit.
         text.push_str("  hint: if the archive is trusted, raise the limit with --max-archive-size SIZE\n");
     }
     text

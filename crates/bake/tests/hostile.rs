@@ -443,26 +443,24 @@ fn assert_canary(case: &str) {
 /// A layer tar of symlinks (path, target, any target allowed) below real
 /// directories `dirs`.
 fn links_tar(dirs: &[&str], links: &[(&str, &str)]) -> Vec<u8> {
+    let header = |kind: tar::EntryType, mode: u32| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    };
     let mut b = tar::Builder::new(Vec::new());
     for d in dirs {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_size(0);
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        b.append_data(&mut h, d, &[][..]).unwrap();
+        b.append_data(&mut header(tar::EntryType::Directory, 0o755), d, &[][..])
+            .unwrap();
     }
     for (path, target) in links {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_mode(0o777);
-        h.set_size(0);
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        b.append_link(&mut h, path, target).unwrap();
+        b.append_link(&mut header(tar::EntryType::Symlink, 0o777), path, target)
+            .unwrap();
     }
     b.into_inner().unwrap()
 }
