@@ -12,6 +12,8 @@
 //!                             untouched, removed, or its new content digest
 //!   effects/links-<hex>       the symlinks a base leaves (keyed on its
 //!                             diffIDs), which the layers above write through
+//!   effects/measured-<hex>    a layer blob's compression and diffID, measured
+//!                             from its bytes (keyed on the blob's digest)
 //! ```
 //!
 //! **The key** is the sha256 of a canonical, length-prefixed encoding of
@@ -187,6 +189,7 @@ pub(crate) struct Cache {
 const STAT_MAGIC: &str = "bake stat cache 1\n";
 const EFFECT_MAGIC: &str = "bake layer effect 1\n";
 const LINKS_MAGIC: &str = "bake base links 1\n";
+const MEASURED_MAGIC: &str = "bake measured layer 1\n";
 
 /// What one layer does to a file of the image (dpkg's status file), by
 /// content digest: [`bake_layer::FileEffect`] without the bytes.
@@ -461,6 +464,44 @@ impl Cache {
             &self.effects_dir.join(diff_id.hex()),
             format!("{EFFECT_MAGIC}{what}\n").as_bytes(),
         )
+    }
+
+    /// The compression and diffID bake measured for the layer blob `digest`
+    /// ([`bake_layer::measure_layer`]), if recorded. Keyed on the blob's
+    /// digest, which the store verifies, so the record is a fact about bytes,
+    /// never a base's claim. An unreadable or malformed record is none.
+    pub(crate) fn measured(&self, digest: &Digest) -> Option<(bake_layer::LayerCompression, Digest)> {
+        let text = fs::read_to_string(self.measured_path(digest)).ok()?;
+        let (compression, diff_id) = text.strip_prefix(MEASURED_MAGIC)?.trim_end().split_once(' ')?;
+        let compression = match compression {
+            "none" => bake_layer::LayerCompression::None,
+            "gzip" => bake_layer::LayerCompression::Gzip,
+            "zstd" => bake_layer::LayerCompression::Zstd,
+            _ => return None,
+        };
+        Some((compression, diff_id.parse().ok()?))
+    }
+
+    /// Records what [`bake_layer::measure_layer`] found for the blob `digest`.
+    pub(crate) fn record_measured(
+        &self,
+        digest: &Digest,
+        compression: bake_layer::LayerCompression,
+        diff_id: &Digest,
+    ) -> Result<(), CacheError> {
+        let compression = match compression {
+            bake_layer::LayerCompression::None => "none",
+            bake_layer::LayerCompression::Gzip => "gzip",
+            bake_layer::LayerCompression::Zstd => "zstd",
+        };
+        write_atomic(
+            &self.measured_path(digest),
+            format!("{MEASURED_MAGIC}{compression} {diff_id}\n").as_bytes(),
+        )
+    }
+
+    fn measured_path(&self, digest: &Digest) -> PathBuf {
+        self.effects_dir.join(format!("measured-{}", digest.hex()))
     }
 
     /// The symlinks the base with these diffIDs leaves, if recorded. An

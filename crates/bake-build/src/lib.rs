@@ -223,6 +223,9 @@ pub fn build_recipe_with(
         Some(dir) => Some(cache::Cache::open(dir, &stat_id(recipe, &context)).map_err(BuildError::Cache)?),
         None => None,
     };
+    if let Some(base) = &base {
+        verify_base_layers(recipe, base, store, cache.as_ref(), &settings.limits)?;
+    }
     let below_links = match &base {
         Some(base) => base_links(recipe, base, store, cache.as_ref(), &settings.limits)?,
         None => BTreeMap::new(),
@@ -347,6 +350,99 @@ pub fn build_recipe_with(
         cache: cache.as_ref().map(cache::Cache::stats),
         base: resolved_base,
     })
+}
+
+/// Checks every claim a base makes about its layers against their bytes
+/// before anything uses them: each layer's diffID (the config's
+/// `rootfs.diff_ids`) and its compression (the descriptor's media type).
+/// The descriptor's digest and size were checked when the blob entered the
+/// store. diffIDs key shared cache entries (the base's symlinks, dpkg
+/// effects, `run` layers) and go into our config, so a base that claimed
+/// another image's diffIDs could otherwise make later builds of other
+/// recipes read entries it poisoned.
+///
+/// Each layer is decompressed once, ever, per cache: the measurement is
+/// recorded under the blob's (verified) digest. Layers are measured in
+/// parallel, one per core.
+fn verify_base_layers(
+    recipe: &Recipe,
+    base: &BaseImage,
+    store: &bake_store::BlobStore,
+    cache: Option<&cache::Cache>,
+    limits: &ReadLimits,
+) -> Result<(), BuildError> {
+    let rejected = |message: String| BuildError::BaseRejected {
+        pos: recipe
+            .base_pos
+            .as_ref()
+            .map_or_else(|| recipe.path.display().to_string(), |p| p.to_string()),
+        base: recipe.base.to_string(),
+        message,
+    };
+    let measure = |i: usize| -> Result<(), BuildError> {
+        let (layer, claimed) = (&base.layers[i], &base.diff_ids[i]);
+        let at = |what: String| format!("layer {} ({}): {what}", i + 1, layer.digest);
+        let declared = bake_layer::LayerCompression::of_media_type(&layer.media_type)
+            .ok_or_else(|| rejected(at(format!("unsupported media type {:?}", layer.media_type))))?;
+        let recorded = cache
+            .and_then(|c| c.measured(&layer.digest))
+            .filter(|(compression, _)| *compression == declared);
+        let diff_id = match recorded {
+            Some((_, diff_id)) => diff_id,
+            None => {
+                let blob = store
+                    .open_verified(&layer.digest)
+                    .map_err(|e| rejected(at(e.to_string())))?;
+                let diff_id = bake_layer::measure_layer(blob, declared, limits)
+                    .map_err(|e| rejected(at(e.to_string())))?;
+                if let Some(cache) = cache {
+                    cache
+                        .record_measured(&layer.digest, declared, &diff_id)
+                        .map_err(BuildError::Cache)?;
+                }
+                diff_id
+            }
+        };
+        if &diff_id != claimed {
+            return Err(rejected(at(format!(
+                "its config claims diffID {claimed}, but its content is {diff_id}"
+            ))));
+        }
+        Ok(())
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(base.layers.len())
+        .max(1);
+    // Each worker takes the next layer; the first error in layer order wins.
+    let mut errors: Vec<(usize, BuildError)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut errors = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= base.layers.len() {
+                            return errors;
+                        }
+                        if let Err(e) = measure(i) {
+                            errors.push((i, e));
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    errors.sort_by_key(|(i, _)| *i);
+    match errors.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// The symlinks the base's layers leave (`LayerOptions::below_links`): the

@@ -502,7 +502,14 @@ fn sniff(head: &[u8]) -> Format {
 /// Detects the compression of `r` by its magic bytes and returns a reader of
 /// the decompressed stream. gzip streams may have several members, zstd and
 /// xz several frames/streams, as their command-line tools accept.
-pub(crate) fn decompress<'r, R: Read + 'r>(mut r: R) -> io::Result<Box<dyn Read + 'r>> {
+pub(crate) fn decompress<'r, R: Read + 'r>(r: R) -> io::Result<Box<dyn Read + 'r>> {
+    let (format, whole) = sniff_reader(r)?;
+    decompress_format(format, whole)
+}
+
+/// Reads the first bytes of `r` and says what they are; the reader returned
+/// yields the whole stream, those bytes included.
+pub(crate) fn sniff_reader<R: Read>(mut r: R) -> io::Result<(Format, io::Chain<io::Cursor<Vec<u8>>, R>)> {
     let mut head = [0u8; 6];
     let mut got = 0;
     while got < head.len() {
@@ -515,7 +522,14 @@ pub(crate) fn decompress<'r, R: Read + 'r>(mut r: R) -> io::Result<Box<dyn Read 
     }
     let head = head[..got].to_vec();
     let format = sniff(&head);
-    let whole = io::Cursor::new(head).chain(r);
+    Ok((format, io::Cursor::new(head).chain(r)))
+}
+
+/// A reader of `whole` decompressed as `format` says.
+pub(crate) fn decompress_format<'r, R: Read + 'r>(
+    format: Format,
+    whole: R,
+) -> io::Result<Box<dyn Read + 'r>> {
     Ok(match format {
         Format::Plain => Box::new(whole),
         Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(whole)),

@@ -108,6 +108,18 @@ pub enum LayerError {
         entry: String,
         reason: String,
     },
+    /// A layer blob whose bytes are not compressed as its media type says.
+    #[error("its media type says {declared}, but its bytes are {actual}")]
+    CompressionMismatch {
+        declared: &'static str,
+        actual: &'static str,
+    },
+    /// A layer blob that cannot be decompressed or read as a tar to its end.
+    #[error("cannot read it as a layer: {source}")]
+    Measure {
+        #[source]
+        source: io::Error,
+    },
     #[error("invalid {algorithm} compression level {level}: expected {range}")]
     Level {
         algorithm: &'static str,

@@ -196,6 +196,7 @@ mod compress;
 mod context;
 mod deb;
 mod error;
+mod identity;
 mod inputs;
 mod layer;
 mod limits;
@@ -214,6 +215,7 @@ pub use apply::{
 };
 pub use context::Context;
 pub use error::LayerError;
+pub use identity::{LayerCompression, measure_layer};
 pub use inputs::{InputNode, copy_inputs};
 pub use limits::{ReadLimits, TarGuard, exceeds_tar_limit};
 pub use read::{EntryKind, EntrySummary, HeaderFormat, read_layer_entries, read_layer_entries_with_limits};
