@@ -49,6 +49,40 @@ pub use registry::ResolvedBase;
 /// where the link leads (`LayerOptions::below_links`).
 pub const OUTPUT_FORMAT_VERSION: u32 = 3;
 
+/// A build epoch and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch {
+    /// Seconds since 1970: every timestamp in the image.
+    pub seconds: u64,
+    pub source: EpochSource,
+}
+
+/// Where the build epoch came from, in the order they win: an explicit
+/// flag over the environment, the environment over the recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochSource {
+    /// `--source-date-epoch`.
+    Flag,
+    /// The `SOURCE_DATE_EPOCH` environment variable.
+    Env,
+    /// The recipe's `epoch`.
+    Recipe,
+    /// None of these: 0.
+    Default,
+}
+
+impl EpochSource {
+    /// How `--json` and the human output name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EpochSource::Flag => "flag",
+            EpochSource::Env => "SOURCE_DATE_EPOCH",
+            EpochSource::Recipe => "recipe",
+            EpochSource::Default => "default",
+        }
+    }
+}
+
 /// Everything a build needs besides the recipe's own content.
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
@@ -56,9 +90,9 @@ pub struct BuildSettings {
     pub recipe: PathBuf,
     /// `--var` and `BAKE_VAR_*` overrides.
     pub overrides: bake_recipe::Overrides,
-    /// `SOURCE_DATE_EPOCH` or `--source-date-epoch`, which win over the
-    /// recipe's `epoch`.
-    pub epoch: Option<u64>,
+    /// The epoch the caller was given (`--source-date-epoch`, else
+    /// `SOURCE_DATE_EPOCH`), which wins over the recipe's `epoch`.
+    pub epoch: Option<Epoch>,
     /// Where the OCI layout goes; `None` means `<out_root>/<image name>`.
     pub layout: Option<PathBuf>,
     /// The default parent of layouts (`out/`).
@@ -92,7 +126,8 @@ pub struct BuildOutput {
     pub layout: PathBuf,
     pub docker_archive: Option<PathBuf>,
     pub platform: Platform,
-    pub epoch: u64,
+    /// The epoch used and where it came from.
+    pub epoch: Epoch,
     pub timings: Vec<(String, Duration)>,
     /// What the layer cache did, when there is one.
     pub cache: Option<CacheStats>,
@@ -189,6 +224,21 @@ pub fn build_recipe(recipe: &Recipe, settings: &BuildSettings) -> Result<BuildOu
     build_recipe_with(recipe, settings, &NoProgress)
 }
 
+/// The epoch a build of `recipe` with `settings` uses: the caller's (flag,
+/// else `SOURCE_DATE_EPOCH`), else the recipe's, else 0.
+pub fn resolved_epoch(settings: &BuildSettings, recipe: &Recipe) -> Epoch {
+    settings.epoch.unwrap_or(match recipe.epoch {
+        Some(seconds) => Epoch {
+            seconds,
+            source: EpochSource::Recipe,
+        },
+        None => Epoch {
+            seconds: 0,
+            source: EpochSource::Default,
+        },
+    })
+}
+
 /// Builds an already parsed recipe, reporting progress.
 pub fn build_recipe_with(
     recipe: &Recipe,
@@ -196,7 +246,8 @@ pub fn build_recipe_with(
     progress: &dyn Progress,
 ) -> Result<BuildOutput, BuildError> {
     let mut timings = Vec::new();
-    let epoch = settings.epoch.or(recipe.epoch).unwrap_or(0);
+    let epoch_used = resolved_epoch(settings, recipe);
+    let epoch = epoch_used.seconds;
     let platform = platform_of(recipe);
     let layout_dir = settings
         .layout
@@ -345,7 +396,7 @@ pub fn build_recipe_with(
         layout: layout_dir,
         docker_archive,
         platform,
-        epoch,
+        epoch: epoch_used,
         timings,
         cache: cache.as_ref().map(cache::Cache::stats),
         base: resolved_base,

@@ -200,7 +200,10 @@ fn changing_the_epoch_or_the_steps_rebuilds() {
     let p = Project::new();
     p.build("layout", Some("cache"));
     let mut s = p.settings("layout", Some("cache"));
-    s.epoch = Some(1_800_000_000);
+    s.epoch = Some(bake_build::Epoch {
+        seconds: 1_800_000_000,
+        source: bake_build::EpochSource::Flag,
+    });
     let out = bake_build::build(&s).unwrap();
     assert_eq!(cached(&out), [false, false, false]);
 

@@ -127,7 +127,7 @@ pub fn check(args: CheckArgs, opts: Options) -> Result<()> {
     let mut recipe = bake_build::load_recipe(&settings)?;
     // Refuses a bad --level before any build starts.
     crate::commands::apply_compression(&mut recipe, &args.compression)?;
-    let epoch = settings.epoch.or(recipe.epoch).unwrap_or(0);
+    let epoch = bake_build::resolved_epoch(&settings, &recipe).seconds;
     let context = if recipe.context.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// The same recipe and inputs give the same image digest on any machine: tar
 /// entries are sorted and normalised, timestamps come from the build epoch
-/// (SOURCE_DATE_EPOCH, --source-date-epoch or the recipe's `epoch`), and
+/// (--source-date-epoch, else SOURCE_DATE_EPOCH, else the recipe's `epoch`), and
 /// compression is pinned. See docs/recipe.md for the recipe language.
 #[derive(Debug, Parser)]
 #[command(name = "bake", version, propagate_version = true, max_term_width = 100)]
@@ -437,7 +437,7 @@ pub struct CheckArgs {
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
 
-    /// Build epoch, as for `bake build` (SOURCE_DATE_EPOCH wins).
+    /// Build epoch, as for `bake build` (this flag wins over SOURCE_DATE_EPOCH).
     #[arg(long, value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
 
@@ -495,8 +495,8 @@ pub struct BuildArgs {
     pub vars: Vec<String>,
 
     /// Build epoch in seconds since 1970: every timestamp in the image.
-    /// SOURCE_DATE_EPOCH, when set, wins over this flag; both win over the
-    /// recipe's `epoch` (default 0).
+    /// This flag wins over SOURCE_DATE_EPOCH; both win over the recipe's
+    /// `epoch` (default 0). The output and --json say which was used.
     #[arg(long, value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
 

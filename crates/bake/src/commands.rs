@@ -69,14 +69,34 @@ fn overrides(vars: &[String]) -> Result<bake_recipe::Overrides> {
     Ok(bake_recipe::Overrides { cli, env: env_vars })
 }
 
+/// The epoch the user named: `--source-date-epoch` wins over
+/// `SOURCE_DATE_EPOCH`, which wins over the recipe's `epoch` (bake-build
+/// applies that last one). A malformed `SOURCE_DATE_EPOCH` is an error even
+/// when the flag wins, so a typo is never silently ignored.
+pub(crate) fn resolve_epoch(flag: Option<u64>, env: Option<String>) -> Result<Option<bake_build::Epoch>> {
+    let env = match env {
+        Some(s) if !s.trim().is_empty() => Some(s.trim().parse::<u64>().map_err(|_| {
+            let excerpt: String = s.chars().take(40).collect();
+            anyhow::anyhow!("SOURCE_DATE_EPOCH={excerpt:?} is not a whole number of seconds since 1970")
+        })?),
+        _ => None,
+    };
+    Ok(match (flag, env) {
+        (Some(seconds), _) => Some(bake_build::Epoch {
+            seconds,
+            source: bake_build::EpochSource::Flag,
+        }),
+        (None, Some(seconds)) => Some(bake_build::Epoch {
+            seconds,
+            source: bake_build::EpochSource::Env,
+        }),
+        (None, None) => None,
+    })
+}
+
 pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
     let overrides = overrides(&args.vars)?;
-    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.trim().is_empty() => Some(s.trim().parse::<u64>().with_context(|| {
-            format!("SOURCE_DATE_EPOCH={s:?} is not a whole number of seconds since 1970")
-        })?),
-        _ => args.source_date_epoch,
-    };
+    let epoch = resolve_epoch(args.source_date_epoch, std::env::var("SOURCE_DATE_EPOCH").ok())?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     Ok(BuildSettings {
         recipe: args.recipe.clone(),
@@ -365,7 +385,8 @@ pub fn build_json(out: &BuildOutput) -> serde_json::Value {
         "layers": layers,
         "tags": out.tags,
         "platform": out.platform.to_string(),
-        "epoch": out.epoch,
+        "epoch": out.epoch.seconds,
+        "epochSource": out.epoch.source.name(),
         "layout": path_string(&out.layout),
         "dockerArchive": out.docker_archive.as_deref().map(path_string),
         "timingsMs": timings,
@@ -417,6 +438,12 @@ fn write_human(w: &mut impl Write, out: &BuildOutput, elapsed: std::time::Durati
             },
         )?;
     }
+    writeln!(
+        w,
+        "  epoch     {} ({})",
+        out.epoch.seconds,
+        out.epoch.source.name()
+    )?;
     writeln!(w, "  layout    {}", out.layout.display())?;
     for tag in &out.tags {
         writeln!(w, "  tag       {}:{tag}", out.name)?;

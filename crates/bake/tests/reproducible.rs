@@ -77,30 +77,71 @@ fn same_digest_across_paths_mtimes_order_modes_umask_tz_locale_and_cpus() {
 
 #[test]
 fn epoch_sources_have_documented_precedence() {
+    // An explicit flag wins over SOURCE_DATE_EPOCH, which wins over the
+    // recipe's epoch, which wins over 0; the output says which was used,
+    // and the image's `created` is that epoch.
     let tmp = tempfile::tempdir().unwrap();
-    write_files(
-        tmp.path(),
-        &[(
-            "bake.toml",
-            "epoch = 100\n[image]\nname = \"e\"\n[[layer]]\n[[layer.step]]\nfile = \"/f\"\ncontent = \"x\"\n",
-        )],
-    );
-    let created = |extra: &[&str], sde: Option<&str>| {
+    let recipe = |epoch: &str| {
+        write_files(
+            tmp.path(),
+            &[(
+                "bake.toml",
+                &format!(
+                    "{epoch}[image]\nname = \"e\"\n[[layer]]\n[[layer.step]]\nfile = \"/f\"\ncontent = \"x\"\n"
+                ),
+            )],
+        )
+    };
+    let built = |extra: &[&str], sde: Option<&str>| {
         let mut c = bake(tmp.path());
         c.args(["build", "bake.toml", "--json"]).args(extra);
         if let Some(s) = sde {
             c.env("SOURCE_DATE_EPOCH", s);
         }
         let v: serde_json::Value = serde_json::from_slice(&ok(&mut c).stdout).unwrap();
-        v["epoch"].as_u64().unwrap()
+        let config = tmp
+            .path()
+            .join("out/e/blobs/sha256")
+            .join(&v["config"]["digest"].as_str().unwrap()[7..]);
+        let config: serde_json::Value = serde_json::from_slice(&fs_err::read(config).unwrap()).unwrap();
+        let epoch = v["epoch"].as_u64().unwrap();
+        let created = config["created"].as_str().unwrap().to_owned();
+        (epoch, v["epochSource"].as_str().unwrap().to_owned(), created)
     };
-    assert_eq!(created(&[], None), 100);
-    assert_eq!(created(&["--source-date-epoch", "200"], None), 200);
-    assert_eq!(created(&["--source-date-epoch", "200"], Some("300")), 300);
-    let err = fails(
-        bake(tmp.path())
-            .args(["build", "bake.toml"])
-            .env("SOURCE_DATE_EPOCH", "yesterday"),
+    let src = |extra: &[&str], sde: Option<&str>| {
+        let (e, s, _) = built(extra, sde);
+        (e, s)
+    };
+    recipe("epoch = 100\n");
+    assert_eq!(src(&[], None), (100, "recipe".into()));
+    assert_eq!(src(&[], Some("300")), (300, "SOURCE_DATE_EPOCH".into()));
+    assert_eq!(src(&["--source-date-epoch", "200"], None), (200, "flag".into()));
+    let (e, s, created) = built(&["--source-date-epoch", "1700000000"], Some("315532800"));
+    assert_eq!(
+        (e, s.as_str()),
+        (1_700_000_000, "flag"),
+        "the flag must win over the environment"
     );
-    assert!(err.contains("SOURCE_DATE_EPOCH"), "{err}");
+    assert_eq!(created, "2023-11-14T22:13:20Z");
+    recipe("");
+    assert_eq!(src(&[], None), (0, "default".into()));
+    // The human output names the source too.
+    let out = ok(bake(tmp.path())
+        .args(["build", "bake.toml", "--source-date-epoch", "5"])
+        .env("SOURCE_DATE_EPOCH", "6"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("  epoch     5 (flag)"), "{text}");
+    // A malformed SOURCE_DATE_EPOCH is an error, even beside the flag.
+    for extra in [&[][..], &["--source-date-epoch", "5"][..]] {
+        let err = fails(
+            bake(tmp.path())
+                .args(["build", "bake.toml"])
+                .args(extra)
+                .env("SOURCE_DATE_EPOCH", "yesterday"),
+        );
+        assert!(
+            err.contains("SOURCE_DATE_EPOCH=\"yesterday\" is not a whole number"),
+            "{err}"
+        );
+    }
 }
