@@ -17,6 +17,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Command {
+    /// Whether the command was asked for `--json`: its failure is then a
+    /// JSON error object on stdout too. Exhaustive, so a new command says.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Build(a) => a.json,
+            Command::Push(a) => a.json,
+            Command::Diff(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Store(a) => match &a.command {
+                StoreCommand::Verify(a) => a.json,
+                StoreCommand::Gc(a) => a.json,
+            },
+            Command::Login(_)
+            | Command::Keygen(_)
+            | Command::Sign(_)
+            | Command::Verify(_)
+            | Command::Lock(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a recipe into an OCI image layout.
@@ -500,7 +522,9 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
 
-    /// Print one JSON object describing the build on stdout.
+    /// Print one JSON object describing the build on stdout. On failure,
+    /// stdout has one JSON error object instead: {"error", "causes",
+    /// "kind", "position": {"file", "line", "column"} or null}.
     #[arg(long)]
     pub json: bool,
 

@@ -24,6 +24,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    let json = args.command.json();
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         // `bake diff` or `bake check` found differences: the report is on stdout.
@@ -36,6 +37,9 @@ fn main() -> ExitCode {
                 }
             }
             let _ = std::io::stderr().lock().write_all(error_text(&err).as_bytes());
+            if json {
+                let _ = writeln!(std::io::stdout().lock(), "{}", error_json(&err));
+            }
             ExitCode::FAILURE
         }
     }
@@ -58,6 +62,81 @@ pub(crate) fn error_text(err: &anyhow::Error) -> String {
         text.push_str("  hint: if the archive is trusted, raise the limit with --max-archive-size SIZE\n");
     }
     text
+}
+
+/// A failed `--json` command's one line on stdout, so CI need not parse
+/// stderr: `{"error": MESSAGE, "causes": [...], "kind": KIND, "position":
+/// {"file", "line", "column"} | null}`. The message and causes are those
+/// of [`error_text`] (control characters escaped); `kind` says what was at
+/// fault, from the error's type: `recipe`, `step`, `base`, `context`,
+/// `output`, `cache`, `image`, `registry`, `signature`, `diff`, `io` or
+/// `error`; `position` is the recipe position the message starts with.
+pub(crate) fn error_json(err: &anyhow::Error) -> serde_json::Value {
+    let message = printable(&err.to_string());
+    let mut causes = Vec::new();
+    let mut shown = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !shown.contains(&cause) {
+            causes.push(printable(&cause));
+            shown = cause;
+        }
+    }
+    let position = position_of(&message)
+        .map(|(file, line, column)| serde_json::json!({ "file": file, "line": line, "column": column }));
+    serde_json::json!({
+        "error": message,
+        "causes": causes,
+        "kind": error_kind(err),
+        "position": position,
+    })
+}
+
+fn error_kind(err: &anyhow::Error) -> &'static str {
+    use bake_build::BuildError as B;
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<B>() {
+            return match e {
+                B::Recipe(_) | B::ReadRecipe { .. } => "recipe",
+                B::Step { .. } | B::Run { .. } => "step",
+                B::Base { .. } | B::BaseRejected { .. } => "base",
+                B::Context { .. } => "context",
+                B::Layout { .. } | B::Store { .. } | B::DockerArchive { .. } => "output",
+                B::Cache(_) => "cache",
+                B::Image(_) => "image",
+                B::Io(_) => "io",
+            };
+        }
+        if cause.is::<bake_recipe::RecipeError>() {
+            return "recipe";
+        }
+        if cause.is::<bake_registry::RegistryError>() {
+            return "registry";
+        }
+        if cause.is::<bake_sign::SignError>() {
+            return "signature";
+        }
+        if cause.is::<bake_diff::DiffError>() {
+            return "diff";
+        }
+        if cause.is::<bake_image::ImageError>() {
+            return "image";
+        }
+        if cause.is::<std::io::Error>() {
+            return "io";
+        }
+    }
+    "error"
+}
+
+/// `FILE:LINE:COLUMN` at the start of a message (`FILE:LINE:COLUMN: …`).
+fn position_of(message: &str) -> Option<(String, u64, u64)> {
+    let head = message.split(": ").next()?;
+    let mut parts = head.rsplitn(3, ':');
+    let column = parts.next()?.parse().ok()?;
+    let line = parts.next()?.parse().ok()?;
+    let file = parts.next().filter(|f| !f.is_empty())?;
+    Some((file.to_owned(), line, column))
 }
 
 /// Error text can hold what a stranger wrote (archive entry names, a

@@ -219,3 +219,60 @@ fn help_explains_itself() {
         assert!(text.contains(flag), "build --help does not mention {flag}");
     }
 }
+
+/// Runs `bake ARGS --json` in `dir`, expecting failure: stdout is one JSON
+/// error object (and stderr still has the error).
+fn json_err(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = bake(dir).args(args).arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one line of JSON: {stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(v["error"].as_str().unwrap()),
+        "stderr {stderr} vs {v}"
+    );
+    v
+}
+
+#[test]
+fn json_failures_print_a_json_error_object_on_stdout() {
+    let d = ctx();
+    fs_err::write(
+        d.path().join("bake.toml"),
+        format!("{HEADER}[[layer]]\n[[layer.step]]\ncopy = \"missing.txt\"\nto = \"/x\"\n"),
+    )
+    .unwrap();
+    let v = json_err(d.path(), &["build", "bake.toml", "--layout", "layout"]);
+    assert_eq!(v["kind"], "step", "{v}");
+    assert_eq!(v["position"]["file"], "bake.toml", "{v}");
+    assert_eq!(v["position"]["line"], 5, "{v}");
+    assert!(v["position"]["column"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("missing.txt"), "{v}");
+
+    fs_err::write(d.path().join("bake.toml"), format!("{HEADER}bogus = 1\n")).unwrap();
+    let v = json_err(d.path(), &["build", "bake.toml"]);
+    assert_eq!(v["kind"], "recipe", "{v}");
+    assert_eq!(v["position"]["line"], 3, "{v}");
+
+    fs_err::write(
+        d.path().join("bake.toml"),
+        "base = \"oci:nowhere:latest\"\n[image]\nname = \"bad\"\n",
+    )
+    .unwrap();
+    let v = json_err(d.path(), &["build", "bake.toml"]);
+    assert_eq!(v["kind"], "base", "{v}");
+    assert_eq!(v["position"]["line"], 1, "{v}");
+
+    // Not a recipe error: no position.
+    let v = json_err(d.path(), &["build", "no-such.toml"]);
+    assert!(v["position"].is_null(), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("no-such.toml"), "{v}");
+
+    // Other --json commands too.
+    let v = json_err(d.path(), &["diff", "oci:nowhere", "oci:nowhere2"]);
+    assert!(v["error"].as_str().unwrap().contains("nowhere"), "{v}");
+    let v = json_err(d.path(), &["store", "verify", "nowhere"]);
+    assert!(v["error"].is_string(), "{v}");
+}
