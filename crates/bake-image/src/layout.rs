@@ -245,10 +245,16 @@ impl Layout {
         let available = || tag_list(&entries);
         match tag_or_digest {
             None => {
-                let first = entries
+                // A signature (or attestation) of an image in the layout is
+                // stored beside it under cosign's tag for it: not an image.
+                let images: Vec<&Descriptor> = entries
+                    .iter()
+                    .filter(|e| !e.ref_name().is_some_and(is_cosign_artifact_tag))
+                    .collect();
+                let first = *images
                     .first()
                     .ok_or_else(|| ImageError::EmptyLayout(self.dir.clone()))?;
-                if entries.iter().any(|e| e.digest != first.digest) {
+                if images.iter().any(|e| e.digest != first.digest) {
                     return Err(ImageError::AmbiguousImage {
                         dir: self.dir.clone(),
                         available: available(),
@@ -315,6 +321,22 @@ impl Layout {
         };
         Ok(Descriptor::new(mt, digest.clone(), bytes.len() as u64))
     }
+}
+
+/// Whether `tag` is the tag cosign stores an image's signature,
+/// attestation or SBOM under: `sha256-<64 hex>.sig` (`.att`, `.sbom`).
+pub fn is_cosign_artifact_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let Some((hex, kind)) = rest.split_once('.') else {
+        return false;
+    };
+    hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && matches!(kind, "sig" | "att" | "sbom")
 }
 
 fn tag_list(entries: &[Descriptor]) -> String {
@@ -468,6 +490,33 @@ mod tests {
         let text = read(&l, "index.json");
         assert!(text.starts_with(r#"{"annotations":{"x":"y"},"manifests":[{"annotations":{"org.opencontainers.image.ref.name":"t"}"#), "{text}");
         assert!(text.contains(r#""urls":["http://u"]"#), "{text}");
+    }
+
+    #[test]
+    fn a_signature_beside_the_image_does_not_make_the_layout_ambiguous() {
+        let (_d, l) = layout();
+        let image = put_manifest(&l, b"image");
+        l.set_tags(&image, &["latest".into(), "v1".into()]).unwrap();
+        let sig = put_manifest(&l, b"signature");
+        let tag = format!("sha256-{}.sig", image.digest.hex());
+        l.set_tags(&sig, &[tag.clone()]).unwrap();
+        assert_eq!(l.resolve(None).unwrap().digest, image.digest);
+        assert_eq!(l.resolve(Some(&tag)).unwrap().digest, sig.digest);
+        // A second image still is ambiguous.
+        let other = put_manifest(&l, b"other");
+        l.set_tags(&other, &["other".into()]).unwrap();
+        assert!(matches!(l.resolve(None), Err(ImageError::AmbiguousImage { .. })));
+        assert!(is_cosign_artifact_tag(&format!(
+            "sha256-{}.att",
+            image.digest.hex()
+        )));
+        for not in [
+            "sha256-abc.sig",
+            "latest",
+            &format!("sha256-{}.tar", image.digest.hex()),
+        ] {
+            assert!(!is_cosign_artifact_tag(not), "{not}");
+        }
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub use docker_archive::{
     load_from_docker_archive, load_from_docker_archive_with_limits, write_docker_archive,
 };
 pub use json::canonical_json;
-pub use layout::{Layout, LayoutLock, MAX_JSON_SIZE};
+pub use layout::{Layout, LayoutLock, MAX_JSON_SIZE, is_cosign_artifact_tag};
 pub use manifest::{Manifest, build_index, build_manifest, parse_index, parse_manifest};
 pub use time::{MAX_EPOCH, created_rfc3339};
 

@@ -488,9 +488,13 @@ fn layout_signatures_offline_then_travel_with_the_push() {
         "elsewhere/repo",
     ]));
     assert!(err.contains(&target), "{err}");
-    // The push carries the signature; verification against the registry passes.
-    ok(bake(d).args(["push", "oci:layout:latest", &target]));
+    // The push carries the signature; verification against the registry
+    // passes. The layout named without a tag, as the README does: its
+    // signature tag is not a second image.
+    ok(bake(d).args(["push", "layout", &target]));
     ok(bake(d).args(["verify", &format!("{target}:latest"), "--key", "k.pub"]));
+    ok(bake(d).args(["push", "oci:layout", &format!("{target}:again")]));
+    ok(bake(d).args(["verify", &format!("{target}:again"), "--key", "k.pub"]));
 }
 
 /// Signing details that need no registry: a second signer appends, an
