@@ -153,6 +153,11 @@ impl Registry {
         })
     }
 
+    /// The HTTP client every request goes through.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
     pub(crate) fn policy(&self) -> &RetryPolicy {
         &self.inner.opts.retry
     }

@@ -89,6 +89,7 @@
 mod auth;
 mod client;
 mod error;
+mod login;
 mod manifest;
 mod progress;
 mod pull;
@@ -99,6 +100,7 @@ mod retry;
 pub use auth::{Credentials, DockerConfig, login};
 pub use client::{Registry, RegistryOptions, uses_plain_http};
 pub use error::{ApiError, ApiErrors, RegistryError};
+pub use login::LoginCheck;
 pub use manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, OCI_INDEX, OCI_MANIFEST, Platform};
 pub use progress::{Direction, NoProgress, Progress, Skip};
 pub use pull::{FetchedManifest, MAX_FETCH_BLOB, Pulled};

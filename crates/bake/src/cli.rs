@@ -363,6 +363,17 @@ pub struct LoginArgs {
     /// command line, where other users and shell history would see it).
     #[arg(long)]
     pub password_stdin: bool,
+
+    /// Save the credentials without checking them against the registry
+    /// (offline use). By default they are checked with a request to the
+    /// registry's /v2/ endpoint (and its token service), and credentials
+    /// the registry rejects, or a registry that cannot be reached, are not
+    /// saved.
+    #[arg(long)]
+    pub no_verify: bool,
+
+    #[command(flatten)]
+    pub registry_args: RegistryArgs,
 }
 
 #[derive(Debug, Args)]

@@ -345,6 +345,26 @@ fn login(args: LoginArgs) -> Result<()> {
     if password.is_empty() {
         bail!("the password on standard input is empty");
     }
+    if !args.no_verify {
+        let opts = registry::Options::from_args(&args.registry_args, true);
+        match registry::check_login(&opts, &args.registry, &args.username, password).with_context(|| {
+            format!(
+                "credentials for {} not saved (--no-verify saves them unchecked)",
+                args.registry
+            )
+        })? {
+            bake_registry::LoginCheck::Accepted => {
+                eprintln!(
+                    "{} accepted the credentials of {:?}",
+                    args.registry, args.username
+                )
+            }
+            bake_registry::LoginCheck::NotAsked => eprintln!(
+                "note: {} asks for no credentials at /v2/, so they could not be checked",
+                args.registry
+            ),
+        }
+    }
     let path = registry::login(&args.registry, &args.username, password)?;
     eprintln!("credentials for {} saved in {}", args.registry, path.display());
     Ok(())

@@ -264,6 +264,20 @@ pub fn verify(
 }
 
 /// Writes credentials for `registry` to the docker config.
+/// Checks credentials against `registry` before they are saved.
+pub fn check_login(
+    opts: &Options,
+    registry: &str,
+    username: &str,
+    password: &str,
+) -> Result<bake_registry::LoginCheck> {
+    let client = Registry::new(RegistryOptions {
+        insecure_registries: opts.insecure.clone(),
+        ..RegistryOptions::default()
+    })?;
+    Ok(runtime()?.block_on(client.check_login(registry, username, password))?)
+}
+
 pub fn login(registry: &str, username: &str, password: &str) -> Result<PathBuf> {
     let dir = docker_config_dir();
     bake_registry::login(&dir, registry, username, password)?;

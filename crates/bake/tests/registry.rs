@@ -245,21 +245,56 @@ fn auth_right_wrong_and_login() {
         "a failed push left a tag"
     );
 
-    // `bake login` writes the docker config; then the push works.
+    // `bake login` checks the credentials against the registry: wrong
+    // ones, or a registry that is not there, are not saved.
     let cfg = tmp.path().join("docker");
-    let mut child = bake(tmp.path())
-        .args(["login", &reg.host(), "--username", "ci", "--password-stdin"])
-        .env("DOCKER_CONFIG", &cfg)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"s3cret-Pa55\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("s3cret-Pa55"));
+    let login = |host: &str, password: &str, extra: &[&str]| {
+        let mut child = bake(tmp.path())
+            .args(["login", host, "--username", "ci", "--password-stdin"])
+            .args(extra)
+            .env("DOCKER_CONFIG", &cfg)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains(password), "password leaked: {stderr}");
+        (out.status.code(), stderr)
+    };
+    let (code, err) = login(&reg.host(), "not-the-Pa55word", &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not saved") && err.contains("401"), "{err}");
+    assert!(
+        !cfg.join("config.json").exists(),
+        "rejected credentials were saved"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let (code, err) = login(&nowhere, "s3cret-Pa55", &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not saved") && err.contains("--no-verify"), "{err}");
+    assert!(!cfg.join("config.json").exists());
+    let (code, err) = login(&nowhere, "s3cret-Pa55", &["--no-verify"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        fs_err::read_to_string(cfg.join("config.json"))
+            .unwrap()
+            .contains(&nowhere)
+    );
+    // The right password is checked and saved; then the push works.
+    let (code, err) = login(&reg.host(), "s3cret-Pa55", &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("accepted"), "{err}");
     let out = ok(bake(tmp.path())
         .args(["push", "oci:layout:latest", &target])
         .env("DOCKER_CONFIG", &cfg));
