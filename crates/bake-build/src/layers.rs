@@ -304,7 +304,8 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
                 src, exclude, mtime, ..
             } => {
                 let host = context.resolve(src).map_err(at)?;
-                let nodes = bake_layer::copy_inputs(index, &host, exclude).map_err(at)?;
+                let exclude = context.copy_excludes(&host, exclude);
+                let nodes = bake_layer::copy_inputs(index, &host, &exclude).map_err(at)?;
                 items.push(Item::U64(nodes.len() as u64));
                 let mut groups: HashMap<(u64, u64), u64> = HashMap::new();
                 for node in nodes {

@@ -113,6 +113,11 @@ pub struct BuildSettings {
     /// [`ReadLimits::max_tar_bytes`]; a layer taken from the cache is not
     /// read again.
     pub limits: ReadLimits,
+    /// Files the caller writes for this build besides what bake-build
+    /// writes itself (the build log, the lock file): like the layout, the
+    /// docker-archive, the cache and the temp directory, no `copy` reads
+    /// them when they lie inside the context ([`own_outputs`]).
+    pub own_outputs: Vec<PathBuf>,
 }
 
 /// What the build produced.
@@ -264,10 +269,12 @@ pub fn build_recipe_with(
     timings.push(("base".to_owned(), started.elapsed()));
 
     let started = Instant::now();
-    let context = Context::new(&recipe.context).map_err(|source| BuildError::Context {
-        path: recipe.context.clone(),
-        source,
-    })?;
+    let context = Context::new(&recipe.context)
+        .map_err(|source| BuildError::Context {
+            path: recipe.context.clone(),
+            source,
+        })?
+        .with_hidden(&own_outputs(recipe, settings));
     let compression = compression_of(recipe);
     // The layer loop (cache, parallel builds) lives in `layers`.
     let cache = match &settings.cache_dir {
@@ -543,6 +550,52 @@ fn put(store: &bake_store::BlobStore, bytes: &[u8], what: &str) -> Result<Digest
     })
 }
 
+/// Everything a build of `recipe` with `settings` writes: the layout, the
+/// docker-archive, the cache, the temp directory and
+/// [`BuildSettings::own_outputs`]. A `copy` never reads these (see
+/// [`Context::with_hidden`]): a recipe copying `.` with the default `out/`
+/// inside its context would otherwise take its previous layout, its log
+/// and its half-written blobs into the image, and no two builds would agree.
+pub fn own_outputs(recipe: &Recipe, settings: &BuildSettings) -> Vec<PathBuf> {
+    let mut out = vec![
+        settings
+            .layout
+            .clone()
+            .unwrap_or_else(|| default_layout(&settings.out_root, &recipe.image.name)),
+        settings.tmp_dir.clone(),
+    ];
+    out.extend(settings.docker_archive.clone());
+    out.extend(settings.cache_dir.clone());
+    out.extend(settings.own_outputs.iter().cloned());
+    out
+}
+
+/// The outputs ([`own_outputs`]) that some `copy` of a directory of
+/// `recipe` would have read and so leaves out: for the caller to say so.
+pub fn hidden_from_copies(recipe: &Recipe, settings: &BuildSettings) -> Vec<PathBuf> {
+    let Ok(context) = Context::new(&recipe.context) else {
+        return Vec::new();
+    };
+    let context = context.with_hidden(&own_outputs(recipe, settings));
+    let mut hidden = Vec::new();
+    for layer in &recipe.layers {
+        for step in &layer.steps {
+            if let StepKind::Copy { src, .. } = &step.kind {
+                if let Ok(host) = context.resolve(src) {
+                    for rel in context.hidden_below(&host) {
+                        let path = host.join(rel);
+                        if !hidden.contains(&path) {
+                            hidden.push(path);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    hidden.sort();
+    hidden
+}
+
 /// The image platform a recipe names.
 pub fn platform_of(recipe: &Recipe) -> Platform {
     let p = &recipe.image.platform;
@@ -630,18 +683,21 @@ fn layer_sources(
                 owner: o,
                 exclude,
                 mtime,
-            } => Source::Copy {
-                src: context.resolve(src).map_err(at)?,
-                to: to.clone(),
-                mode: *mode,
-                owner: owner(o),
-                exclude: exclude.clone(),
-                mtime: match mtime {
-                    bake_recipe::CopyMtime::Epoch => bake_layer::CopyMtime::Epoch,
-                    bake_recipe::CopyMtime::Source => bake_layer::CopyMtime::Source,
-                    bake_recipe::CopyMtime::SourceUnclamped => bake_layer::CopyMtime::SourceUnclamped,
-                },
-            },
+            } => {
+                let src = context.resolve(src).map_err(at)?;
+                Source::Copy {
+                    exclude: context.copy_excludes(&src, exclude),
+                    src,
+                    to: to.clone(),
+                    mode: *mode,
+                    owner: owner(o),
+                    mtime: match mtime {
+                        bake_recipe::CopyMtime::Epoch => bake_layer::CopyMtime::Epoch,
+                        bake_recipe::CopyMtime::Source => bake_layer::CopyMtime::Source,
+                        bake_recipe::CopyMtime::SourceUnclamped => bake_layer::CopyMtime::SourceUnclamped,
+                    },
+                }
+            }
             StepKind::File {
                 path,
                 content,

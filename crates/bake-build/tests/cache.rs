@@ -73,6 +73,7 @@ impl Project {
             registry: Default::default(),
             locked: false,
             limits: Default::default(),
+            own_outputs: Vec::new(),
         }
     }
 

@@ -70,6 +70,7 @@ impl Project {
             registry: Default::default(),
             locked: false,
             limits: Default::default(),
+            own_outputs: Vec::new(),
         })
         .unwrap()
     }

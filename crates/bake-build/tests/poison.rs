@@ -108,6 +108,7 @@ impl Area {
             registry: Default::default(),
             locked: false,
             limits: Default::default(),
+            own_outputs: Vec::new(),
         })
     }
 }

@@ -118,21 +118,34 @@ pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
         },
         locked: args.locked,
         limits: args.limits.read_limits(),
+        // The build log joins these once its path is known (`build`).
+        own_outputs: vec![crate::lock::lock_path(&args.recipe)],
     })
 }
 
 fn build(args: BuildArgs) -> Result<()> {
-    let settings = build_settings(&args)?;
+    let mut settings = build_settings(&args)?;
     if !settings.recipe.exists() {
         bail!("recipe {} does not exist", settings.recipe.display());
     }
     let started = std::time::Instant::now();
     let mut recipe = bake_build::load_recipe(&settings)?;
     apply_compression(&mut recipe, &args.compression)?;
+    let log_path = build_log_path(&args, &settings, &recipe)?;
+    settings.own_outputs.extend(log_path.clone());
     if args.locked {
-        crate::lock::apply_locked(&mut recipe)?;
+        let hidden = bake_build::own_outputs(&recipe, &settings);
+        crate::lock::apply_locked(&mut recipe, &hidden)?;
     }
-    let log = match build_log_path(&args, &settings, &recipe)? {
+    let hidden = bake_build::hidden_from_copies(&recipe, &settings);
+    if !hidden.is_empty() && !args.quiet {
+        let list: Vec<String> = hidden.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "note: bake's own outputs inside the build context are not copied into the image: {}",
+            list.join(", ")
+        );
+    }
+    let log = match log_path {
         Some(path) => {
             let log = crate::progress::BuildLog::create(&path)?;
             log.text(&format!(
@@ -537,7 +550,20 @@ fn lock(args: crate::cli::LockArgs) -> Result<()> {
         }
         _ => None,
     };
-    let lock = crate::lock::compute(&recipe, base)?;
+    // What a default `bake build` of this recipe here writes: its copies
+    // do not read it, so neither does the lock.
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let layout = bake_build::default_layout(&cwd.join("out"), &recipe.image.name);
+    let mut log = layout.clone().into_os_string();
+    log.push(".log");
+    let mut hidden = vec![
+        layout,
+        PathBuf::from(log),
+        crate::lock::lock_path(&args.recipe),
+        std::env::temp_dir(),
+    ];
+    hidden.extend(default_cache_dir());
+    let lock = crate::lock::compute(&recipe, base, &hidden)?;
     let path = crate::lock::lock_path(&args.recipe);
     let dir = path
         .parent()

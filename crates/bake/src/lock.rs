@@ -61,8 +61,10 @@ pub fn lock_path(recipe: &Path) -> PathBuf {
 /// Hashes everything the recipe reads from its context. `base` is the
 /// registry base's resolution (from the registry for `bake lock`, from the
 /// lock itself for `--locked`).
-pub fn compute(recipe: &Recipe, base: Option<LockedBase>) -> Result<Lock> {
-    let context = bake_layer::Context::new(&recipe.context)?;
+/// `hidden`: what the build writes ([`bake_build::own_outputs`]), which its
+/// copies do not read.
+pub fn compute(recipe: &Recipe, base: Option<LockedBase>, hidden: &[PathBuf]) -> Result<Lock> {
+    let context = bake_layer::Context::new(&recipe.context)?.with_hidden(hidden);
     let mut inputs = Vec::new();
     let mut add =
         |step: String, kind: &'static str, path: &str, (digest, files, bytes): (Digest, u64, u64)| {
@@ -95,7 +97,8 @@ pub fn compute(recipe: &Recipe, base: Option<LockedBase>) -> Result<Lock> {
                     src, exclude, mtime, ..
                 } => {
                     let resolved = context.resolve(src)?;
-                    add(name, "copy", src, tree_digest(&resolved, exclude, *mtime)?);
+                    let exclude = context.copy_excludes(&resolved, exclude);
+                    add(name, "copy", src, tree_digest(&resolved, &exclude, *mtime)?);
                 }
                 StepKind::Unpack { src, .. } => {
                     add(name, "unpack", src, file_digest(&context.resolve(src)?)?);
@@ -321,7 +324,7 @@ pub fn check(lock_file: &Path, locked: &Lock, now: &Lock) -> Result<()> {
 
 /// For `--locked`: the recipe with its registry base pinned to the locked
 /// digest, after checking every input. Fails when there is no lock file.
-pub fn apply_locked(recipe: &mut Recipe) -> Result<()> {
+pub fn apply_locked(recipe: &mut Recipe, hidden: &[PathBuf]) -> Result<()> {
     let path = lock_path(&recipe.path);
     if !path.is_file() {
         bail!(
@@ -350,7 +353,7 @@ pub fn apply_locked(recipe: &mut Recipe) -> Result<()> {
             ),
         }
     }
-    let now = compute(recipe, locked.base.clone())?;
+    let now = compute(recipe, locked.base.clone(), hidden)?;
     check(&path, &locked, &now)
 }
 

@@ -145,3 +145,55 @@ fn epoch_sources_have_documented_precedence() {
         );
     }
 }
+
+#[test]
+fn builds_never_read_their_own_outputs_inside_the_context() {
+    // `copy = "."` with the default out/ (layout and build log) and the
+    // default cache ($HOME/.cache/bake, $HOME being the context here) all
+    // inside the context: three builds in a row give one digest, the image
+    // holds none of them, and the user is told once per build.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_files(
+        d,
+        &[
+            ("site/index.html", "<h1>hello</h1>\n"),
+            (
+                "bake.toml",
+                "epoch = 1700000000\n[image]\nname = \"self\"\n[[layer]]\n[[layer.step]]\ncopy = \".\"\nto = \"/srv\"\n",
+            ),
+        ],
+    );
+    let build = || {
+        let out = ok(bake(d).args(["build", "bake.toml", "--json"]));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        (v["digest"].as_str().unwrap().to_owned(), v, stderr)
+    };
+    let (first, v, _) = build();
+    let (second, _, note) = build();
+    let (third, _, _) = build();
+    assert_eq!(first, second, "the second build read the first one's outputs");
+    assert_eq!(first, third);
+    assert_eq!(note.matches("note: bake's own outputs").count(), 1, "{note}");
+    assert!(note.contains("out/self") && note.contains("self.log"), "{note}");
+    // The layer holds the site and the recipe, nothing of out/ or .cache.
+    let layer = d
+        .join("out/self/blobs/sha256")
+        .join(&v["layers"][0]["digest"].as_str().unwrap()[7..]);
+    let entries = bake_layer::read_layer_entries(fs_err::File::open(layer).unwrap()).unwrap();
+    let names: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    assert!(names.iter().any(|n| n.ends_with("site/index.html")), "{names:?}");
+    // out/ and .cache/ stay, empty (they are the context's directories).
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("out/s") || n.contains(".cache/b")),
+        "{names:?}"
+    );
+    // The lock agrees with the build about what is read.
+    ok(bake(d).args(["lock", "bake.toml"]));
+    let (locked, _, _) = build();
+    assert_eq!(locked, first);
+    ok(bake(d).args(["build", "bake.toml", "--locked", "-q"]));
+}
