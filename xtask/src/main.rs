@@ -123,9 +123,43 @@ fn ensure_packages() -> Result<()> {
     Ok(())
 }
 
+/// The top-level entries of the shared temp directories, to find what a
+/// test left outside its own `TMPDIR`.
+fn shared_tmp_entries() -> std::collections::BTreeSet<PathBuf> {
+    ["/tmp", "/var/tmp"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect()
+}
+
+/// Untracked files in the checkout that git does not ignore.
+fn untracked_files() -> Result<std::collections::BTreeSet<String>> {
+    let out = Command::new("git")
+        .current_dir(root())
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .output()
+        .context("running git status")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("?? ").map(str::to_owned))
+        .collect())
+}
+
 fn test(extra: &[String]) -> Result<()> {
     ensure_packages()?;
     debs::fetch_all(&root())?;
+    // The suite gets a TMPDIR of its own, new for each run, so no test can
+    // lean on what an earlier run left in /tmp; afterwards nothing may have
+    // appeared outside it (in /tmp, /var/tmp or the checkout).
+    let tmp = root().join("target/xtask-test-tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let shared_before = shared_tmp_entries();
+    let untracked_before = untracked_files()?;
     // A throwaway registry for the suite (tests that need special setups,
     // such as htpasswd auth or a fault proxy, start their own as well).
     let registry = bake_testkit::TestRegistry::start(bake_testkit::TestRegistryOptions::default())
@@ -142,12 +176,30 @@ fn test(extra: &[String]) -> Result<()> {
     let result = run(cargo()
         .env("BAKE_TEST_FULL", "1")
         .env("BAKE_TEST_REGISTRY", registry.host())
+        .env("TMPDIR", &tmp)
         .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
         .args(extra)
         .args(["--", "--include-ignored"]))
-    .and_then(|()| run(cargo().args(["test", "--workspace", "--doc"])));
+    .and_then(|()| run(cargo().env("TMPDIR", &tmp).args(["test", "--workspace", "--doc"])));
     drop(registry); // stops docker-registry and removes its storage
     result?;
+    let left: Vec<String> = shared_tmp_entries()
+        .difference(&shared_before)
+        .map(|p| p.display().to_string())
+        .chain(
+            untracked_files()?
+                .difference(&untracked_before)
+                .map(|f| format!("{} (in the checkout)", f)),
+        )
+        .collect();
+    if !left.is_empty() {
+        bail!(
+            "the tests left files outside their TMPDIR ({}): {}",
+            tmp.display(),
+            left.join(", ")
+        );
+    }
+    std::fs::remove_dir_all(&tmp).ok();
     // Formatting last, so a style slip never hides a test result.
     run(cargo().args(["fmt", "--all", "--", "--check"]))
 }
