@@ -622,6 +622,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
+        // 0666 less the umask, as for blobs (tempfile's default is 0600).
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(io_at(dir))?;
     tmp.write_all(bytes).map_err(io_at(tmp.path()))?;

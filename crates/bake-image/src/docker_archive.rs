@@ -407,6 +407,8 @@ pub fn write_docker_archive(
     let ctx = |e: io::Error| io::Error::new(e.kind(), format!("failed to write {}: {e}", out.display()));
     let tmp = tempfile::Builder::new()
         .prefix(".tmp-")
+        // 0666 less the umask, as for blobs (tempfile's default is 0600).
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(ctx)?;
     let mut tar = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, tmp));

@@ -382,6 +382,8 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> 
     let ctx = |e: io::Error| io::Error::new(e.kind(), format!("failed to write {}: {e}", path.display()));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
+        // 0666 less the umask, as for blobs (tempfile's default is 0600).
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(ctx)?;
     tmp.write_all(bytes).map_err(ctx)?;

@@ -143,6 +143,9 @@ impl BlobStore {
     pub fn writer(&self) -> Result<BlobWriter, StoreError> {
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
+            // Like any file a tool writes: 0666 less the umask (tempfile's
+            // default, 0600, would keep the layout from other users).
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(&self.dir)
             .map_err(|e| {
                 io::Error::new(

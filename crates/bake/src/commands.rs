@@ -569,7 +569,10 @@ fn lock(args: crate::cli::LockArgs) -> Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // 0666 less the umask, like the recipe beside it.
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)?;
     tmp.write_all(crate::lock::render(&lock).as_bytes())?;
     tmp.persist(&path)
         .map_err(|e| e.error)

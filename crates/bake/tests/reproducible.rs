@@ -197,3 +197,87 @@ fn builds_never_read_their_own_outputs_inside_the_context() {
     assert_eq!(locked, first);
     ok(bake(d).args(["build", "bake.toml", "--locked", "-q"]));
 }
+
+/// Every file under `dir` (recursively), with its permission bits.
+fn file_modes(dir: &Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
+    for e in fs_err::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = fs_err::symlink_metadata(e.path()).unwrap();
+        if m.is_dir() {
+            file_modes(&e.path(), out);
+        } else {
+            out.push((e.path(), m.permissions().mode() & 0o777));
+        }
+    }
+}
+
+#[test]
+fn outputs_are_written_with_the_modes_the_umask_allows() {
+    // As other tools do: 0666 less the umask, so another user can read a
+    // layout (tempfile's default, 0600, kept them out).
+    for (umask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write_files(
+            d,
+            &[(
+                "bake.toml",
+                "epoch = 1\n[image]\nname = \"m\"\n[[layer]]\n[[layer.step]]\nfile = \"/f\"\ncontent = \"x\"\n",
+            )],
+        );
+        for args in ["build bake.toml --docker-archive out/m.tar", "lock bake.toml"] {
+            ok(Command::new("sh")
+                .current_dir(d)
+                .env("HOME", d)
+                .arg("-c")
+                .arg(format!("umask {umask} && exec \"$0\" {args}"))
+                .arg(env!("CARGO_BIN_EXE_bake")));
+        }
+        let mut modes = Vec::new();
+        file_modes(&d.join("out"), &mut modes);
+        modes.push((d.join("bake.toml.lock"), 0));
+        let last = modes.len() - 1;
+        modes[last].1 = fs_err::metadata(d.join("bake.toml.lock"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert!(modes.len() >= 6, "{modes:?}");
+        for (path, mode) in &modes {
+            assert_eq!(*mode, want, "umask {umask}: {} is {mode:o}", path.display());
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs skopeo and setpriv; run via cargo xtask test"]
+fn another_user_can_read_a_layout_built_with_umask_022() {
+    require("skopeo");
+    require("setpriv");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs_err::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_files(
+        d,
+        &[(
+            "bake.toml",
+            "epoch = 1\n[image]\nname = \"m\"\n[[layer]]\n[[layer.step]]\nfile = \"/f\"\ncontent = \"x\"\n",
+        )],
+    );
+    ok(Command::new("sh")
+        .current_dir(d)
+        .env("HOME", d)
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" build bake.toml -q")
+        .arg(env!("CARGO_BIN_EXE_bake")));
+    ok(Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "skopeo",
+            "inspect",
+        ])
+        .arg(format!("oci:{}:latest", d.join("out/m").display()))
+        .env("HOME", "/nonexistent"));
+}
