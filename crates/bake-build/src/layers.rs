@@ -302,48 +302,16 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
         match &step.kind {
             StepKind::Copy {
                 src, exclude, mtime, ..
-            } => {
-                let host = context.resolve(src).map_err(at)?;
-                let exclude = context.copy_excludes(&host, exclude);
-                let nodes = bake_layer::copy_inputs(index, &host, &exclude).map_err(at)?;
-                items.push(Item::U64(nodes.len() as u64));
-                let mut groups: HashMap<(u64, u64), u64> = HashMap::new();
-                for node in nodes {
-                    items.push(Item::Bytes(node.rel.into_bytes()));
-                    let m = &node.metadata;
-                    if *mtime != bake_recipe::CopyMtime::Epoch {
-                        // `mtime = "source…"`: host mtimes reach the layer.
-                        items.push(Item::U64(u64::try_from(m.mtime()).unwrap_or(0)));
-                    }
-                    let ft = m.file_type();
-                    if ft.is_dir() {
-                        items.push(Item::Tag(b"d"));
-                    } else if ft.is_file() {
-                        // What the layer takes from a file: size, "any x
-                        // bit", hardlink grouping (first-seen order), content.
-                        let group = if m.nlink() > 1 {
-                            let next = groups.len() as u64 + 1;
-                            *groups.entry((m.dev(), m.ino())).or_insert(next)
-                        } else {
-                            0
-                        };
-                        items.push(Item::Tag(b"f"));
-                        items.push(Item::U64(m.len()));
-                        items.push(Item::U64(u64::from(m.mode() & 0o111 != 0)));
-                        items.push(Item::U64(group));
-                        items.push(Item::File(watched.len()));
-                        watched.push((node.path, Stat::of(m)));
-                    } else if ft.is_symlink() {
-                        let target = fs_err::read_link(&node.path).map_err(io(&node.path))?;
-                        items.push(Item::Tag(b"l"));
-                        items.push(Item::Bytes(target.as_os_str().as_bytes().to_vec()));
-                    } else {
-                        // Refused when the layer is built.
-                        items.push(Item::Tag(b"o"));
-                        items.push(Item::U64(u64::from(m.mode())));
-                    }
-                }
-            }
+            } => copy_items(
+                context,
+                index,
+                step,
+                src,
+                exclude,
+                *mtime,
+                &mut items,
+                &mut watched,
+            )?,
             StepKind::Unpack { src, .. } => {
                 let host = context.resolve(src).map_err(at)?;
                 let m = fs_err::symlink_metadata(&host).map_err(io(&host))?;
@@ -364,6 +332,136 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
     })
 }
 
+/// The key material of one `copy` step (`src`, resolved in `context`):
+/// every node the layer walk reads, with what the layer takes from it —
+/// name, kind, size, "any x bit", hardlink grouping (first-seen order), link
+/// target, content (as a watched file), and the mtime when the step keeps
+/// source mtimes. The lock ([`copy_input_digest`]) uses exactly this.
+#[allow(clippy::too_many_arguments)]
+fn copy_items(
+    context: &Context,
+    index: usize,
+    step: &bake_recipe::Step,
+    src: &str,
+    exclude: &[String],
+    mtime: bake_recipe::CopyMtime,
+    items: &mut Vec<Item>,
+    watched: &mut Vec<(PathBuf, Stat)>,
+) -> Result<(), BuildError> {
+    let at = |source: LayerError| BuildError::Step {
+        pos: step.pos.clone(),
+        source,
+    };
+    let io = |path: &PathBuf| {
+        let path = path.clone();
+        move |source: io::Error| BuildError::Step {
+            pos: step.pos.clone(),
+            source: LayerError::Io { index, path, source },
+        }
+    };
+    let host = context.resolve(src).map_err(at)?;
+    let exclude = context.copy_excludes(&host, exclude);
+    let nodes = bake_layer::copy_inputs(index, &host, &exclude).map_err(at)?;
+    items.push(Item::U64(nodes.len() as u64));
+    let mut groups: HashMap<(u64, u64), u64> = HashMap::new();
+    for node in nodes {
+        items.push(Item::Bytes(node.rel.into_bytes()));
+        let m = &node.metadata;
+        if mtime != bake_recipe::CopyMtime::Epoch {
+            // `mtime = "source…"`: host mtimes reach the layer.
+            items.push(Item::U64(u64::try_from(m.mtime()).unwrap_or(0)));
+        }
+        let ft = m.file_type();
+        if ft.is_dir() {
+            items.push(Item::Tag(b"d"));
+        } else if ft.is_file() {
+            // What the layer takes from a file: size, "any x
+            // bit", hardlink grouping (first-seen order), content.
+            let group = if m.nlink() > 1 {
+                let next = groups.len() as u64 + 1;
+                *groups.entry((m.dev(), m.ino())).or_insert(next)
+            } else {
+                0
+            };
+            items.push(Item::Tag(b"f"));
+            items.push(Item::U64(m.len()));
+            items.push(Item::U64(u64::from(m.mode() & 0o111 != 0)));
+            items.push(Item::U64(group));
+            items.push(Item::File(watched.len()));
+            watched.push((node.path, Stat::of(m)));
+        } else if ft.is_symlink() {
+            let target = fs_err::read_link(&node.path).map_err(io(&node.path))?;
+            items.push(Item::Tag(b"l"));
+            items.push(Item::Bytes(target.as_os_str().as_bytes().to_vec()));
+        } else {
+            // Refused when the layer is built.
+            items.push(Item::Tag(b"o"));
+            items.push(Item::U64(u64::from(m.mode())));
+        }
+    }
+    Ok(())
+}
+
+/// What the lock records for a `copy` step: a digest over exactly the key
+/// material the layer cache uses for it ([`copy_items`], every file's
+/// content read and hashed now), the number of files and their bytes.
+pub fn copy_input_digest(
+    context: &Context,
+    step: &bake_recipe::Step,
+) -> Result<(Digest, u64, u64), BuildError> {
+    let StepKind::Copy {
+        src, exclude, mtime, ..
+    } = &step.kind
+    else {
+        return Err(BuildError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "copy_input_digest takes a copy step",
+        )));
+    };
+    let (mut items, mut watched) = (Vec::new(), Vec::new());
+    copy_items(context, 0, step, src, exclude, *mtime, &mut items, &mut watched)?;
+    let mut digests = Vec::with_capacity(watched.len());
+    let mut bytes = 0u64;
+    for (path, _) in &watched {
+        let file = fs_err::File::open(path).map_err(|source| BuildError::Step {
+            pos: step.pos.clone(),
+            source: LayerError::Io {
+                index: 0,
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let mut r = bake_digest::HashingReader::new(io::BufReader::with_capacity(256 * 1024, file));
+        io::copy(&mut r, &mut io::sink()).map_err(|source| BuildError::Step {
+            pos: step.pos.clone(),
+            source: LayerError::Io {
+                index: 0,
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let (_, d, n) = r.finish();
+        bytes += n;
+        digests.push(d);
+    }
+    let mut k = KeyWriter::new();
+    k.str("copy inputs");
+    encode_items(&mut k, &items, &digests);
+    Ok((k.finish(), watched.len() as u64, bytes))
+}
+
+fn encode_items(k: &mut KeyWriter, items: &[Item], digests: &[Digest]) {
+    for item in items {
+        match item {
+            Item::Bytes(b) => k.bytes(b),
+            Item::Tag(b) => k.bytes(b),
+            Item::U64(n) => k.u64(*n),
+            // Every watched file has a digest, or `digests` failed.
+            Item::File(i) => k.str(digests.get(*i).map_or("", |d| d.hex())),
+        }
+    }
+}
+
 /// The cache key of a layer (see the `cache` module).
 fn key_of(plan: &Plan<'_>, inputs: &Inputs, below: &Below) -> Digest {
     let mut k = KeyWriter::new();
@@ -377,15 +475,7 @@ fn key_of(plan: &Plan<'_>, inputs: &Inputs, below: &Below) -> Digest {
         k.str(path);
         k.str(target);
     }
-    for item in &inputs.items {
-        match item {
-            Item::Bytes(b) => k.bytes(b),
-            Item::Tag(b) => k.bytes(b),
-            Item::U64(n) => k.u64(*n),
-            // Every watched file has a digest, or `digests` failed.
-            Item::File(i) => k.str(inputs.digests.get(*i).map_or("", |d| d.hex())),
-        }
-    }
+    encode_items(&mut k, &inputs.items, &inputs.digests);
     match below {
         Below::Independent => k.str("independent"),
         Below::All(diff_ids) => {

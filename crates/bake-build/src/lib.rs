@@ -35,7 +35,7 @@ mod registry;
 mod run;
 pub use cache::{CacheError, CacheStats};
 use fs_err as fs;
-pub use layers::{NoProgress, Progress};
+pub use layers::{NoProgress, Progress, copy_input_digest};
 pub use registry::ResolvedBase;
 
 /// Version of what bake writes: bumped whenever the same recipe would give

@@ -888,9 +888,33 @@ fn describe(step: &Step) -> String {
 /// A host node to copy.
 #[derive(Debug, Clone)]
 enum Node {
-    Dir { mode: u32 },
-    File { mode: u32 },
-    Symlink { target: PathBuf },
+    Dir {
+        mode: u32,
+    },
+    /// `inode`: (device, inode) when the file has other hard links, so the
+    /// copy links the same files together (the layer does: one file, then
+    /// links to it).
+    File {
+        mode: u32,
+        inode: Option<(u64, u64)>,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+    /// A fifo, socket or device, which the build refuses to copy: the copy
+    /// holds one too (a fifo or socket: a device needs privileges to make),
+    /// so the check's builds fail as the real one does.
+    Special {
+        socket: bool,
+    },
+}
+
+fn file_node(meta: &std::fs::Metadata) -> Node {
+    use std::os::unix::fs::MetadataExt;
+    Node::File {
+        mode: mode_of(meta),
+        inode: (meta.nlink() > 1).then(|| (meta.dev(), meta.ino())),
+    }
 }
 
 /// What of the build context the recipe reads, by path relative to it.
@@ -976,8 +1000,7 @@ impl Inputs {
                     self.add_tree(&cur)?;
                 }
             } else if meta.is_file() && last {
-                self.nodes
-                    .insert(cur.clone(), Node::File { mode: mode_of(&meta) });
+                self.nodes.insert(cur.clone(), file_node(&meta));
             } else {
                 return Ok(());
             }
@@ -1008,10 +1031,16 @@ impl Inputs {
                     .insert(child.clone(), Node::Dir { mode: mode_of(&meta) });
                 self.add_tree(&child)?;
             } else if ft.is_file() {
-                self.nodes.insert(child, Node::File { mode: mode_of(&meta) });
+                self.nodes.insert(child, file_node(&meta));
+            } else {
+                use std::os::unix::fs::FileTypeExt;
+                self.nodes.insert(
+                    child,
+                    Node::Special {
+                        socket: ft.is_socket(),
+                    },
+                );
             }
-            // Sockets, fifos, devices: left out (a copy of them fails the
-            // build in both builds alike).
         }
         Ok(())
     }
@@ -1036,6 +1065,8 @@ impl Inputs {
         };
         let file_mode = |m: u32| if v.strip_modes { (m & 0o700) | 0o400 } else { m };
         let dir_mode = |m: u32| if v.strip_modes { 0o700 } else { m | 0o700 };
+        // Hard-link groups: the first copy of each inode, linked to again.
+        let mut linked: BTreeMap<(u64, u64), PathBuf> = BTreeMap::new();
         for (i, (rel, node)) in order.iter().enumerate() {
             let to = dst.join(rel);
             if let Some(parent) = to.parent() {
@@ -1043,13 +1074,33 @@ impl Inputs {
             }
             match node {
                 Node::Dir { .. } => fs::create_dir_all(&to)?,
-                Node::File { mode } => {
+                Node::File { mode, inode } => {
+                    if let Some(first) = inode.and_then(|k| linked.get(&k)) {
+                        fs::hard_link(first, &to)?;
+                        continue;
+                    }
                     fs::copy(self.context.join(rel), &to)?;
                     fs::set_permissions(&to, std::fs::Permissions::from_mode(file_mode(*mode)))?;
                     set_mtime(&to, mtime(i))?;
+                    if let Some(k) = inode {
+                        linked.insert(*k, to);
+                    }
                 }
                 Node::Symlink { target } => std::os::unix::fs::symlink(target, &to)
                     .with_context(|| format!("cannot make the symlink {}", to.display()))?,
+                Node::Special { socket: true } => {
+                    std::os::unix::net::UnixListener::bind(&to)
+                        .with_context(|| format!("cannot make the socket {}", to.display()))?;
+                }
+                Node::Special { socket: false } => {
+                    let status = std::process::Command::new("mkfifo")
+                        .arg(&to)
+                        .status()
+                        .with_context(|| format!("cannot run mkfifo for {}", to.display()))?;
+                    if !status.success() {
+                        bail!("cannot make the fifo {}", to.display());
+                    }
+                }
             }
         }
         // Directories last, deepest first: making their children changed

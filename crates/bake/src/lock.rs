@@ -93,12 +93,10 @@ pub fn compute(recipe: &Recipe, base: Option<LockedBase>, hidden: &[PathBuf]) ->
         for (i, step) in layer.steps.iter().enumerate() {
             let name = format!("layer {}, step {}", layer.name, i + 1);
             match &step.kind {
-                StepKind::Copy {
-                    src, exclude, mtime, ..
-                } => {
-                    let resolved = context.resolve(src)?;
-                    let exclude = context.copy_excludes(&resolved, exclude);
-                    add(name, "copy", src, tree_digest(&resolved, &exclude, *mtime)?);
+                // Exactly what the layer cache keys the copy on (one walk,
+                // one encoding): hardlink grouping and all.
+                StepKind::Copy { src, .. } => {
+                    add(name, "copy", src, bake_build::copy_input_digest(&context, step)?);
                 }
                 StepKind::Unpack { src, .. } => {
                     add(name, "unpack", src, file_digest(&context.resolve(src)?)?);
@@ -135,10 +133,10 @@ fn file_digest(path: &Path) -> Result<(Digest, u64, u64)> {
     Ok((d, 1, n))
 }
 
-/// A Merkle digest over exactly what a copy of `src` puts in the image:
-/// each node's relative name, kind, executable bit (what mode
-/// normalisation keeps), link target and content digest — and its mtime
-/// when the step keeps source mtimes.
+/// A Merkle digest over a base layout or docker-archive in the context:
+/// each node's relative name, kind, executable bit, link target and
+/// content digest (copies use [`bake_build::copy_input_digest`] instead,
+/// the layer cache's own key material).
 fn tree_digest(src: &Path, exclude: &[String], mtime: CopyMtime) -> Result<(Digest, u64, u64)> {
     let nodes = bake_layer::copy_inputs(0, src, exclude)?;
     let mut h = Hasher::new();

@@ -503,3 +503,64 @@ fn a_moved_base_tag_fails_against_the_old_image_naming_the_base() {
     assert!(out.contains("  app/bake.toml:1:8: base image "), "{out}");
     assert_empty(&d.join("t"));
 }
+
+/// A context with a hard-link group (`bin/tool` and `bin/tool-alias`), a
+/// plain file, an empty directory and a symlink.
+fn linked_context(dir: &Path) {
+    write_files(
+        dir,
+        &[
+            (
+                "bake.toml",
+                "epoch = 1700000000\n[image]\nname = \"links\"\n\
+                 [[layer]]\n[[layer.step]]\ncopy = \"app\"\nto = \"/app\"\n",
+            ),
+            ("app/bin/tool", "#!/bin/sh\necho tool\n"),
+            ("app/README", "readme\n"),
+            ("app/same-a", "same\n"),
+            ("app/same-b", "same\n"),
+        ],
+    );
+    fs_err::hard_link(dir.join("app/bin/tool"), dir.join("app/bin/tool-alias")).unwrap();
+    fs_err::create_dir_all(dir.join("app/empty")).unwrap();
+    std::os::unix::fs::symlink("bin/tool", dir.join("app/run")).unwrap();
+}
+
+#[test]
+fn check_builds_the_image_bake_build_makes_on_a_context_with_hard_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("ctx");
+    linked_context(&d);
+    let built = build_json(&d, &d.join("bake.toml"), &tmp.path().join("layout"));
+    let digest = built["digest"].as_str().unwrap();
+    let (code, out, err) = check(&d, &tmp.path().join("t1"), &["bake.toml", "--against", digest]);
+    assert_eq!(
+        code, 0,
+        "bake check --against a plain build's digest:\n{out}\n{err}"
+    );
+    let (code, out, err) = check(&d, &tmp.path().join("t2"), &["bake.toml"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(digest),
+        "check names another digest than build:\n{out}"
+    );
+    assert_empty(&tmp.path().join("t1"));
+}
+
+#[test]
+fn a_lock_covers_hard_link_grouping() {
+    // Locked with two separate files; hard-linking them changes the layer
+    // (one file and a link), so --locked must refuse the build.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    linked_context(d);
+    ok(bake(d).args(["lock", "bake.toml"]));
+    ok(bake(d).args(["build", "bake.toml", "--locked", "-q"]));
+    fs_err::remove_file(d.join("app/same-b")).unwrap();
+    fs_err::hard_link(d.join("app/same-a"), d.join("app/same-b")).unwrap();
+    let err = fails(bake(d).args(["build", "bake.toml", "--locked", "-q"]));
+    assert!(
+        err.contains("copy app") && err.contains("no longer matches the lock"),
+        "{err}"
+    );
+}
