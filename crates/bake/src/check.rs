@@ -679,6 +679,17 @@ fn write_blames(w: &mut impl Write, blames: &[Blame], max_entries: usize) -> Res
             writeln!(w, "    … and {} more", items.len() - shown)?;
         }
     }
+    if blames
+        .iter()
+        .any(|b| b.kind == "copy" && b.cause.iter().any(|c| c == "mode"))
+    {
+        writeln!(
+            w,
+            "note: copied modes are normalised: a file with any execute bit (owner, group or other) becomes 0755, \
+             one without 0644, a directory 0755 — so a host mode change shows only when it adds or removes every \
+             execute bit; set `mode` on the step to choose the mode"
+        )?;
+    }
     Ok(())
 }
 
@@ -871,16 +882,11 @@ fn describe(step: &Step) -> String {
         StepKind::Symlink { path, target, .. } => format!("symlink {path} → {target}"),
         StepKind::Unpack { src, to } => format!("unpack {src} → {to}"),
         StepKind::Deb { src, .. } => format!("deb {src}"),
+        // Every command, quoted (escapes show newlines and control
+        // characters): the one behind a difference may be any of them.
         StepKind::Run(r) => {
-            let first = r.commands.first().map_or("", String::as_str);
-            let mut s: String = first.chars().take(60).collect();
-            if s.len() < first.len() {
-                s.push('…');
-            }
-            if r.commands.len() > 1 {
-                s.push_str(&format!(" (+{} more)", r.commands.len() - 1));
-            }
-            format!("run {s}")
+            let commands: Vec<String> = r.commands.iter().map(|c| format!("{c:?}")).collect();
+            format!("run {}", commands.join(", "))
         }
     }
 }
@@ -1127,4 +1133,47 @@ fn set_mtime(path: &Path, secs: u64) -> Result<()> {
     std::fs::File::open(path)
         .and_then(|f| f.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t)))
         .with_context(|| format!("cannot set the mtime of {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps(toml: &str) -> Vec<Step> {
+        let recipe = bake_recipe::parse(Path::new("bake.toml"), toml, &Default::default()).unwrap();
+        recipe.layers.into_iter().flat_map(|l| l.steps).collect()
+    }
+
+    #[test]
+    fn a_run_step_is_described_by_all_its_commands() {
+        let s = steps(
+            "[image]\nname = \"x\"\n[[layer]]\n[[layer.step]]\n\
+             run = [\"apk add x\", \"date > /built\", \"echo 'a\\nb'\"]\n",
+        );
+        let d = describe(&s[0]);
+        assert_eq!(d, r#"run "apk add x", "date > /built", "echo 'a\nb'""#);
+    }
+
+    #[test]
+    fn a_copied_mode_difference_explains_normalisation() {
+        let blame = |kind: &'static str, cause: &str| Blame {
+            path: Some("/app/x".into()),
+            layer: 1,
+            layer_name: "app".into(),
+            step: "bake.toml:4:1".into(),
+            kind,
+            description: "copy x → /app/x".into(),
+            cause: vec![cause.into()],
+        };
+        let mut out = Vec::new();
+        write_blames(&mut out, &[blame("copy", "mode")], 0).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("modes are normalised") && text.contains("0755") && text.contains("`mode`"),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        write_blames(&mut out, &[blame("copy", "content"), blame("file", "mode")], 0).unwrap();
+        assert!(!String::from_utf8(out).unwrap().contains("normalised"));
+    }
 }
