@@ -418,7 +418,7 @@ fn a_run_step_writing_the_time_fails_naming_the_run_step() {
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains("~ etc/stamp  content"), "{out}");
     assert!(
-        out.contains("  bake.toml:18:1: run date +%s%N > /etc/stamp && cat /proc/uptime >> /etc/stamp (layer 2 \"stamp\")\n    /etc/stamp: content"),
+        out.contains("  bake.toml:18:1: run \"date +%s%N > /etc/stamp && cat /proc/uptime >> /etc/stamp\" (layer 2 \"stamp\")\n    /etc/stamp: content"),
         "{out}"
     );
     assert!(out.contains("layer 1 (bake layer busybox): identical"), "{out}");
