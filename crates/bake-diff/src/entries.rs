@@ -61,6 +61,7 @@ pub(crate) fn compare(a: &[EntrySummary], b: &[EntrySummary], d: &mut LayerDiff)
             a: x.map(info),
             b: y.map(info),
             fields,
+            content: None,
         });
     }
     if !a.is_empty() && !b.is_empty() {

@@ -61,6 +61,7 @@ pub(crate) fn layers(a: &Image, b: &Image) -> Result<Vec<LayerDiff>, DiffError> 
                 let ea = read_entries(a, i, x)?;
                 let eb = read_entries(b, i, y)?;
                 entries::compare(&ea, &eb, &mut d);
+                explain_contents(a, b, x, y, &mut d);
                 if d.entries.is_empty() && d.order.is_none() {
                     d.notes.push(
                         "the entries and their headers are the same, in the same order: the tars differ \
@@ -124,6 +125,42 @@ fn layer_history(config: &Value, layers: usize) -> Vec<Option<String>> {
 /// The entries of layer `i` of `image`, streamed from its store; the rest
 /// of the blob is read too, so a blob that does not match its digest is an
 /// error rather than a silently wrong answer.
+/// Says what differs inside the first few changed regular files of a
+/// layer pair (small enough to read: see `content`). A file that cannot be
+/// read back is left unexplained: the entry change is still reported.
+fn explain_contents(a: &Image, b: &Image, x: &Descriptor, y: &Descriptor, d: &mut LayerDiff) {
+    use bake_layer::{EntryKind, FileEffect};
+    let (pa, pb) = (a.store().path(&x.digest), b.store().path(&y.digest));
+    let mut explained = 0;
+    for e in &mut d.entries {
+        if explained == crate::content::MAX_PER_LAYER {
+            break;
+        }
+        let (Some(ia), Some(ib)) = (&e.a, &e.b) else {
+            continue;
+        };
+        let small =
+            |i: &crate::report::EntryInfo| i.kind == EntryKind::File && i.size <= crate::content::MAX_FILE;
+        if !e.fields.iter().any(|f| f.field == "content") || !small(ia) || !small(ib) {
+            continue;
+        }
+        let path = format!("/{}", e.path.trim_start_matches("./").trim_start_matches('/'));
+        let read = |layer: &std::path::Path, image: &Image| match bake_layer::file_in_layer(
+            layer,
+            &path,
+            crate::content::MAX_FILE,
+            image.limits(),
+        ) {
+            Ok(FileEffect::File(bytes)) => Some(bytes),
+            _ => None,
+        };
+        if let (Some(ca), Some(cb)) = (read(&pa, a), read(&pb, b)) {
+            e.content = Some(crate::content::explain(&ca, &cb));
+            explained += 1;
+        }
+    }
+}
+
 fn read_entries(image: &Image, i: usize, desc: &Descriptor) -> Result<Vec<EntrySummary>, DiffError> {
     let mut r = image
         .store()

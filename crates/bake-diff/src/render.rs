@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::compare::value_text;
 use crate::report::{
-    Change, DiffReport, EntryChange, EntryChangeKind, FieldChange, ImageSummary, KeyChange, LayerDiff,
-    LayerStatus, Whiteout,
+    Change, ContentDiff, DiffReport, EntryChange, EntryChangeKind, FieldChange, ImageSummary, KeyChange,
+    LayerDiff, LayerStatus, Whiteout,
 };
 
 /// Longest value shown in full (history `created_by` lines can be huge).
@@ -349,7 +349,65 @@ fn entry(w: &mut String, e: &EntryChange) -> std::fmt::Result {
             .collect();
         let _ = write!(line, "  {}", parts.join(", "));
     }
-    writeln!(w, "{line}")
+    writeln!(w, "{line}")?;
+    if let Some(c) = &e.content {
+        content(w, c)?;
+    }
+    Ok(())
+}
+
+/// What differs inside a changed file, under its entry line.
+fn content(w: &mut String, c: &ContentDiff) -> std::fmt::Result {
+    const IN: &str = "      ";
+    let sizes = format!("{} → {} bytes", opt(&c.sizes.a), opt(&c.sizes.b));
+    if c.kind == "text" {
+        writeln!(w, "{IN}text, {sizes}:")?;
+        for l in &c.diff {
+            writeln!(w, "{IN}{l}")?;
+        }
+        if c.more_lines > 0 {
+            writeln!(w, "{IN}… {} more diff lines", c.more_lines)?;
+        }
+        return Ok(());
+    }
+    match c.first_difference {
+        Some(at) => writeln!(w, "{IN}binary, {sizes}; first difference at byte {at}:")?,
+        None => writeln!(w, "{IN}binary, {sizes}")?,
+    }
+    if let (Some(x), Some(y)) = (&c.window_a, &c.window_b) {
+        writeln!(w, "{IN}  a {x}")?;
+        writeln!(w, "{IN}  b {y}")?;
+    }
+    if let Some(g) = &c.gzip {
+        if let (Some(x), Some(y)) = (&g.a, &g.b) {
+            let mut changed = Vec::new();
+            if x.mtime != y.mtime {
+                changed.push(format!("mtime {} → {}", x.mtime, y.mtime));
+            }
+            if x.name != y.name {
+                changed.push(format!("name {:?} → {:?}", x.name, y.name));
+            }
+            if x.os != y.os {
+                changed.push(format!("OS {} → {}", x.os, y.os));
+            }
+            if x.xfl != y.xfl {
+                changed.push(format!("XFL {} → {}", x.xfl, y.xfl));
+            }
+            if x.flags != y.flags {
+                changed.push(format!("flags {} → {}", x.flags, y.flags));
+            }
+            if changed.is_empty() {
+                writeln!(
+                    w,
+                    "{IN}gzip members with the same header (mtime {}, OS {}): the compressed data differs",
+                    y.mtime, y.os
+                )?;
+            } else {
+                writeln!(w, "{IN}gzip header: {}", changed.join(", "))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How a field is named for people.

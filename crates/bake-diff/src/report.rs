@@ -282,6 +282,33 @@ pub struct EntryChange {
     pub b: Option<EntryInfo>,
     /// For a changed entry, what changed.
     pub fields: Vec<FieldChange>,
+    /// For a regular file whose content changed (on both sides at most
+    /// 1 MiB, the first few per layer): what differs inside it.
+    pub content: Option<ContentDiff>,
+}
+
+/// What differs inside a changed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentDiff {
+    /// `text` (both sides UTF-8 without NUL) or `binary`.
+    pub kind: String,
+    /// The sizes of both sides.
+    pub sizes: Change<u64>,
+    /// For text: a unified diff (`---`/`+++` header, `@@` hunks, `-`/`+`/` `
+    /// lines), at most 40 lines, control characters escaped.
+    pub diff: Vec<String>,
+    /// Lines of the diff left out.
+    pub more_lines: usize,
+    /// For binaries: the offset of the first differing byte (or where the
+    /// shorter side ends)…
+    pub first_difference: Option<u64>,
+    /// …and 16 bytes of each side from the 16-byte boundary before it, in
+    /// hex and ASCII.
+    pub window_a: Option<String>,
+    pub window_b: Option<String>,
+    /// Both sides are gzip: their headers' fields.
+    pub gzip: Option<Change<GzipHeader>>,
 }
 
 /// The main facts about one entry.

@@ -771,3 +771,59 @@ fn an_index_is_compared_for_one_platform() {
         "{err}"
     );
 }
+
+#[test]
+fn a_changed_text_file_shows_a_unified_diff_and_a_binary_its_first_differing_bytes() {
+    let mut b = base_files();
+    b[4] = file("usr/bin/app", "#!/bin/sh\necho app v2\n");
+    // A gzip member as a file (a packaged man page, say): another mtime
+    // and OS byte in its header.
+    let page = |os: u8, mtime: u32| {
+        let mut gz = flate2::GzBuilder::new()
+            .operating_system(os)
+            .mtime(mtime)
+            .write(Vec::new(), flate2::Compression::new(6));
+        gz.write_all(b"manual page text\n").unwrap();
+        gz.finish().unwrap()
+    };
+    let mut with_page = |files: &mut Vec<Entry>, bytes: Vec<u8>| {
+        let mut e = file("usr/share/man/app.1.gz", "");
+        e.content = bytes;
+        files.push(e);
+    };
+    let mut a = base_files();
+    with_page(&mut a, page(255, 0));
+    with_page(&mut b, page(3, 1_700_000_000));
+    let (_t, r) = pair((&[gz(&a)], &spec()), (&[gz(&b)], &spec()));
+    let e = &r.layers[0].entries;
+    let app = e.iter().find(|e| e.path == "usr/bin/app").unwrap();
+    let c = app.content.as_ref().unwrap();
+    assert_eq!(c.kind, "text");
+    assert!(
+        c.diff.iter().any(|l| l == "-echo app") && c.diff.iter().any(|l| l == "+echo app v2"),
+        "{c:?}"
+    );
+    let man = e.iter().find(|e| e.path.ends_with("app.1.gz")).unwrap();
+    let c = man.content.as_ref().unwrap();
+    assert_eq!(c.kind, "binary");
+    // MTIME is bytes 4..8, little-endian: 1700000000 is 00 f1 53 65.
+    assert_eq!(c.first_difference, Some(5), "the MTIME field: {c:?}");
+    let text = human(&r);
+    for want in [
+        "      text, 19 → 22 bytes:\n",
+        "      -echo app\n",
+        "      +echo app v2\n",
+        "; first difference at byte 5:\n",
+        "        a 00000000: 1f 8b 08 00 00 00 00 00",
+        "      gzip header: mtime 0 → 1700000000, OS 255 → 3\n",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    // And in the JSON report.
+    let v = serde_json::to_value(&r).unwrap();
+    let json = v.to_string();
+    assert!(
+        json.contains("\"firstDifference\":5") && json.contains("\"kind\":\"text\""),
+        "{json}"
+    );
+}
