@@ -397,7 +397,7 @@ impl Ctx<'_> {
         LayerError::Apply {
             layer: self.layer.to_owned(),
             entry: (!entry.is_empty()).then(|| entry.to_owned()),
-            reason: e.to_string(),
+            reason: crate::limits::scrub(e).to_string(),
         }
     }
 

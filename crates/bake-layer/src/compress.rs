@@ -485,10 +485,17 @@ pub(crate) enum Format {
     Bzip2,
 }
 
+/// The magic of a zstd skippable frame: 0x184D2A50 to 0x184D2A5F, little-endian.
+pub(crate) fn is_zstd_skippable(head: &[u8]) -> bool {
+    matches!(head, [0x50..=0x5f, 0x2a, 0x4d, 0x18, ..])
+}
+
 fn sniff(head: &[u8]) -> Format {
     if head.starts_with(&[0x1f, 0x8b]) {
         Format::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) || is_zstd_skippable(head) {
+        // A zstd stream may open with a skippable frame (pzstd writes one);
+        // the decoder skips it.
         Format::Zstd
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
         Format::Xz

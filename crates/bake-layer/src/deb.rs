@@ -154,16 +154,19 @@ struct ControlFiles {
 }
 
 fn read_control_tar<R: Read>(reader: R, limits: ReadLimits) -> Result<ControlFiles, String> {
-    let reader = crate::compress::decompress(reader).map_err(|e| format!("control archive: {e}"))?;
+    let reader = crate::compress::decompress(reader)
+        .map_err(|e| format!("control archive: {}", crate::limits::scrub(e)))?;
     let limits = ReadLimits {
         max_tar_bytes: limits.max_tar_bytes.min(CONTROL_LIMIT * 4),
         ..limits
     };
     let mut archive = tar::Archive::new(TarGuard::new(reader, limits));
     let mut files = ControlFiles::default();
-    let entries = archive.entries().map_err(|e| format!("control archive: {e}"))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("control archive: {}", crate::limits::scrub(e)))?;
     for item in entries {
-        let mut item = item.map_err(|e| format!("control archive: {e}"))?;
+        let mut item = item.map_err(|e| format!("control archive: {}", crate::limits::scrub(e)))?;
         let name = String::from_utf8_lossy(&item.path_bytes()).into_owned();
         let Ok(rel) = normalise_archive(&name) else {
             return Err(format!("control archive: invalid entry name {name:?}"));
@@ -416,7 +419,8 @@ impl<'a> Layer<'a> {
     }
 
     fn parse_deb<R: Read>(&mut self, index: usize, src: &Path, r: &mut R) -> Result<Parsed, LayerError> {
-        let io_bad = |what: &str, e: io::Error| bad(index, src, format!("{what}: {e}"));
+        let io_bad =
+            |what: &str, e: io::Error| bad(index, src, format!("{what}: {}", crate::limits::scrub(e)));
         let mut magic = [0u8; 8];
         r.read_exact(&mut magic)
             .map_err(|e| io_bad("cannot read the ar magic", e))?;

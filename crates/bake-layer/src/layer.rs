@@ -125,11 +125,16 @@ impl<'a> Layer<'a> {
 
     pub(crate) fn add(&mut self, index: usize, source: &'a Source) -> Result<(), LayerError> {
         let dest = |raw: &str| {
-            normalise_dest(raw).map_err(|reason| LayerError::BadImagePath {
+            let bad = |reason| LayerError::BadImagePath {
                 index,
                 path: raw.to_owned(),
                 reason,
-            })
+            };
+            let path = normalise_dest(raw).map_err(bad)?;
+            if path.split('/').any(|c| c.starts_with(WHITEOUT)) {
+                return Err(bad(WHITEOUT_REASON));
+            }
+            Ok(path)
         };
         match source {
             Source::Copy {
@@ -328,6 +333,13 @@ impl<'a> Layer<'a> {
             if w.exclude.is_match(&rel) {
                 continue;
             }
+            if name.starts_with(WHITEOUT) {
+                return Err(LayerError::BadImagePath {
+                    index: w.index,
+                    path: host.display().to_string(),
+                    reason: WHITEOUT_REASON,
+                });
+            }
             let meta = fs_err::symlink_metadata(&host).map_err(io_err(w.index, &host))?;
             let dest = join(to, &rel);
             if meta.is_dir() {
@@ -474,7 +486,7 @@ impl<'a> Layer<'a> {
                 index,
                 archive: src.to_owned(),
                 entry,
-                source,
+                source: crate::limits::scrub(source),
             }
         };
         let refuse = |entry: &str, reason: String| LayerError::ArchiveEntry {
@@ -500,14 +512,12 @@ impl<'a> Layer<'a> {
                 continue;
             }
             let rel = normalise_archive(&name).map_err(|r| refuse(&name, r.to_owned()))?;
-            if rel
-                .rsplit('/')
-                .next()
-                .is_some_and(|base| base.starts_with(".wh."))
-            {
+            // In any component: `a/.wh.b/c` would put a directory
+            // `.wh.b` in our layer, which unpackers read as deleting `a/b`.
+            if rel.split('/').any(|c| c.starts_with(".wh.")) {
                 return Err(refuse(
                     &name,
-                    "names starting with `.wh.` mean deletions in an OCI layer and cannot be unpacked"
+                    "names with a component starting with `.wh.` mean deletions in an OCI layer and cannot be unpacked"
                         .to_owned(),
                 ));
             }
@@ -521,6 +531,16 @@ impl<'a> Layer<'a> {
             let mode = header.mode().map_err(archive_err(Some(&name)))? & 0o7777;
             let uid = header.uid().map_err(archive_err(Some(&name)))?;
             let gid = header.gid().map_err(archive_err(Some(&name)))?;
+            // Owners are 32-bit everywhere a layer is unpacked (GNU tar
+            // refuses an archive with more).
+            for (what, id) in [("uid", uid), ("gid", gid)] {
+                if id > u64::from(u32::MAX) {
+                    return Err(refuse(
+                        &name,
+                        format!("its {what} {id} is out of range (0 to 4294967295)"),
+                    ));
+                }
+            }
             let mtime = entry_mtime(&mut item).map_err(archive_err(Some(&name)))?;
             let meta = Meta {
                 mode,
@@ -739,6 +759,11 @@ fn sorted_names(index: usize, dir: &Path) -> Result<Vec<std::ffi::OsString>, Lay
     names.sort();
     Ok(names)
 }
+
+/// A name component that means a deletion in an OCI layer.
+const WHITEOUT: &str = ".wh.";
+const WHITEOUT_REASON: &str =
+    "a name starting with `.wh.` means a deletion in an OCI layer (exclude it, or rename it)";
 
 /// Per-`Copy` state of the tree walk.
 struct Walk {

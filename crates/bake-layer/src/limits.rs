@@ -32,13 +32,20 @@ pub struct ReadLimits {
     /// name or long link record may have; the `tar` crate holds each in
     /// memory. Default 1 MiB (a path is at most 4 KiB on Linux).
     pub max_metadata_record: u64,
+    /// The most entries (files, directories, links…; PAX and GNU metadata
+    /// records not counted) one archive may have: each unpacked file takes
+    /// a temporary file, each entry memory. Default 1,048,576 — a Debian
+    /// base image has about 10,000, a large distribution layer a few
+    /// hundred thousand.
+    pub max_entries: u64,
 }
 
 impl ReadLimits {
-    /// 64 GiB of tar, 1 MiB per metadata record.
+    /// 64 GiB of tar, 1 MiB per metadata record, 1,048,576 entries.
     pub const DEFAULT: ReadLimits = ReadLimits {
         max_tar_bytes: 64 << 30,
         max_metadata_record: 1 << 20,
+        max_entries: 1 << 20,
     };
 }
 
@@ -96,6 +103,8 @@ pub struct TarGuard<R> {
     /// The records of the last PAX extended header, for the next entry.
     pending_pax: Option<Vec<u8>>,
     failed: Option<(io::ErrorKind, String)>,
+    /// Entries seen (metadata records not counted).
+    entries: u64,
 }
 
 impl<R: Read> TarGuard<R> {
@@ -111,6 +120,7 @@ impl<R: Read> TarGuard<R> {
             captured: None,
             pending_pax: None,
             failed: None,
+            entries: 0,
         }
     }
 
@@ -209,6 +219,15 @@ impl<R: Read> TarGuard<R> {
                 self.limits.max_metadata_record
             ));
         }
+        if !metadata {
+            self.entries += 1;
+            if self.entries > self.limits.max_entries {
+                return Err(format!(
+                    "the archive has more than the limit of {} entries",
+                    self.limits.max_entries
+                ));
+            }
+        }
         if recognized && kind == EntryType::XHeader {
             self.captured = Some(Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
             self.start_data(size, size);
@@ -255,6 +274,48 @@ pub(crate) fn after_entry(last: Option<&str>, e: io::Error) -> io::Error {
         Some(name) => io::Error::new(e.kind(), format!("after entry {name:?}: {e}")),
         None => e,
     }
+}
+
+/// The `tar` crate's errors can quote what a stranger wrote: the bytes of
+/// a malformed numeric field ("numeric field was not a number: …", which
+/// has echoed a registry credential file read as an archive) and entry
+/// paths unescaped. This keeps the error's kind and says the same in
+/// words of ours: a malformed number names only the header field; any
+/// other message has its control characters escaped (a name cannot fake a
+/// log line) and is cut to 200 characters.
+pub(crate) fn scrub(e: io::Error) -> io::Error {
+    let msg = e.to_string();
+    let text = match msg.find("numeric field") {
+        Some(at) => {
+            let field = msg
+                .split(" when getting ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .filter(|f| f.len() <= 16 && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                .unwrap_or("numeric");
+            // What comes before is ours ("after entry \"…\": "), escaped.
+            format!(
+                "{}the tar header's {field} field is not a valid number",
+                &msg[..at]
+            )
+        }
+        None => {
+            let mut out = String::new();
+            for c in msg.chars() {
+                if out.chars().count() >= 200 {
+                    out.push('…');
+                    break;
+                }
+                if c.is_control() {
+                    out.extend(c.escape_default());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+    };
+    io::Error::new(e.kind(), text)
 }
 
 /// The `size` record of PAX extended header records, as the `tar` crate

@@ -92,7 +92,10 @@ pub fn read_layer_entries_with_limits<R: Read>(
 ) -> Result<Vec<EntrySummary>, LayerError> {
     let read_err = |entry: Option<&str>| {
         let entry = entry.map(str::to_owned);
-        move |source| LayerError::Read { entry, source }
+        move |source| LayerError::Read {
+            entry,
+            source: crate::limits::scrub(source),
+        }
     };
     let reader = crate::compress::decompress(r).map_err(read_err(None))?;
     let mut archive = tar::Archive::new(TarGuard::new(reader, *limits));

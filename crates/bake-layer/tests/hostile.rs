@@ -734,3 +734,269 @@ fn default_limits_apply_to_write_layer() {
     assert!(err.to_string().contains(LIMIT_META), "{err}");
     area.assert_contained("write_layer");
 }
+
+// ---------------------------------------------------------------------------
+// Issue 15: inputs made in the test, one class each.
+
+/// Unpacks `bytes` (an archive written to the area) with `limits`.
+fn unpack_bytes(area: &Area, bytes: &[u8], limits: &ReadLimits) -> Result<Vec<u8>, LayerError> {
+    let inputs = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let src = inputs.path().join("archive");
+    std::fs::write(&src, bytes).unwrap();
+    let sources = [Source::Unpack { src, to: "/x".into() }];
+    write_layer_with_limits(&sources, &opts(area), limits, Vec::new()).map(|(bytes, _)| bytes)
+}
+
+/// A `.deb` of `data` (a plain data.tar), unpacked with `limits`.
+fn deb_bytes(area: &Area, data: &[u8], limits: &ReadLimits) -> Result<Vec<u8>, LayerError> {
+    let inputs = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = inputs.path().join("p.deb");
+    let bytes = corpus::deb(
+        "Package: pkg\nVersion: 1\nArchitecture: all\nDescription: d\n",
+        "data.tar",
+        data,
+    );
+    std::fs::write(&path, &bytes).unwrap();
+    let sources = [Source::Deb {
+        src: path,
+        sha256: Digest::of(&bytes),
+    }];
+    write_layer_with_limits(&sources, &opts(area), limits, Vec::new()).map(|(bytes, _)| bytes)
+}
+
+#[test]
+fn a_whiteout_in_any_component_of_a_name_is_refused() {
+    // `a/.wh.b/c` would leave a directory `.wh.b` in our layer, which
+    // unpackers read as "delete a/b" of the base.
+    for name in ["a/.wh.b/c", ".wh.etc/passwd", "a/b/.wh..wh..opq/x", "a/.wh.b"] {
+        let tar = corpus::Tar::default().file(name, 0o644, b"x").end();
+        let want = E(&["archive", "starting with `.wh.`"]);
+        let area = Area::new();
+        check(
+            name,
+            "unpack",
+            unpack_bytes(&area, &tar, &ReadLimits::DEFAULT),
+            want,
+        );
+        check(name, "deb", deb_bytes(&area, &tar, &ReadLimits::DEFAULT), want);
+        area.assert_contained(name);
+    }
+    // A name that merely contains `.wh.` elsewhere is fine.
+    let tar = corpus::Tar::default().file("a/b.wh.c/d", 0o644, b"x").end();
+    assert!(unpack_bytes(&Area::new(), &tar, &ReadLimits::DEFAULT).is_ok());
+}
+
+#[test]
+fn owners_beyond_32_bits_are_refused() {
+    for (what, set) in [
+        (
+            "uid",
+            (|h: &mut tar::Header| h.set_uid(1 << 32)) as fn(&mut tar::Header),
+        ),
+        ("gid", |h: &mut tar::Header| h.set_gid(u64::MAX >> 1)),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("big").unwrap();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_600_000_000);
+        set(&mut h);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend_from_slice(&corpus::padded(b"x"));
+        tar.extend_from_slice(&[0u8; 1024]);
+        let area = Area::new();
+        let want = if what == "uid" {
+            E(&["big", "its uid", "out of range (0 to 4294967295)"])
+        } else {
+            E(&["big", "its gid", "out of range (0 to 4294967295)"])
+        };
+        check(
+            what,
+            "unpack",
+            unpack_bytes(&area, &tar, &ReadLimits::DEFAULT),
+            want,
+        );
+        check(what, "deb", deb_bytes(&area, &tar, &ReadLimits::DEFAULT), want);
+    }
+}
+
+#[test]
+fn a_zstd_stream_opening_with_a_skippable_frame_is_zstd() {
+    let tar = corpus::Tar::default().file("etc/motd", 0o644, b"hello\n").end();
+    // A skippable frame (magic 0x184D2A5E, 4 bytes of payload), then the data.
+    let mut zst = vec![0x5e, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
+    zst.extend_from_slice(&corpus::zstd(&tar));
+    let layer = unpack_bytes(&Area::new(), &zst, &ReadLimits::DEFAULT).unwrap();
+    let names: Vec<_> = read_layer_entries(&layer[..])
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert!(names.iter().any(|n| n == "x/etc/motd"), "{names:?}");
+    assert!(read_layer_entries(&zst[..]).is_ok());
+    // What pzstd (from the zstd package) writes, when it is installed.
+    if let Ok(out) = std::process::Command::new("pzstd")
+        .args(["-q", "-c", "-p", "2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&tar)?;
+            child.wait_with_output()
+        })
+    {
+        assert!(out.status.success());
+        assert_eq!(
+            &out.stdout[1..4],
+            &[0x2a, 0x4d, 0x18],
+            "pzstd opens with a skippable frame"
+        );
+        unpack_bytes(&Area::new(), &out.stdout, &ReadLimits::DEFAULT).unwrap();
+    }
+}
+
+#[test]
+fn errors_never_echo_header_bytes_or_raw_control_characters() {
+    // A name with a newline, a carriage return and a terminal escape: it
+    // must not reach error text raw (it could fake a log line).
+    let name = "evil\nerror: everything is fine\r\x1b[2J";
+    let tar = corpus::Tar::default()
+        .file(name, 0o644, b"x")
+        .hardlink("h", "nowhere")
+        .end();
+    let err = unpack_bytes(&Area::new(), &tar, &ReadLimits::DEFAULT)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !err.contains('\n') && !err.contains('\r') && !err.contains('\x1b'),
+        "{err:?}"
+    );
+    // A numeric field holding someone's secret: named, never quoted.
+    let mut h = corpus::header(b"f", b'0', 0o644, 1, b"");
+    h[108..116].copy_from_slice(b"TOKEN42\0");
+    let mut fixed = tar::Header::from_byte_slice(&h).clone();
+    fixed.set_cksum();
+    let mut tar = fixed.as_bytes().to_vec();
+    tar.extend_from_slice(&corpus::padded(b"x"));
+    tar.extend_from_slice(&[0u8; 1024]);
+    for (reader, err) in [
+        (
+            "unpack",
+            unpack_bytes(&Area::new(), &tar, &ReadLimits::DEFAULT)
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "deb",
+            deb_bytes(&Area::new(), &tar, &ReadLimits::DEFAULT)
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "read_layer_entries",
+            read_layer_entries(&tar[..]).map(|_| ()).unwrap_err(),
+        ),
+    ] {
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        assert!(!text.contains("TOKEN42"), "{reader}: {text}");
+        assert!(
+            text.contains("uid field is not a valid number"),
+            "{reader}: {text}"
+        );
+    }
+}
+
+#[test]
+fn the_entry_count_is_bounded_in_every_reader() {
+    let mut t = corpus::Tar::default();
+    for i in 0..20 {
+        t = t.file(&format!("f{i}"), 0o644, b"");
+    }
+    let tar = t.end();
+    let limits = ReadLimits {
+        max_entries: 10,
+        ..ReadLimits::DEFAULT
+    };
+    let want = E(&["more than the limit of 10 entries"]);
+    let area = Area::new();
+    check("20 entries", "unpack", unpack_bytes(&area, &tar, &limits), want);
+    check("20 entries", "deb", deb_bytes(&area, &tar, &limits), want);
+    check(
+        "20 entries",
+        "read_layer_entries",
+        read_layer_entries_with_limits(&tar[..], &limits),
+        want,
+    );
+    let path = area.dir.path().join("layer.tar");
+    std::fs::write(&path, &tar).unwrap();
+    check(
+        "20 entries",
+        "apply_layer",
+        apply_layer_with_limits(&path, &area.root(), &limits),
+        want,
+    );
+    // Exactly at the limit is fine; PAX records are not entries.
+    let mut t = corpus::Tar::default();
+    for i in 0..10 {
+        t = t
+            .pax(&[("path", &format!("long-name-{i}"))])
+            .file(&format!("f{i}"), 0o644, b"");
+    }
+    assert!(read_layer_entries_with_limits(&t.end()[..], &limits).is_ok());
+}
+
+#[test]
+fn copies_and_recipe_paths_cannot_make_whiteouts() {
+    let area = Area::new();
+    let ctx = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir_all(ctx.path().join("app/sub")).unwrap();
+    std::fs::write(ctx.path().join("app/ok"), "x").unwrap();
+    std::fs::write(ctx.path().join("app/sub/.wh.passwd"), "x").unwrap();
+    let copy = [Source::Copy {
+        src: ctx.path().join("app"),
+        to: "/etc".into(),
+        mode: None,
+        owner: Default::default(),
+        exclude: Vec::new(),
+        mtime: Default::default(),
+    }];
+    let err = write_layer(&copy, &opts(&area), Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("app/sub/.wh.passwd") && err.contains("means a deletion"),
+        "{err}"
+    );
+    // Excluded, it is fine.
+    let excluded = [Source::Copy {
+        src: ctx.path().join("app"),
+        to: "/etc".into(),
+        mode: None,
+        owner: Default::default(),
+        exclude: vec!["**/.wh.*".into()],
+        mtime: Default::default(),
+    }];
+    write_layer(&excluded, &opts(&area), Vec::new()).unwrap();
+    for path in ["/etc/.wh.passwd", "/.wh..wh..opq", "/a/.wh.b/c"] {
+        let inline = [Source::Inline {
+            path: path.into(),
+            content: b"x".to_vec(),
+            mode: 0o644,
+            owner: Default::default(),
+        }];
+        let err = write_layer(&inline, &opts(&area), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("means a deletion"), "{path}: {err}");
+    }
+}
