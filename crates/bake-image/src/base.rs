@@ -7,7 +7,7 @@ use bake_digest::Digest;
 use bake_store::BlobStore;
 use serde_json::Value;
 
-use crate::config::{config_platform, diff_ids_of};
+use crate::config::{check_types, config_platform, diff_ids_of};
 use crate::descriptor::media_type;
 use crate::layout::{Layout, MAX_JSON_SIZE};
 use crate::manifest::{parse_index, parse_manifest};
@@ -120,14 +120,36 @@ fn load_manifest(store: &BlobStore, desc: &Descriptor, platform: &Platform) -> R
     })
 }
 
-pub(crate) struct CheckedConfig {
+/// A base config that [`check_config`] accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedConfig {
+    /// The config, parsed (what [`BaseImage::config_json`] holds).
     pub json: Value,
+    /// The platform it declares.
     pub platform: Platform,
+    /// Its `rootfs.diff_ids`.
     pub diff_ids: Vec<Digest>,
 }
 
-/// Parses a base config and checks its platform and layer count.
-pub(crate) fn check_config(
+/// Parses a base config and checks it: a JSON object whose fields have the
+/// types the OCI image-spec config schema gives them (see below), for
+/// `platform`, listing `layer_count` diffIDs. `what` names it in errors
+/// (`config sha256:…`); the reason names the field, e.g. `invalid config
+/// sha256:…: config.Env[2] is a number, not a string`.
+///
+/// Every field the schema defines is checked: `created` (and each
+/// `history[].created`) an RFC 3339 date-time, `author`, `os`,
+/// `architecture`, `variant`, `os.version` strings, `os.features` a list of
+/// strings; in `config`, `User`, `WorkingDir`, `StopSignal` strings, `Env`,
+/// `Entrypoint`, `Cmd` lists of strings, `Labels` a map of strings,
+/// `ExposedPorts` and `Volumes` maps of objects, `ArgsEscaped` a boolean;
+/// `rootfs.type` `"layers"` and `rootfs.diff_ids` sha256 digests; `history`
+/// a list of objects with string `author`, `created_by`, `comment` and a
+/// boolean `empty_layer`. An optional field may be `null` (Docker writes
+/// that for unset values; [`crate::build_config`] writes it absent).
+/// Fields the schema does not define are the base's content and are kept
+/// as they are, unchecked.
+pub fn check_config(
     bytes: &[u8],
     what: &str,
     platform: &Platform,
@@ -137,12 +159,10 @@ pub(crate) fn check_config(
         what: what.to_owned(),
         source,
     })?;
-    if !json.is_object() {
-        return Err(ImageError::Invalid {
-            what: what.to_owned(),
-            reason: "it is not a JSON object".into(),
-        });
-    }
+    check_types(&json).map_err(|reason| ImageError::Invalid {
+        what: what.to_owned(),
+        reason,
+    })?;
     let found = config_platform(&json, what)?;
     if !platform.accepts(&found) {
         return Err(ImageError::PlatformMismatch {
