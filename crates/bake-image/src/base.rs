@@ -60,7 +60,7 @@ pub fn load_from_store(
             }
             media_type::OCI_INDEX | media_type::DOCKER_MANIFEST_LIST => {
                 let what = format!("index {}", desc.digest);
-                let bytes = read_json_blob(store, &desc, &what)?;
+                let bytes = read_json_blob(store, &desc, &what, MAX_JSON_SIZE)?;
                 let entries = parse_index(&bytes, &desc.media_type, &what)?;
                 desc = pick_platform(&entries, platform, &what)?;
             }
@@ -80,7 +80,7 @@ pub fn load_from_store(
 
 fn load_manifest(store: &BlobStore, desc: &Descriptor, platform: &Platform) -> Result<BaseImage, ImageError> {
     let what = format!("manifest {}", desc.digest);
-    let bytes = read_json_blob(store, desc, &what)?;
+    let bytes = read_json_blob(store, desc, &what, MAX_MANIFEST_SIZE)?;
     let manifest = parse_manifest(&bytes, &desc.media_type, &what)?;
 
     match manifest.config.media_type.as_str() {
@@ -107,7 +107,7 @@ fn load_manifest(store: &BlobStore, desc: &Descriptor, platform: &Platform) -> R
     }
 
     let config_what = format!("config {}", manifest.config.digest);
-    let config_bytes = read_json_blob(store, &manifest.config, &config_what)?;
+    let config_bytes = read_json_blob(store, &manifest.config, &config_what, MAX_JSON_SIZE)?;
     let config = check_config(&config_bytes, &config_what, platform, layers.len())?;
     Ok(BaseImage {
         manifest_digest: Some(desc.digest.clone()),
@@ -186,13 +186,27 @@ pub fn check_config(
     })
 }
 
-/// Reads a small JSON blob, verified, after checking its size against `desc`.
-fn read_json_blob(store: &BlobStore, desc: &Descriptor, what: &str) -> Result<Vec<u8>, ImageError> {
-    if desc.size > MAX_JSON_SIZE {
+/// The most bytes a base image's manifest may have: 4 MiB, what
+/// registries accept (distribution's limit on a manifest PUT),
+/// containers/image reads (`MaxManifestBodySize`) and bake's registry
+/// client pulls, for a layout base too. bake copies the base's layer
+/// descriptors into its own manifest, so this (with the recipe's bounded
+/// annotations) keeps what bake writes well within what it reads back.
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// Reads a small JSON blob, verified, after checking its size against `desc`
+/// and `limit`.
+fn read_json_blob(
+    store: &BlobStore,
+    desc: &Descriptor,
+    what: &str,
+    limit: u64,
+) -> Result<Vec<u8>, ImageError> {
+    if desc.size > limit {
         return Err(ImageError::TooLarge {
             what: what.to_owned(),
             size: desc.size,
-            limit: MAX_JSON_SIZE,
+            limit,
         });
     }
     let actual = store.size(&desc.digest)?;

@@ -114,7 +114,7 @@ use std::path::PathBuf;
 use bake_digest::Digest;
 use bake_store::StoreError;
 
-pub use base::{BaseImage, load_from_layout, load_from_store};
+pub use base::{BaseImage, MAX_MANIFEST_SIZE, load_from_layout, load_from_store};
 pub use base::{CheckedConfig, check_config};
 pub use config::{ConfigSpec, MAX_CONFIG_SIZE, build_config};
 pub use descriptor::{Descriptor, Platform, REF_NAME, media_type};
