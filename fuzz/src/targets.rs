@@ -111,6 +111,101 @@ pub fn manifest(data: &[u8]) {
     }
 }
 
+/// A base image's config: the bytes through `check_config` and, as a
+/// loaded base, through `build_config` (with a spec that touches every
+/// merged field, and one new layer). The two agree: `build_config` builds
+/// on every config `check_config` accepts and on none it refuses. What it
+/// writes is read back by `check_config` (bake can use its own image as a
+/// base), is canonical JSON, and is a fixed point: rebuilt with nothing new
+/// at the same epoch, it gives the same bytes.
+pub fn base_config(data: &[u8]) {
+    use bake_image::{
+        BaseImage, ConfigSpec, ImageError, Platform, build_config, canonical_json, check_config,
+    };
+    use serde_json::Value;
+
+    const EPOCH: u64 = 1_700_000_000;
+    let digest = bake_digest::Digest::of(data);
+    let what = format!("config {digest}");
+    let Ok(json) = serde_json::from_slice::<Value>(data) else {
+        let err = check_config(data, &what, &Platform::linux_amd64(), 0);
+        assert!(
+            err.is_err(),
+            "check_config accepted bytes serde_json does not parse"
+        );
+        return;
+    };
+    // The platform and layer count the config itself declares, so that
+    // only its types decide.
+    let field = |k: &str| json.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let platform = match (field("os"), field("architecture")) {
+        (Some(os), Some(arch)) => Platform {
+            os: os.to_owned(),
+            architecture: arch.to_owned(),
+            variant: field("variant").map(str::to_owned),
+        },
+        _ => Platform::linux_amd64(),
+    };
+    let layers = json
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let checked = check_config(data, &what, &platform, layers);
+
+    let base = |json: Value, bytes: Vec<u8>| BaseImage {
+        manifest_digest: None,
+        config_json: json,
+        config_digest: bake_digest::Digest::of(&bytes),
+        config_bytes: bytes,
+        platform: platform.clone(),
+        layers: Vec::new(),
+        diff_ids: Vec::new(),
+    };
+    let spec = ConfigSpec {
+        cmd: Some(vec!["serve".into()]),
+        env: [("PATH".into(), "/bin".into()), ("FUZZ".into(), "1".into())].into(),
+        user: Some("1000".into()),
+        labels: [("org.example".into(), "fuzz".into())].into(),
+        exposed_ports: vec!["8080".into()],
+        volumes: vec!["/data".into()],
+        ..ConfigSpec::default()
+    };
+    let layer = (
+        bake_digest::Digest::of(b"fuzz layer"),
+        "bake layer fuzz".to_owned(),
+    );
+    let built = build_config(
+        Some(&base(json.clone(), data.to_vec())),
+        &spec,
+        &platform,
+        EPOCH,
+        std::slice::from_ref(&layer),
+    );
+    let out = match (checked, built) {
+        (Ok(_), Ok(out)) => out,
+        (Err(_), Err(_)) => return,
+        (Ok(_), Err(ImageError::ConfigTooLarge { .. })) => return,
+        (Ok(_), Err(e)) => panic!("check_config accepts a config build_config refuses: {e}"),
+        (Err(e), Ok(_)) => panic!("build_config builds on a config check_config refuses: {e}"),
+    };
+    let again = check_config(&out, "output config", &platform, layers + 1)
+        .unwrap_or_else(|e| panic!("bake cannot read the config it wrote: {e}"));
+    assert_eq!(
+        canonical_json(&again.json),
+        out,
+        "the output config is not canonical JSON"
+    );
+    let rebuilt = build_config(
+        Some(&base(again.json, out.clone())),
+        &ConfigSpec::default(),
+        &platform,
+        EPOCH,
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("bake cannot build on the config it wrote: {e}"));
+    assert_eq!(rebuilt, out, "rebuilding the output config changed it");
+}
+
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
 
@@ -122,4 +217,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("archive", archive),
     ("reference", reference),
     ("manifest", manifest),
+    ("base_config", base_config),
 ];

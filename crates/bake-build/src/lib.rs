@@ -345,13 +345,7 @@ pub fn build_recipe_with(
 
     let started = Instant::now();
     let spec = config_spec(recipe);
-    let config_bytes = bake_image::build_config(
-        base.as_ref().map(|b| &b.config_json),
-        &spec,
-        &platform,
-        epoch,
-        &history,
-    )?;
+    let config_bytes = bake_image::build_config(base.as_ref(), &spec, &platform, epoch, &history)?;
     let config_digest = put(store, &config_bytes, "config")?;
     let config = Descriptor::new(
         bake_image::media_type::OCI_CONFIG,

@@ -7,7 +7,7 @@ use bake_digest::Digest;
 use bake_store::BlobStore;
 use serde_json::Value;
 
-use crate::config::{config_platform, diff_ids_of};
+use crate::config::{check_types, config_platform, diff_ids_of};
 use crate::descriptor::media_type;
 use crate::layout::{Layout, MAX_JSON_SIZE};
 use crate::manifest::{parse_index, parse_manifest};
@@ -60,7 +60,7 @@ pub fn load_from_store(
             }
             media_type::OCI_INDEX | media_type::DOCKER_MANIFEST_LIST => {
                 let what = format!("index {}", desc.digest);
-                let bytes = read_json_blob(store, &desc, &what)?;
+                let bytes = read_json_blob(store, &desc, &what, MAX_JSON_SIZE)?;
                 let entries = parse_index(&bytes, &desc.media_type, &what)?;
                 desc = pick_platform(&entries, platform, &what)?;
             }
@@ -80,7 +80,7 @@ pub fn load_from_store(
 
 fn load_manifest(store: &BlobStore, desc: &Descriptor, platform: &Platform) -> Result<BaseImage, ImageError> {
     let what = format!("manifest {}", desc.digest);
-    let bytes = read_json_blob(store, desc, &what)?;
+    let bytes = read_json_blob(store, desc, &what, MAX_MANIFEST_SIZE)?;
     let manifest = parse_manifest(&bytes, &desc.media_type, &what)?;
 
     match manifest.config.media_type.as_str() {
@@ -107,7 +107,7 @@ fn load_manifest(store: &BlobStore, desc: &Descriptor, platform: &Platform) -> R
     }
 
     let config_what = format!("config {}", manifest.config.digest);
-    let config_bytes = read_json_blob(store, &manifest.config, &config_what)?;
+    let config_bytes = read_json_blob(store, &manifest.config, &config_what, MAX_JSON_SIZE)?;
     let config = check_config(&config_bytes, &config_what, platform, layers.len())?;
     Ok(BaseImage {
         manifest_digest: Some(desc.digest.clone()),
@@ -120,14 +120,36 @@ fn load_manifest(store: &BlobStore, desc: &Descriptor, platform: &Platform) -> R
     })
 }
 
-pub(crate) struct CheckedConfig {
+/// A base config that [`check_config`] accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedConfig {
+    /// The config, parsed (what [`BaseImage::config_json`] holds).
     pub json: Value,
+    /// The platform it declares.
     pub platform: Platform,
+    /// Its `rootfs.diff_ids`.
     pub diff_ids: Vec<Digest>,
 }
 
-/// Parses a base config and checks its platform and layer count.
-pub(crate) fn check_config(
+/// Parses a base config and checks it: a JSON object whose fields have the
+/// types the OCI image-spec config schema gives them (see below), for
+/// `platform`, listing `layer_count` diffIDs. `what` names it in errors
+/// (`config sha256:…`); the reason names the field, e.g. `invalid config
+/// sha256:…: config.Env[2] is a number, not a string`.
+///
+/// Every field the schema defines is checked: `created` (and each
+/// `history[].created`) an RFC 3339 date-time, `author`, `os`,
+/// `architecture`, `variant`, `os.version` strings, `os.features` a list of
+/// strings; in `config`, `User`, `WorkingDir`, `StopSignal` strings, `Env`,
+/// `Entrypoint`, `Cmd` lists of strings, `Labels` a map of strings,
+/// `ExposedPorts` and `Volumes` maps of objects, `ArgsEscaped` a boolean;
+/// `rootfs.type` `"layers"` and `rootfs.diff_ids` sha256 digests; `history`
+/// a list of objects with string `author`, `created_by`, `comment` and a
+/// boolean `empty_layer`. An optional field may be `null` (Docker writes
+/// that for unset values; [`crate::build_config`] writes it absent).
+/// Fields the schema does not define are the base's content and are kept
+/// as they are, unchecked.
+pub fn check_config(
     bytes: &[u8],
     what: &str,
     platform: &Platform,
@@ -137,12 +159,10 @@ pub(crate) fn check_config(
         what: what.to_owned(),
         source,
     })?;
-    if !json.is_object() {
-        return Err(ImageError::Invalid {
-            what: what.to_owned(),
-            reason: "it is not a JSON object".into(),
-        });
-    }
+    check_types(&json).map_err(|reason| ImageError::Invalid {
+        what: what.to_owned(),
+        reason,
+    })?;
     let found = config_platform(&json, what)?;
     if !platform.accepts(&found) {
         return Err(ImageError::PlatformMismatch {
@@ -166,13 +186,27 @@ pub(crate) fn check_config(
     })
 }
 
-/// Reads a small JSON blob, verified, after checking its size against `desc`.
-fn read_json_blob(store: &BlobStore, desc: &Descriptor, what: &str) -> Result<Vec<u8>, ImageError> {
-    if desc.size > MAX_JSON_SIZE {
+/// The most bytes a base image's manifest may have: 4 MiB, what
+/// registries accept (distribution's limit on a manifest PUT),
+/// containers/image reads (`MaxManifestBodySize`) and bake's registry
+/// client pulls, for a layout base too. bake copies the base's layer
+/// descriptors into its own manifest, so this (with the recipe's bounded
+/// annotations) keeps what bake writes well within what it reads back.
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// Reads a small JSON blob, verified, after checking its size against `desc`
+/// and `limit`.
+fn read_json_blob(
+    store: &BlobStore,
+    desc: &Descriptor,
+    what: &str,
+    limit: u64,
+) -> Result<Vec<u8>, ImageError> {
+    if desc.size > limit {
         return Err(ImageError::TooLarge {
             what: what.to_owned(),
             size: desc.size,
-            limit: MAX_JSON_SIZE,
+            limit,
         });
     }
     let actual = store.size(&desc.digest)?;

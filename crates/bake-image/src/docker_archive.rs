@@ -195,7 +195,10 @@ pub fn load_from_docker_archive_with_limits(
             "{config_name} holds content with digest {config_digest}"
         )));
     }
-    let config_what = format!("config {config_name} of docker archive {}", path.display());
+    let config_what = format!(
+        "config {config_digest} ({config_name}) of docker archive {}",
+        path.display()
+    );
     let config = check_config(&config_bytes, &config_what, platform, layer_names.len())?;
 
     let mut layers = Vec::with_capacity(layer_names.len());

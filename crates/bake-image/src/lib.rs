@@ -114,8 +114,9 @@ use std::path::PathBuf;
 use bake_digest::Digest;
 use bake_store::StoreError;
 
-pub use base::{BaseImage, load_from_layout, load_from_store};
-pub use config::{ConfigSpec, build_config};
+pub use base::{BaseImage, MAX_MANIFEST_SIZE, load_from_layout, load_from_store};
+pub use base::{CheckedConfig, check_config};
+pub use config::{ConfigSpec, MAX_CONFIG_SIZE, build_config};
 pub use descriptor::{Descriptor, Platform, REF_NAME, media_type};
 pub use docker_archive::{
     load_from_docker_archive, load_from_docker_archive_with_limits, write_docker_archive,
@@ -176,6 +177,13 @@ pub enum ImageError {
     },
     #[error("{what} is {size} bytes, more than the {limit} allowed")]
     TooLarge { what: String, size: u64, limit: u64 },
+    /// What [`build_config`] would write is more than skopeo, podman and
+    /// bake's readers accept ([`MAX_CONFIG_SIZE`]); `base` says which base
+    /// config it grew from, if any.
+    #[error(
+        "the image config would be {size} bytes{base}, more than the {limit} that skopeo, podman and bake read back"
+    )]
+    ConfigTooLarge { size: u64, limit: u64, base: String },
     #[error("{0} is not an OCI image layout: {1}")]
     NotALayout(PathBuf, String),
     #[error("OCI layout {0} holds no images")]

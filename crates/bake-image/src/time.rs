@@ -44,6 +44,62 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (y, m, d)
 }
 
+/// Whether `s` is an RFC 3339 date-time as both the OCI config schema
+/// (`"format": "date-time"`) and Go's `time.Time` decoder (what skopeo,
+/// podman and docker read configs with) accept it:
+/// `YYYY-MM-DDTHH:MM:SS[.FRACTION](Z|+HH:MM|-HH:MM)`, upper-case `T` and
+/// `Z`, a real day of the month, seconds 00–59 (Go refuses a leap second).
+pub(crate) fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let num = |at: usize, n: usize| -> Option<u32> {
+        let digits = b.get(at..at + n)?;
+        digits.iter().try_fold(0u32, |acc, &d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    };
+    let sep = |at: usize, c: u8| b.get(at) == Some(&c);
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+        num(0, 4),
+        num(5, 2),
+        num(8, 2),
+        num(11, 2),
+        num(14, 2),
+        num(17, 2),
+    ) else {
+        return false;
+    };
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return false;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if day == 0 || day > days || hour > 23 || minute > 59 || second > 59 {
+        return false;
+    }
+    let mut at = 19;
+    if sep(at, b'.') {
+        let digits = b[at + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+        if digits == 0 {
+            return false;
+        }
+        at += 1 + digits;
+    }
+    match b.get(at..) {
+        Some(b"Z") => true,
+        Some([b'+' | b'-', ..]) if b.len() == at + 6 => {
+            matches!((num(at + 1, 2), sep(at + 3, b':'), num(at + 4, 2)),
+                (Some(h), true, Some(m)) if h <= 23 && m <= 59)
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +153,48 @@ mod tests {
             }
         }
         assert_eq!((y, m, d), (2370, 1, 1));
+    }
+
+    #[test]
+    fn rfc3339_is_checked_like_go_reads_it() {
+        for good in [
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2023-11-14T22:13:20.123456789Z",
+            "2023-11-14T22:13:20.1+05:30",
+            "0001-01-01T00:00:00-23:59",
+            "9999-12-31T23:59:59Z",
+        ] {
+            assert!(is_rfc3339(good), "{good}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "2023-11-14",
+            "2023-11-14 22:13:20Z",
+            "2023-11-14t22:13:20Z",
+            "2023-11-14T22:13:20z",
+            "2023-11-14T22:13:20",
+            "2023-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2023-13-01T00:00:00Z",
+            "2023-00-01T00:00:00Z",
+            "2023-04-31T00:00:00Z",
+            "2023-01-01T24:00:00Z",
+            "2023-01-01T00:60:00Z",
+            "2023-01-01T00:00:60Z",
+            "2023-01-01T00:00:00.Z",
+            "2023-01-01T00:00:00+0100",
+            "2023-01-01T00:00:00+24:00",
+            "2023-01-01T00:00:00+01:60",
+            "2023-01-01T00:00:00Z ",
+            "+2023-01-01T00:00:00Z",
+            "２０２３-01-01T00:00:00Z",
+        ] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
+        for epoch in [0, 59, 951_782_400, 1_700_000_000, MAX_EPOCH] {
+            assert!(is_rfc3339(&created_rfc3339(epoch)), "{epoch}");
+        }
     }
 }

@@ -117,7 +117,7 @@ fn umoci_base_and_third_party_validation() {
         ..ConfigSpec::default()
     };
     let config = build_config(
-        Some(&base.config_json),
+        Some(&base),
         &spec,
         &amd64,
         1_700_000_000,

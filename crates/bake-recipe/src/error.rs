@@ -183,6 +183,21 @@ pub enum RecipeError {
         reason: String,
     },
 
+    /// `[config]`, `annotations` or `tags` that would write more JSON into
+    /// the image than its readers accept ([`crate::MAX_CONFIG_JSON`],
+    /// [`crate::MAX_TAGS_JSON`]); `pos` is the key whose value crosses the
+    /// limit.
+    #[error(
+        "{pos}: `{key}` brings what the recipe writes into the image {doc} to {size} bytes of JSON, more than the {limit} allowed"
+    )]
+    JsonTooLarge {
+        pos: Pos,
+        key: &'static str,
+        size: usize,
+        limit: usize,
+        doc: &'static str,
+    },
+
     /// An absolute source path (`copy`, `unpack`, a base on disk).
     #[error("{pos}: source path `{}` must be relative to the build context", .path.escape_debug())]
     AbsoluteSource { pos: Pos, path: String },
@@ -242,6 +257,7 @@ impl RecipeError {
             | UndeclaredOverride { pos, .. }
             | BadOverride { pos, .. }
             | Invalid { pos, .. }
+            | JsonTooLarge { pos, .. }
             | AbsoluteSource { pos, .. }
             | SourceEscapes { pos, .. }
             | RelativeDestination { pos, .. }

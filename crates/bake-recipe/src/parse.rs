@@ -58,6 +58,17 @@ const STEP_OPTION_KEYS: &[&str] = &[
     "to", "mode", "owner", "exclude", "content", "target", "sha256", "network", "timeout", "user", "env",
     "workdir", "mtime",
 ];
+/// The most bytes of JSON `[config]` may add to the image config, and
+/// `annotations` to the manifest. Both documents must stay within 4 MiB,
+/// what skopeo, podman (containers/image) and registries read and bake's
+/// registry client accepts; 1 MiB each leaves room for a base's config and
+/// thousands of layers, and bake-image refuses whatever still crosses 4 MiB.
+pub const MAX_CONFIG_JSON: usize = 1 << 20;
+/// The most bytes of JSON the tags may take as `docker save`'s `RepoTags`
+/// (`NAME:TAG` strings): containers/image reads a docker-archive's
+/// `manifest.json` only up to 1 MiB.
+pub const MAX_TAGS_JSON: usize = 256 << 10;
+
 /// The longest `timeout` a run step may ask for: a week.
 const MAX_TIMEOUT: u64 = 7 * 24 * 3600;
 
@@ -422,6 +433,36 @@ impl Cx<'_> {
             None => BTreeMap::new(),
             Some(av) => self.string_map("annotations", av)?,
         };
+        if let Some(av) = t.get("annotations") {
+            let size: usize = annotations
+                .iter()
+                .map(|(k, v)| values::json_len(k) + values::json_len(v) + 2)
+                .sum();
+            if size > MAX_CONFIG_JSON {
+                return Err(RecipeError::JsonTooLarge {
+                    pos: self.pos(av.span()),
+                    key: "annotations",
+                    size,
+                    limit: MAX_CONFIG_JSON,
+                    doc: "manifest",
+                });
+            }
+        }
+        if let Some(tv) = t.get("tags") {
+            let size: usize = tags
+                .iter()
+                .map(|tag| values::json_len(&name) + tag.len() + 2)
+                .sum();
+            if size > MAX_TAGS_JSON {
+                return Err(RecipeError::JsonTooLarge {
+                    pos: self.pos(tv.span()),
+                    key: "tags",
+                    size,
+                    limit: MAX_TAGS_JSON,
+                    doc: "docker-archive manifest.json (as RepoTags)",
+                });
+            }
+        }
         Ok(Image {
             name,
             tags,
@@ -919,6 +960,51 @@ impl Cx<'_> {
         }
 
         let stop_signal = single("stop_signal")?;
+
+        // What each key adds to the image config, as canonical JSON (an
+        // upper bound: an `env` or label the base has is replaced).
+        let list_len = |l: &Option<Vec<String>>| {
+            l.as_ref().map_or(0, |l| {
+                16 + l.iter().map(|s| values::json_len(s) + 1).sum::<usize>()
+            })
+        };
+        let one_len = |s: &Option<String>| s.as_ref().map_or(0, |s| 16 + values::json_len(s));
+        let keys_len = |l: &[String]| l.iter().map(|s| values::json_len(s) + 4).sum::<usize>();
+        let sizes = [
+            ("entrypoint", list_len(&entrypoint)),
+            ("cmd", list_len(&cmd)),
+            (
+                "env",
+                env.iter()
+                    .map(|(k, v)| values::json_len(k) + values::json_len(v) + 1)
+                    .sum(),
+            ),
+            ("user", one_len(&user)),
+            ("workdir", one_len(&workdir)),
+            (
+                "labels",
+                labels
+                    .iter()
+                    .map(|(k, v)| values::json_len(k) + values::json_len(v) + 2)
+                    .sum(),
+            ),
+            ("expose", keys_len(&expose)),
+            ("volumes", keys_len(&volumes)),
+            ("stop_signal", one_len(&stop_signal)),
+        ];
+        let mut size = 0;
+        for (key, n) in sizes {
+            size += n;
+            if size > MAX_CONFIG_JSON {
+                return Err(RecipeError::JsonTooLarge {
+                    pos: self.pos(t.get(key).map_or(v.span(), |kv| kv.span())),
+                    key,
+                    size,
+                    limit: MAX_CONFIG_JSON,
+                    doc: "config",
+                });
+            }
+        }
         Ok(Config {
             entrypoint,
             cmd,

@@ -267,6 +267,19 @@ pub(crate) fn image_name(s: &str) -> Result<String, Problem> {
     }
 }
 
+/// The bytes `s` takes as a string in canonical JSON, quotes included
+/// (`"`, `\\` and `\n`-style escapes take 2, other control characters 6).
+pub(crate) fn json_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
 /// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub(crate) fn tag_ok(s: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';

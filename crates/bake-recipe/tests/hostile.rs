@@ -111,3 +111,85 @@ fn huge_and_odd_values_are_errors() {
         assert!(err.unwrap_err().to_string().starts_with("bake.toml:"), "{what}");
     }
 }
+
+/// A recipe whose `[config]` holds `labels = { k = "${v}" }`, with `v`
+/// set to `value`.
+fn with_label(value: &str) -> (String, Overrides) {
+    let text =
+        "[variables]\nv = \"\"\n[image]\nname = \"x\"\n[config]\nuser = \"1\"\nlabels = { k = \"${v}\" }\n";
+    let o = Overrides {
+        cli: vec![("v".into(), value.into())],
+        env: vec![],
+    };
+    (text.into(), o)
+}
+
+#[test]
+fn config_and_annotations_stay_within_what_image_readers_accept() {
+    use bake_recipe::{MAX_CONFIG_JSON, MAX_TAGS_JSON};
+    // `user = "1"` takes 16 + 3 bytes, the label `"k":"…",` 7 + its value.
+    let fits = MAX_CONFIG_JSON - 19 - 7;
+    let (text, o) = with_label(&"v".repeat(fits));
+    let r = parse(Path::new("bake.toml"), &text, &o).unwrap();
+    assert_eq!(r.config.labels["k"].len(), fits);
+    let (text, o) = with_label(&"v".repeat(fits + 1));
+    let err = parse(Path::new("bake.toml"), &text, &o).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "bake.toml:7:10: `labels` brings what the recipe writes into the image config to {} bytes of JSON, more than the {MAX_CONFIG_JSON} allowed",
+            MAX_CONFIG_JSON + 1
+        )
+    );
+    // Escaping counts: a control character is 6 bytes of JSON.
+    let (text, o) = with_label(&"\u{1}".repeat(fits / 6 + 1));
+    assert!(parse(Path::new("bake.toml"), &text, &o).is_err());
+
+    // Every key counts, wherever the bytes come from.
+    let big = "x".repeat(MAX_CONFIG_JSON / 2);
+    for (key, config) in [
+        ("cmd", format!("entrypoint = [\"{big}\"]\ncmd = [\"{big}\"]")),
+        ("env", format!("env = {{ A = \"{big}\", B = \"{big}\" }}")),
+        ("volumes", format!("workdir = \"/{big}\"\nvolumes = [\"/{big}\"]")),
+        (
+            "stop_signal",
+            format!("user = \"{big}\"\nstop_signal = \"{big}\""),
+        ),
+    ] {
+        let text = format!("[image]\nname = \"x\"\n[config]\n{config}\n");
+        let err = parse(Path::new("bake.toml"), &text, &Overrides::default()).unwrap_err();
+        assert!(
+            matches!(&err, RecipeError::JsonTooLarge { key: k, .. } if *k == key),
+            "{key}: {err}"
+        );
+        assert!(err.to_string().starts_with("bake.toml:"), "{err}");
+    }
+
+    // Annotations go into the manifest: the same budget.
+    let text = format!(
+        "[image]\nname = \"x\"\nannotations = {{ a = \"{}\" }}\n",
+        "a".repeat(MAX_CONFIG_JSON)
+    );
+    let err = parse(Path::new("bake.toml"), &text, &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("bake.toml:3:15: `annotations` brings"),
+        "{err}"
+    );
+    let text = format!(
+        "[image]\nname = \"x\"\nannotations = {{ a = \"{}\" }}\n",
+        "a".repeat(MAX_CONFIG_JSON - 7)
+    );
+    assert!(parse(Path::new("bake.toml"), &text, &Overrides::default()).is_ok());
+
+    // Tags become docker-archive RepoTags.
+    let tags: Vec<String> = (0..MAX_TAGS_JSON / 100)
+        .map(|i| format!("\"{i:0>120}\""))
+        .collect();
+    let text = format!("[image]\nname = \"x\"\ntags = [{}]\n", tags.join(","));
+    let err = parse(Path::new("bake.toml"), &text, &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string().starts_with("bake.toml:3:8: `tags` brings"),
+        "{err}"
+    );
+}

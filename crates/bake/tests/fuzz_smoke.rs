@@ -77,6 +77,12 @@ const DICTIONARY: &[&[u8]] = &[
     b"manifests",
     b"layers",
     b"digest",
+    b"null",
+    b"\"Env\":",
+    b"\"Labels\":",
+    b"\"history\":",
+    b"\"created\":\"2020-02-29T23:59:59.5+01:00\"",
+    b"\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}",
 ];
 
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
@@ -222,6 +228,11 @@ fn fuzz_smoke_reference() {
 #[test]
 fn fuzz_smoke_manifest() {
     smoke("manifest", 10_000);
+}
+
+#[test]
+fn fuzz_smoke_base_config() {
+    smoke("base_config", 10_000);
 }
 
 /// Every target in `fuzz/fuzz_targets/` has a smoke test here.
