@@ -32,6 +32,7 @@ pub fn tar_reader(data: &[u8]) {
     let tiny = bake_layer::ReadLimits {
         max_tar_bytes: 64 << 10,
         max_metadata_record: 256,
+        max_entries: 64,
     };
     let _ = bake_layer::read_layer_entries_with_limits(data, &tiny);
 }
@@ -57,6 +58,7 @@ pub fn archive(data: &[u8]) {
     let limits = bake_layer::ReadLimits {
         max_tar_bytes: 8 << 20,
         max_metadata_record: 64 << 10,
+        max_entries: 4096,
     };
     let sha256 = bake_digest::Digest::of(data);
     let deb = [bake_layer::Source::Deb {

@@ -786,7 +786,7 @@ fn a_changed_text_file_shows_a_unified_diff_and_a_binary_its_first_differing_byt
         gz.write_all(b"manual page text\n").unwrap();
         gz.finish().unwrap()
     };
-    let mut with_page = |files: &mut Vec<Entry>, bytes: Vec<u8>| {
+    let with_page = |files: &mut Vec<Entry>, bytes: Vec<u8>| {
         let mut e = file("usr/share/man/app.1.gz", "");
         e.content = bytes;
         files.push(e);
