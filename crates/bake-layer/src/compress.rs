@@ -29,8 +29,9 @@ use std::thread::JoinHandle;
 use crate::{Compression, LayerError};
 
 /// Uncompressed bytes per chunk. Part of the output format: changing it
-/// changes every compressed digest.
-pub(crate) const CHUNK: usize = 1 << 20;
+/// changes every compressed digest. (Exported as `COMPRESSION_CHUNK`, so
+/// `bake diff` can say which chunk two compressed layers first differ in.)
+pub const CHUNK: usize = 1 << 20;
 
 /// The deflate window: how much of the previous chunk primes the next one.
 const WINDOW: usize = 32 * 1024;
@@ -528,6 +529,31 @@ pub(crate) fn decompress<'r, R: Read + 'r>(mut r: R) -> io::Result<Box<dyn Read 
     })
 }
 
+/// How many uncompressed bytes the first bytes of a compressed layer
+/// decode to: `prefix` gives the start of a gzip, zstd or plain stream (cut
+/// anywhere; the cut is not an error here, nor is anything after a stream
+/// error). With bake's chunked output, `n / COMPRESSION_CHUNK` of the
+/// result is the chunk that the byte after the prefix belongs to (a cut in
+/// the few bytes that end a chunk, its sync flush or frame checksum, counts
+/// as the next): a deflate decoder emits every symbol before the cut, a
+/// zstd decoder every block, and each chunk starts a frame. `bake diff` uses it to name the chunk
+/// where two compressions of the same tar first differ.
+pub fn decoded_prefix_len<R: Read>(prefix: R) -> u64 {
+    let Ok(mut r) = decompress(prefix) else {
+        return 0;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return n,
+            Ok(k) => n += k as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return n,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -947,5 +973,71 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Throughput of the pipeline on 256 MiB of varied data, for
+    /// BENCHMARKS.md (no timing assertion): `cargo test --release -p
+    /// bake-layer --lib compress_throughput -- --ignored --nocapture`, with
+    /// `BAKE_BENCH_CODEC` = gzip-N or zstd-N (default gzip-6) and
+    /// `BAKE_BENCH_THREADS` (default 2).
+    #[test]
+    #[ignore = "a benchmark: run in release by hand"]
+    fn compress_throughput() {
+        let codec = std::env::var("BAKE_BENCH_CODEC").unwrap_or_else(|_| "gzip-6".into());
+        let threads: usize = std::env::var("BAKE_BENCH_THREADS").map_or(2, |t| t.parse().unwrap());
+        let (name, level) = codec.split_once('-').unwrap();
+        let c = match name {
+            "gzip" => Compression::Gzip {
+                level: level.parse().unwrap(),
+            },
+            _ => Compression::Zstd {
+                level: level.parse().unwrap(),
+            },
+        };
+        let data = varied(256 << 20, 16);
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            size = compress(&data, c, threads, 1 << 16).len();
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        let mbs = |t: f64| data.len() as f64 / t / 1e6;
+        eprintln!(
+            "{codec} {threads} threads: median {:.3} s = {:.1} MB/s (runs {:?}), {size} bytes out",
+            times[1],
+            mbs(times[1]),
+            times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_prefix_decodes_to_the_start_of_its_chunk() {
+        let data = varied(5 * CHUNK + 777, 3);
+        for c in [Compression::Gzip { level: 6 }, Compression::Zstd { level: 3 }] {
+            let all = compress(&data, c, 1, data.len());
+            // Where each chunk's compressed bytes start: after the header
+            // and the chunks before it.
+            let mut start = if let Compression::Gzip { .. } = c { 10 } else { 0 };
+            let mut worker = Worker::new(c);
+            for (k, job) in jobs(&data, c).into_iter().enumerate() {
+                if k > 0 {
+                    // Just inside chunk k's bytes, and before the sync flush or
+                    // checksum that ends chunk k - 1.
+                    let got = decoded_prefix_len(&all[..start + 1]);
+                    assert_eq!(got as usize / CHUNK, k, "{c:?}: into chunk {k}: {got} bytes");
+                    let got = decoded_prefix_len(&all[..start - 8]);
+                    assert_eq!(
+                        got as usize / CHUNK,
+                        k - 1,
+                        "{c:?}: before chunk {k}: {got} bytes"
+                    );
+                }
+                start += worker.run(job).out.unwrap().len();
+            }
+            assert_eq!(decoded_prefix_len(&all[..]), data.len() as u64);
+            assert_eq!(decoded_prefix_len(&all[..5]), 0);
+        }
     }
 }
