@@ -100,9 +100,9 @@ use bake_store::StoreError;
 
 pub use image::Image;
 pub use report::{
-    Change, CompressionInfo, ConfigDiff, DiffReport, EntryChange, EntryChangeKind, EntryCounts, EntryInfo,
-    FieldChange, GzipHeader, HistoryChange, ImageSummary, IndexChange, KeyChange, LayerDiff, LayerStatus,
-    ManifestDiff, OrderChange, Whiteout,
+    Change, CompressedDifference, CompressionInfo, ConfigDiff, DiffReport, EntryChange, EntryChangeKind,
+    EntryCounts, EntryInfo, FieldChange, GzipHeader, HistoryChange, ImageSummary, IndexChange, KeyChange,
+    LayerDiff, LayerStatus, ManifestDiff, OrderChange, Whiteout,
 };
 
 /// What can go wrong loading or reading an image to compare; each variant
