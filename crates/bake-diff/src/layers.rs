@@ -8,7 +8,7 @@ use bake_layer::EntrySummary;
 use serde_json::Value;
 
 use crate::compare::{key_changes, value_text};
-use crate::report::{Change, CompressionInfo, GzipHeader, LayerDiff, LayerStatus};
+use crate::report::{Change, CompressedDifference, CompressionInfo, GzipHeader, LayerDiff, LayerStatus};
 use crate::{DiffError, Image, entries};
 
 /// How many leading bytes of a compressed layer are read for its header.
@@ -45,6 +45,7 @@ pub(crate) fn layers(a: &Image, b: &Image) -> Result<Vec<LayerDiff>, DiffError> 
                 &lb.map(|l| l.annotations.clone()).unwrap_or_default(),
             ),
             compression: None,
+            first_difference: None,
             summary: None,
             order: None,
             entries: Vec::new(),
@@ -56,6 +57,7 @@ pub(crate) fn layers(a: &Image, b: &Image) -> Result<Vec<LayerDiff>, DiffError> 
                     Some(compression_info(a, i, x)?),
                     Some(compression_info(b, i, y)?),
                 ));
+                d.first_difference = first_difference((a, x), (b, y), i)?;
             }
             (LayerStatus::ContentDiffers, Some(x), Some(y)) => {
                 let ea = read_entries(a, i, x)?;
@@ -186,6 +188,76 @@ fn read_entries(image: &Image, i: usize, desc: &Descriptor) -> Result<Vec<EntryS
         source: Box::new(source),
     })?;
     Ok(entries)
+}
+
+/// Where the compressed blobs of layer `i` first differ: read side by side
+/// up to the first differing byte, then A's stream decoded up to there to
+/// find the uncompressed offset and chunk.
+fn first_difference(
+    (a, x): (&Image, &Descriptor),
+    (b, y): (&Image, &Descriptor),
+    i: usize,
+) -> Result<Option<CompressedDifference>, DiffError> {
+    let open = |image: &Image, desc: &Descriptor| {
+        image
+            .store()
+            .open_verified(&desc.digest)
+            .map_err(|source| DiffError::Blob {
+                image: image.name().to_owned(),
+                layer: i + 1,
+                digest: desc.digest.clone(),
+                source: Box::new(source),
+            })
+    };
+    let io_err = |image: &Image, desc: &Descriptor| {
+        let (name, digest) = (image.name().to_owned(), desc.digest.clone());
+        move |source: io::Error| DiffError::LayerIo {
+            image: name,
+            layer: i + 1,
+            digest,
+            source: Box::new(source),
+        }
+    };
+    let (mut ra, mut rb) = (open(a, x)?, open(b, y)?);
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let mut offset = 0u64;
+    loop {
+        let na = read_full(&mut ra, &mut ba).map_err(io_err(a, x))?;
+        let nb = read_full(&mut rb, &mut bb).map_err(io_err(b, y))?;
+        let same = ba[..na.min(nb)]
+            .iter()
+            .zip(&bb[..na.min(nb)])
+            .take_while(|(p, q)| p == q)
+            .count();
+        offset += same as u64;
+        if same < na.min(nb) || na != nb {
+            break;
+        }
+        if na == 0 {
+            // The same bytes: not a compression difference after all.
+            return Ok(None);
+        }
+    }
+    let uncompressed_offset = bake_layer::decoded_prefix_len(open(a, x)?.take(offset));
+    Ok(Some(CompressedDifference {
+        offset,
+        uncompressed_offset,
+        chunk: uncompressed_offset / bake_layer::COMPRESSION_CHUNK as u64,
+    }))
+}
+
+/// Reads until `buf` is full or the stream ends.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// What the first bytes of layer `i`'s blob say about its compression.

@@ -101,9 +101,9 @@ use bake_store::StoreError;
 
 pub use image::Image;
 pub use report::{
-    Change, CompressionInfo, ConfigDiff, ContentDiff, DiffReport, EntryChange, EntryChangeKind, EntryCounts,
-    EntryInfo, FieldChange, GzipHeader, HistoryChange, ImageSummary, IndexChange, KeyChange, LayerDiff,
-    LayerStatus, ManifestDiff, OrderChange, Whiteout,
+    Change, CompressedDifference, CompressionInfo, ConfigDiff, ContentDiff, DiffReport, EntryChange,
+    EntryChangeKind, EntryCounts, EntryInfo, FieldChange, GzipHeader, HistoryChange, ImageSummary, IndexChange,
+    KeyChange, LayerDiff, LayerStatus, ManifestDiff, OrderChange, Whiteout,
 };
 
 /// What can go wrong loading or reading an image to compare; each variant

@@ -173,7 +173,7 @@ fn layer(w: &mut String, l: &LayerDiff, max_entries: usize) -> std::fmt::Result 
                         if parts.is_empty() {
                             writeln!(
                                 w,
-                                "  same gzip header: another compression level, compressor or library version"
+                                "  same gzip header: the compressor produced different bytes for the same input"
                             )?;
                         } else {
                             writeln!(w, "  gzip header: {}", parts.join(", "))?;
@@ -181,11 +181,18 @@ fn layer(w: &mut String, l: &LayerDiff, max_entries: usize) -> std::fmt::Result 
                     }
                     _ if x.format == y.format => writeln!(
                         w,
-                        "  both {}: another compression level, compressor or library version",
+                        "  both {}: the compressor produced different bytes for the same input",
                         x.format
                     )?,
                     _ => {}
                 }
+            }
+            if let Some(f) = &l.first_difference {
+                writeln!(
+                    w,
+                    "  first difference at compressed byte {}, in the 1 MiB chunk {} (uncompressed offset {})",
+                    f.offset, f.chunk, f.uncompressed_offset
+                )?;
             }
         }
         LayerStatus::ContentDiffers => {

@@ -178,6 +178,9 @@ pub struct LayerDiff {
     /// For [`LayerStatus::CompressionOnly`]: what the compressed streams'
     /// headers say.
     pub compression: Option<Change<CompressionInfo>>,
+    /// For [`LayerStatus::CompressionOnly`]: where the compressed bytes
+    /// first differ.
+    pub first_difference: Option<CompressedDifference>,
     /// Counts of the entry changes (when the entries were read).
     pub summary: Option<EntryCounts>,
     /// The entries both layers have are in another order.
@@ -185,6 +188,20 @@ pub struct LayerDiff {
     /// Every entry added, removed or changed, sorted by path.
     pub entries: Vec<EntryChange>,
     pub notes: Vec<String>,
+}
+
+/// Where two compressions of the same tar first differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompressedDifference {
+    /// Offset of the first differing compressed byte (the shorter blob's
+    /// size when one is a prefix of the other).
+    pub offset: u64,
+    /// How many uncompressed bytes A's stream decodes to before that byte.
+    pub uncompressed_offset: u64,
+    /// The chunk of bake's chunked compression (`uncompressedOffset` / 1
+    /// MiB) that byte belongs to.
+    pub chunk: u64,
 }
 
 /// What a compressed layer's first bytes say about how it was compressed.

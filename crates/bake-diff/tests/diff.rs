@@ -149,17 +149,25 @@ fn image(dir: &Path, layers: &[Layer], spec: &Spec) -> Image {
 
 /// Writes an image's blobs into `layout`; returns its manifest descriptor.
 fn put_image(layout: &Layout, layers: &[Layer], spec: &Spec) -> Descriptor {
+    let blobs: Vec<(Vec<u8>, Vec<u8>, &str)> = layers
+        .iter()
+        .map(|l| match l.gzip {
+            None => (l.tar.clone(), l.tar.clone(), media_type::OCI_LAYER_TAR),
+            Some((level, os)) => (l.tar.clone(), gzip(&l.tar, level, os), media_type::OCI_LAYER_GZIP),
+        })
+        .collect();
+    put_blobs(layout, &blobs, spec)
+}
+
+/// Like [`put_image`], with each layer's tar, blob and media type given.
+fn put_blobs(layout: &Layout, layers: &[(Vec<u8>, Vec<u8>, &str)], spec: &Spec) -> Descriptor {
     let store = layout.store();
     let mut descs = Vec::new();
     let mut history = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        let (bytes, mt) = match l.gzip {
-            None => (l.tar.clone(), media_type::OCI_LAYER_TAR),
-            Some((level, os)) => (gzip(&l.tar, level, os), media_type::OCI_LAYER_GZIP),
-        };
-        store.put_bytes(&bytes).unwrap();
-        descs.push(Descriptor::of(mt, &bytes));
-        history.push((Digest::of(&l.tar), format!("bake: layer layer-{}", i + 1)));
+    for (i, (tar, bytes, mt)) in layers.iter().enumerate() {
+        store.put_bytes(bytes).unwrap();
+        descs.push(Descriptor::of(*mt, bytes));
+        history.push((Digest::of(tar), format!("bake: layer layer-{}", i + 1)));
     }
     let platform: Platform = spec.platform.unwrap_or("linux/amd64").parse().unwrap();
     let config = bake_image::build_config(None, &spec.config, &platform, spec.epoch, &history).unwrap();
@@ -469,10 +477,83 @@ fn compression_only_difference_names_sizes_and_header() {
     let (_t, r) = pair((&[mid(5)], &spec()), (&[mid(6)], &spec()));
     assert_eq!(r.layers[0].status, LayerStatus::CompressionOnly);
     assert!(
-        human(&r).contains("  same gzip header: another compression level, compressor or library version\n"),
+        human(&r)
+            .contains("  same gzip header: the compressor produced different bytes for the same input\n"),
         "{}",
         human(&r)
     );
+    assert!(!human(&r).contains("level"), "{}", human(&r));
+}
+
+/// Issue #16: two compressions of the same multi-MiB tar with the same
+/// header that first differ after the first MiB (here: two gzip members
+/// split at 1 MiB, the second at another level): the explanation does not
+/// claim another level or library, and names the first differing byte and
+/// its 1 MiB chunk.
+#[test]
+fn compression_only_difference_names_the_first_differing_chunk() {
+    // A tar of about 3 MiB of varied but compressible content.
+    let mut x: u64 = 7;
+    let mut content = Vec::new();
+    while content.len() < 3 << 20 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        content.extend_from_slice(format!("line {} of {}\n", x >> 40, x % 97).as_bytes());
+    }
+    let mut entries = base_files();
+    entries.push(Entry {
+        content,
+        ..file("usr/share/data.txt", "")
+    });
+    let tar = tar(&entries);
+    let chunk = bake_layer::COMPRESSION_CHUNK;
+    let members = |second_level| {
+        let mut blob = gzip(&tar[..chunk], 6, 255);
+        blob.extend_from_slice(&gzip(&tar[chunk..], second_level, 255));
+        blob
+    };
+    let (a, b) = (members(6), members(4));
+    let first = a.iter().zip(&b).take_while(|(p, q)| p == q).count();
+    assert!(
+        first > gzip(&tar[..chunk], 6, 255).len(),
+        "the blobs differ in the first member"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let load = |name: &str, blob: Vec<u8>| {
+        let dir = tmp.path().join(name);
+        let layout = Layout::create_or_open(&dir).unwrap();
+        let m = put_blobs(
+            &layout,
+            &[(tar.clone(), blob, media_type::OCI_LAYER_GZIP)],
+            &spec(),
+        );
+        layout.set_tags(&m, &["latest".into()]).unwrap();
+        Image::from_layout(name.to_owned(), &dir, Some("latest"), None).unwrap()
+    };
+    let r = diff(&load("a", a), &load("b", b)).unwrap();
+    let l = &r.layers[0];
+    assert_eq!(l.status, LayerStatus::CompressionOnly);
+    let f = l.first_difference.as_ref().unwrap();
+    assert_eq!(f.offset, first as u64);
+    assert_eq!(f.chunk, 1, "{f:?}");
+    assert!(
+        (chunk as u64..2 * chunk as u64).contains(&f.uncompressed_offset),
+        "{f:?}"
+    );
+    let text = human(&r);
+    for line in [
+        "  same gzip header: the compressor produced different bytes for the same input\n".to_owned(),
+        format!(
+            "  first difference at compressed byte {first}, in the 1 MiB chunk 1 (uncompressed offset {})\n",
+            f.uncompressed_offset
+        ),
+    ] {
+        assert!(text.contains(&line), "no {line:?} in:\n{text}");
+    }
+    assert!(!text.contains("level"), "{text}");
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["layers"][0]["firstDifference"]["chunk"], 1);
 }
 
 #[test]
@@ -636,6 +717,7 @@ fn json_shape_is_stable() {
             "diffId",
             "digest",
             "entries",
+            "firstDifference",
             "layer",
             "mediaType",
             "notes",

@@ -29,8 +29,9 @@ use std::thread::JoinHandle;
 use crate::{Compression, LayerError};
 
 /// Uncompressed bytes per chunk. Part of the output format: changing it
-/// changes every compressed digest.
-pub(crate) const CHUNK: usize = 1 << 20;
+/// changes every compressed digest. (Exported as `COMPRESSION_CHUNK`, so
+/// `bake diff` can say which chunk two compressed layers first differ in.)
+pub const CHUNK: usize = 1 << 20;
 
 /// The deflate window: how much of the previous chunk primes the next one.
 const WINDOW: usize = 32 * 1024;
@@ -108,23 +109,23 @@ struct Done {
     crc: crc32fast::Hasher,
 }
 
-/// What a worker keeps between chunks: its compressor, reset before each
-/// chunk, so that no chunk's bytes depend on the chunks compressed before
-/// (a test checks this by comparing thread counts, which change which
-/// worker gets which chunk).
+/// A worker: compresses one chunk at a time, each with a compressor made
+/// for that chunk alone. Nothing is kept from one chunk to the next, because
+/// a reused compressor is not as good as new: zlib-rs after `reset()` keeps
+/// part of its match state (its hash chains and window), and at levels 1 to
+/// 6 a chunk's bytes then depended on what that compressor had compressed
+/// before, so a layer's digest depended on which worker got which chunk
+/// (issue #16). A fresh compressor per chunk makes each chunk's bytes a pure
+/// function of (chunk, dictionary, is-last, level); its cost (allocating and
+/// zeroing ~ 300 KiB of zlib state, or zstd's tables, per 1 MiB chunk) is
+/// measured in BENCHMARKS.md.
 struct Worker {
     compression: Compression,
-    deflate: Option<flate2::Compress>,
-    zstd: Option<zstd::bulk::Compressor<'static>>,
 }
 
 impl Worker {
     fn new(compression: Compression) -> Worker {
-        Worker {
-            compression,
-            deflate: None,
-            zstd: None,
-        }
+        Worker { compression }
     }
 
     fn run(&mut self, job: Job) -> Done {
@@ -137,12 +138,9 @@ impl Worker {
             }
             Compression::Gzip { level } => {
                 crc.update(&job.data);
-                let c = self
-                    .deflate
-                    .get_or_insert_with(|| flate2::Compress::new(flate2::Compression::new(level), false));
-                deflate_chunk(c, &job.data, &job.dict, job.last, &mut out)
+                deflate_chunk(level, &job.data, &job.dict, job.last, &mut out)
             }
-            Compression::Zstd { level } => self.zstd_chunk(level, &job.data, &mut out),
+            Compression::Zstd { level } => zstd_chunk(level, &job.data, &mut out),
         };
         Done {
             seq: job.seq,
@@ -152,41 +150,38 @@ impl Worker {
             crc,
         }
     }
-
-    fn zstd_chunk(&mut self, level: i32, data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-        let zstd = match &mut self.zstd {
-            Some(z) => z,
-            slot @ None => {
-                use zstd::zstd_safe::CParameter;
-                let mut z = zstd::bulk::Compressor::new(level)?;
-                // Single-threaded always: zstd's multi-threaded mode gives
-                // other bytes. Checksum on; content size on (it is known).
-                z.set_parameter(CParameter::NbWorkers(0))?;
-                z.set_parameter(CParameter::ChecksumFlag(true))?;
-                z.set_parameter(CParameter::ContentSizeFlag(true))?;
-                slot.insert(z)
-            }
-        };
-        // Every frame starts from a fresh session with the same parameters.
-        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
-        zstd.compress_to_buffer(data, out)?;
-        Ok(())
-    }
 }
 
-/// Raw deflate of one chunk into `out` with `c` reset (as good as new),
-/// primed with `dict`. Non-final chunks end with a sync flush: byte-aligned,
-/// no final block, so the next chunk's deflate data can follow directly.
-fn deflate_chunk(
-    c: &mut flate2::Compress,
-    data: &[u8],
-    dict: &[u8],
-    last: bool,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
+/// One zstd frame of `data` into `out`, from a context made for it alone
+/// (zstd documents context reuse as a speed optimisation only; a fresh
+/// context rules out any dependence on earlier frames by construction).
+fn zstd_chunk(level: i32, data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    use zstd::zstd_safe::CParameter;
+    let mut z = zstd::bulk::Compressor::new(level)?;
+    // Single-threaded always: zstd's multi-threaded mode gives other bytes.
+    // Checksum on; content size on (it is known).
+    z.set_parameter(CParameter::NbWorkers(0))?;
+    z.set_parameter(CParameter::ChecksumFlag(true))?;
+    z.set_parameter(CParameter::ContentSizeFlag(true))?;
+    out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    z.compress_to_buffer(data, out)?;
+    Ok(())
+}
+
+/// Raw deflate of one chunk, appended to `out`, from a compressor made for
+/// this chunk alone (see [`Worker`]: a reset one is not the same), primed
+/// with `dict`. Non-final chunks end with a sync flush: byte-aligned, no
+/// final block, so the next chunk's deflate data can follow directly.
+///
+/// The output space offered to each deflate call is fixed too (first room
+/// for the chunk plus its worst-case growth, then 64 KiB at a time), never
+/// the spare capacity of the recycled buffer: where zlib runs out of output
+/// space can change its bytes (a sync flush that ends exactly at the end of
+/// the space is repeated), so that must not depend on earlier chunks either.
+fn deflate_chunk(level: u32, data: &[u8], dict: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
     use flate2::{FlushCompress, Status};
     let deflate_err = |e: flate2::CompressError| io::Error::other(format!("deflate failed: {e}"));
-    c.reset();
+    let mut c = flate2::Compress::new(flate2::Compression::new(level), false);
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(deflate_err)?;
     }
@@ -195,23 +190,27 @@ fn deflate_chunk(
     } else {
         FlushCompress::Sync
     };
-    out.reserve(data.len() + data.len() / 64 + 1024);
+    let mut room = data.len() + data.len() / 64 + 1024;
     loop {
         let consumed = usize::try_from(c.total_in())
             .unwrap_or(usize::MAX)
             .min(data.len());
-        let status = c
-            .compress_vec(&data[consumed..], out, flush)
-            .map_err(deflate_err)?;
+        let start = out.len();
+        out.resize(start + room, 0);
+        let before = c.total_out();
+        let status = c.compress(&data[consumed..], &mut out[start..], flush);
+        let wrote = usize::try_from(c.total_out() - before)
+            .unwrap_or(usize::MAX)
+            .min(room);
+        out.truncate(start + wrote);
+        let status = status.map_err(deflate_err)?;
         let all_in = c.total_in() == data.len() as u64;
         match status {
             Status::StreamEnd => return Ok(()),
             // A sync flush is complete once all input is in and the output
-            // was not filled (zlib's rule for Z_SYNC_FLUSH).
-            Status::Ok | Status::BufError if !last && all_in && out.len() < out.capacity() => {
-                return Ok(());
-            }
-            Status::Ok | Status::BufError => out.reserve(64 * 1024),
+            // space was not filled (zlib's rule for Z_SYNC_FLUSH).
+            Status::Ok | Status::BufError if !last && all_in && wrote < room => return Ok(()),
+            Status::Ok | Status::BufError => room = 64 * 1024,
         }
     }
 }
@@ -551,6 +550,31 @@ pub(crate) fn decompress_format<'r, R: Read + 'r>(
     })
 }
 
+/// How many uncompressed bytes the first bytes of a compressed layer
+/// decode to: `prefix` gives the start of a gzip, zstd or plain stream (cut
+/// anywhere; the cut is not an error here, nor is anything after a stream
+/// error). With bake's chunked output, `n / COMPRESSION_CHUNK` of the
+/// result is the chunk that the byte after the prefix belongs to (a cut in
+/// the few bytes that end a chunk, its sync flush or frame checksum, counts
+/// as the next): a deflate decoder emits every symbol before the cut, a
+/// zstd decoder every block, and each chunk starts a frame. `bake diff` uses it to name the chunk
+/// where two compressions of the same tar first differ.
+pub fn decoded_prefix_len<R: Read>(prefix: R) -> u64 {
+    let Ok(mut r) = decompress(prefix) else {
+        return 0;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return n,
+            Ok(k) => n += k as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return n,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -713,17 +737,9 @@ mod tests {
             data.extend_from_slice(&block);
         }
         let gz = compress(&data, Compression::Gzip { level: 6 }, 2, data.len());
-        let mut c = flate2::Compress::new(flate2::Compression::new(6), false);
         let (mut alone, mut primed) = (Vec::new(), Vec::new());
-        deflate_chunk(&mut c, &data[CHUNK..], &[], true, &mut alone).unwrap();
-        deflate_chunk(
-            &mut c,
-            &data[CHUNK..],
-            &data[CHUNK - WINDOW..CHUNK],
-            true,
-            &mut primed,
-        )
-        .unwrap();
+        deflate_chunk(6, &data[CHUNK..], &[], true, &mut alone).unwrap();
+        deflate_chunk(6, &data[CHUNK..], &data[CHUNK - WINDOW..CHUNK], true, &mut primed).unwrap();
         assert!(primed.len() < alone.len(), "{} !< {}", primed.len(), alone.len());
         assert!(gunzip_single_member(&gz) == data);
     }
@@ -788,5 +804,275 @@ mod tests {
         assert!(Compression::Zstd { level: -1 }.validate().is_err());
         assert!(Compression::Zstd { level: 19 }.validate().is_ok());
         assert!(Compression::Gzip { level: 9 }.validate().is_ok());
+    }
+
+    /// splitmix64: a seeded generator, so the varied data below is the same
+    /// on every machine.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Data shaped like a real layer, built from `seed`: segments of up to
+    /// 96 KiB of incompressible bytes (like compressed files or machine
+    /// code), source-like text, structured binary records, and repeats of
+    /// earlier stretches near and far, so chunks differ in how they
+    /// compress and matches cross chunk boundaries.
+    fn varied(len: usize, seed: u64) -> Vec<u8> {
+        const WORDS: [&[u8]; 20] = [
+            b"the ",
+            b"layer ",
+            b"def ",
+            b"return ",
+            b"self",
+            b"(",
+            b")",
+            b":\n    ",
+            b"import ",
+            b"os",
+            b".path",
+            b"=",
+            b" ",
+            b"\n",
+            b"if ",
+            b"None",
+            b"0x",
+            b"config",
+            b"_",
+            b"#include <stdio.h>\n",
+        ];
+        let mut r = Rng(seed);
+        let mut v = Vec::with_capacity(len + 100 * 1024);
+        while v.len() < len {
+            let seg = 1 + r.below(96 * 1024);
+            let end = v.len() + seg;
+            match r.below(4) {
+                0 => {
+                    while v.len() < end {
+                        v.extend_from_slice(&r.next().to_le_bytes());
+                    }
+                }
+                1 => {
+                    while v.len() < end {
+                        v.extend_from_slice(WORDS[r.below(WORDS.len())]);
+                    }
+                }
+                2 => {
+                    let mut k = r.next() as u32;
+                    let step = r.below(16) as u32;
+                    while v.len() < end {
+                        v.extend_from_slice(&k.to_le_bytes());
+                        v.extend_from_slice(&(r.below(4) as u16).to_be_bytes());
+                        v.extend_from_slice(&[0, 0x7f]);
+                        k = k.wrapping_add(step);
+                    }
+                }
+                _ if v.len() > 1024 => {
+                    let from = r.below(v.len());
+                    let n = seg.min(v.len() - from);
+                    v.extend_from_within(from..from + n);
+                }
+                _ => {}
+            }
+        }
+        v.truncate(len);
+        v
+    }
+
+    /// The jobs the writer would make of `data`: fixed chunks, each with its
+    /// dictionary (gzip) and the last flagged.
+    fn jobs(data: &[u8], c: Compression) -> Vec<Job> {
+        let n = data.len().div_ceil(CHUNK).max(1);
+        (0..n)
+            .map(|i| {
+                let start = i * CHUNK;
+                let end = (start + CHUNK).min(data.len());
+                let dict = match c {
+                    Compression::Gzip { .. } if i > 0 => data[start - WINDOW..start].to_vec(),
+                    _ => Vec::new(),
+                };
+                Job {
+                    seq: i as u64,
+                    data: data[start..end].to_vec(),
+                    dict,
+                    last: i + 1 == n,
+                    out: Vec::new(),
+                }
+            })
+            .collect()
+    }
+
+    /// Compresses `data` chunk by chunk on one worker, in `order`, after
+    /// warming that worker up on `warm` (as if it had compressed another
+    /// layer before), and assembles the stream as the writer would.
+    fn compress_in_order(data: &[u8], c: Compression, order: &[usize], warm: &[u8]) -> Vec<u8> {
+        let mut worker = Worker::new(c);
+        for job in jobs(warm, c) {
+            worker.run(job).out.unwrap();
+        }
+        let mut jobs: Vec<Option<Job>> = jobs(data, c).into_iter().map(Some).collect();
+        let mut done: BTreeMap<usize, Done> = BTreeMap::new();
+        for &i in order {
+            done.insert(i, worker.run(jobs[i].take().unwrap()));
+        }
+        let mut out = Vec::new();
+        let mut crc = crc32fast::Hasher::new();
+        if let Compression::Gzip { level } = c {
+            out.extend_from_slice(&gzip_header(level));
+        }
+        for d in done.into_values() {
+            out.extend_from_slice(&d.out.unwrap());
+            crc.combine(&d.crc);
+        }
+        if let Compression::Gzip { .. } = c {
+            out.extend_from_slice(&crc.finalize().to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        }
+        out
+    }
+
+    /// Issue #16: a chunk's bytes must be a pure function of (chunk,
+    /// dictionary, is-last, level), whatever the compressor compressed
+    /// before. A worker reusing one zlib-rs compressor after `reset()` gave
+    /// other bytes for some chunks at levels 1 to 6 depending on its
+    /// history, so a layer's digest depended on which worker got which
+    /// chunk. Checked on varied data at every gzip level and a spread of
+    /// zstd levels (fast, dfast, the row-hash lazy levels, the optimal
+    /// parsers): one worker handed the chunks in a shuffled order after
+    /// compressing unrelated data must give the bytes of the in-order
+    /// stream, and so must 2 and 8 threads. The slow levels run on a part of
+    /// the data, and the thread counts on a few levels, to keep the test
+    /// near 15 s unoptimised.
+    #[test]
+    fn chunk_bytes_do_not_depend_on_the_compressor_history() {
+        let data = varied(12 * CHUNK + 4321, 16);
+        let warm = varied(3 * CHUNK, 7);
+        let mut r = Rng(5);
+        let mut shuffled: Vec<usize> = (0..data.len().div_ceil(CHUNK)).collect();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, r.below(i + 1));
+        }
+        let gzip = (1..=9).map(|level| Compression::Gzip { level });
+        let zstd = [1, 3, 5, 7, 12, 19].map(|level| Compression::Zstd { level });
+        let mut failures = Vec::new();
+        for c in gzip.chain(zstd) {
+            let (slow, threaded) = match c {
+                Compression::Gzip { level } => (level >= 7, [1, 6, 9].contains(&level)),
+                Compression::Zstd { level } => (level >= 12, level == 3 || level == 12),
+                Compression::None => (false, false),
+            };
+            let data = if slow { &data[..4 * CHUNK + 99] } else { &data[..] };
+            let chunks = data.len().div_ceil(CHUNK);
+            let order: Vec<usize> = shuffled.iter().copied().filter(|&i| i < chunks).collect();
+            let reference = compress(data, c, 1, data.len());
+            let mut back = Vec::new();
+            decompress(&reference[..])
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
+            assert!(back == data, "{c:?}: round trip differs");
+            if compress_in_order(data, c, &order, &warm) != reference {
+                failures.push(format!(
+                    "{c:?}: chunks compressed shuffled after other data give other bytes"
+                ));
+            }
+            for threads in [2, 8].into_iter().filter(|_| threaded) {
+                if compress(data, c, threads, 1 << 16) != reference {
+                    failures.push(format!("{c:?}: {threads} threads give other bytes than 1"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Throughput of the pipeline on 256 MiB of varied data, for
+    /// BENCHMARKS.md (no timing assertion): `cargo test --release -p
+    /// bake-layer --lib compress_throughput -- --ignored --nocapture`, with
+    /// `BAKE_BENCH_CODEC` = gzip-N or zstd-N (default gzip-6) and
+    /// `BAKE_BENCH_THREADS` (default 2).
+    #[test]
+    #[ignore = "a benchmark: run in release by hand"]
+    fn compress_throughput() {
+        let codec = std::env::var("BAKE_BENCH_CODEC").unwrap_or_else(|_| "gzip-6".into());
+        let threads: usize = std::env::var("BAKE_BENCH_THREADS").map_or(2, |t| t.parse().unwrap());
+        let (name, level) = codec.split_once('-').unwrap();
+        let c = match name {
+            "gzip" => Compression::Gzip {
+                level: level.parse().unwrap(),
+            },
+            _ => Compression::Zstd {
+                level: level.parse().unwrap(),
+            },
+        };
+        let data = varied(256 << 20, 16);
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            size = compress(&data, c, threads, 1 << 16).len();
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        // What a fresh compressor per chunk costs: making (and dropping) one,
+        // primed as a chunk's would be, without compressing.
+        let t = std::time::Instant::now();
+        for _ in 0..256 {
+            let mut d = flate2::Compress::new(flate2::Compression::new(6), false);
+            d.set_dictionary(&data[..WINDOW]).unwrap();
+            let mut z = zstd::bulk::Compressor::new(3).unwrap();
+            z.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+                .unwrap();
+        }
+        eprintln!(
+            "a fresh deflate + zstd compressor: {:.1} µs per chunk",
+            t.elapsed().as_secs_f64() * 1e6 / 256.0
+        );
+        let mbs = |t: f64| data.len() as f64 / t / 1e6;
+        eprintln!(
+            "{codec} {threads} threads: median {:.3} s = {:.1} MB/s (runs {:?}), {size} bytes out",
+            times[1],
+            mbs(times[1]),
+            times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_prefix_decodes_to_the_start_of_its_chunk() {
+        let data = varied(5 * CHUNK + 777, 3);
+        for c in [Compression::Gzip { level: 6 }, Compression::Zstd { level: 3 }] {
+            let all = compress(&data, c, 1, data.len());
+            // Where each chunk's compressed bytes start: after the header
+            // and the chunks before it.
+            let mut start = if let Compression::Gzip { .. } = c { 10 } else { 0 };
+            let mut worker = Worker::new(c);
+            for (k, job) in jobs(&data, c).into_iter().enumerate() {
+                if k > 0 {
+                    // Just inside chunk k's bytes, and before the sync flush or
+                    // checksum that ends chunk k - 1.
+                    let got = decoded_prefix_len(&all[..start + 1]);
+                    assert_eq!(got as usize / CHUNK, k, "{c:?}: into chunk {k}: {got} bytes");
+                    let got = decoded_prefix_len(&all[..start - 8]);
+                    assert_eq!(
+                        got as usize / CHUNK,
+                        k - 1,
+                        "{c:?}: before chunk {k}: {got} bytes"
+                    );
+                }
+                start += worker.run(job).out.unwrap().len();
+            }
+            assert_eq!(decoded_prefix_len(&all[..]), data.len() as u64);
+            assert_eq!(decoded_prefix_len(&all[..5]), 0);
+        }
     }
 }
