@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::auth::{Credentials, DockerConfig};
 use crate::error::ApiErrors;
-use crate::retry::{Failure, RetryPolicy, parse_retry_after, retryable_status};
+use crate::retry::{Deadline, Failure, RetryPolicy, parse_retry_after, retryable_status};
 use crate::{Reference, RegistryError};
 
 pub(crate) const USER_AGENT: &str = concat!("bake/", env!("CARGO_PKG_VERSION"));
@@ -401,7 +401,52 @@ impl Registry {
     /// a 401, so bodies must be rebuildable), with the `Authorization` for
     /// `repo`/`op` when the URL is the registry's own origin. A 401 refreshes
     /// the token once; a second 401 is returned to the caller.
+    ///
+    /// The headers must arrive within the policy's `request_timeout`
+    /// (authentication included); see [`Registry::send_within`] for a
+    /// request whose body is read against the same deadline.
     pub(crate) async fn send<F>(
+        &self,
+        host: &Host,
+        repo: &str,
+        op: Op,
+        ctx: Ctx<'_>,
+        build: F,
+    ) -> Result<reqwest::Response, Failure>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        let deadline = Deadline::start(self.policy());
+        self.send_within(&deadline, host, repo, op, ctx, build).await
+    }
+
+    /// [`Registry::send`] with headers due by `deadline` (with nothing
+    /// moved yet), so the caller reads the body against it too.
+    pub(crate) async fn send_within<F>(
+        &self,
+        deadline: &Deadline,
+        host: &Host,
+        repo: &str,
+        op: Op,
+        ctx: Ctx<'_>,
+        build: F,
+    ) -> Result<reqwest::Response, Failure>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        deadline
+            .within(
+                0,
+                ctx.action,
+                ctx.reference,
+                self.send_untimed(host, repo, op, ctx, build),
+            )
+            .await
+    }
+
+    /// [`Registry::send`] without a deadline: for uploads, which keep their
+    /// own as the body goes out.
+    pub(crate) async fn send_untimed<F>(
         &self,
         host: &Host,
         repo: &str,
@@ -457,7 +502,7 @@ impl Registry {
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = read_limited(response, 64 * 1024).await;
+        let body = read_limited(response, 64 * 1024, Deadline::start(self.policy()).at(0)).await;
         let errors = ApiErrors::parse(&body);
         if status == StatusCode::UNAUTHORIZED {
             let mut detail = match errors.0.is_empty() {
@@ -465,7 +510,7 @@ impl Registry {
                 false => format!("registry answered 401 Unauthorized: {errors}"),
             };
             if let Some(c) = challenge {
-                detail.push_str(&format!(" [challenge: {c}]"));
+                detail.push_str(&format!(" [challenge: {}]", crate::error::clean_text(&c, 300)));
             }
             return Err(Failure::fatal(RegistryError::Unauthorized {
                 reference: ctx.reference.to_owned(),
@@ -509,9 +554,10 @@ pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+/// At most `limit` bytes of an (error) body, as many as arrive by `until`.
+async fn read_limited(mut response: reqwest::Response, limit: usize, until: tokio::time::Instant) -> Vec<u8> {
     let mut out = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, response.chunk()).await {
         out.extend_from_slice(&chunk);
         if out.len() >= limit {
             out.truncate(limit);
