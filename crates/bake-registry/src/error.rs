@@ -430,7 +430,7 @@ impl ApiErrors {
                     .map(|e| ApiError {
                         code: clean_text(&e.code, MESSAGE_MAX_CHARS),
                         message: clean_text(&e.message, MESSAGE_MAX_CHARS),
-                        detail: e.detail,
+                        detail: e.detail.as_ref().map(redact),
                     })
                     .collect(),
             );
