@@ -76,10 +76,10 @@ pub enum RegistryError {
     SizeMismatch {
         reference: String,
         /// "blob", "manifest".
-        what: String,
+        what: &'static str,
         digest: Digest,
         /// Who claimed `claimed`: "its descriptor", "the registry's Content-Length".
-        claimed_by: String,
+        claimed_by: &'static str,
         claimed: u64,
         /// What the bytes are: "the registry sent 114", "the store holds 114".
         actual: String,
@@ -603,7 +603,7 @@ mod redaction_tests {
             format!(
                 r#"{{"errors":[{{"code":"DENIED","message":"denied for Authorization: Basic {pair}"}}]}}"#
             ),
-            format!(r#"{{"errors":[{{"code":"DENIED","message":"authorization: Bearer tok.en-xyz"}}]}}"#),
+            r#"{"errors":[{"code":"DENIED","message":"authorization: Bearer tok.en-xyz"}]}"#.to_owned(),
             // JSON inside a message, and a detail object and string.
             format!(
                 r#"{{"errors":[{{"code":"DENIED","message":"request {{\"authorization\":\"Basic {pair}\"}}"}}]}}"#

@@ -393,12 +393,12 @@ impl Registry {
             reference: &shown,
         };
         let url = self.url(host, reference.repository(), &format!("blobs/{digest}"))?;
-        let mismatch = |claimed_by: &str, claimed: u64, actual: String| {
+        let mismatch = |claimed_by: &'static str, claimed: u64, actual: String| {
             Failure::fatal(RegistryError::SizeMismatch {
                 reference: shown.clone(),
-                what: "blob".into(),
+                what: "blob",
                 digest: digest.clone(),
-                claimed_by: claimed_by.into(),
+                claimed_by,
                 claimed,
                 actual,
             })
@@ -522,7 +522,7 @@ fn check_stored_size(
     store: &BlobStore,
     reference: &Reference,
     d: &Descriptor,
-    what: &str,
+    what: &'static str,
 ) -> Result<(), RegistryError> {
     let actual = store.size(&d.digest).map_err(|e| RegistryError::Store {
         action: format!("read {what} {} of", d.digest),
@@ -532,9 +532,9 @@ fn check_stored_size(
     if actual != d.size {
         return Err(RegistryError::SizeMismatch {
             reference: reference.to_string(),
-            what: what.into(),
+            what,
             digest: d.digest.clone(),
-            claimed_by: "its descriptor".into(),
+            claimed_by: "its descriptor",
             claimed: d.size,
             actual: format!("the store holds {actual}"),
         });
@@ -552,9 +552,9 @@ fn check_manifest_size(
     if entry.size != actual {
         return Err(RegistryError::SizeMismatch {
             reference: reference.to_string(),
-            what: "manifest".into(),
+            what: "manifest",
             digest: entry.digest.clone(),
-            claimed_by: "its index entry".into(),
+            claimed_by: "its index entry",
             claimed: entry.size,
             actual: format!("{source} {actual}"),
         });

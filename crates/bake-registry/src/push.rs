@@ -326,6 +326,12 @@ impl Registry {
                     reason: format!("the registry's upload location is not a URL: {e}"),
                 })
             })?;
+            if !crate::client::may_send_to(&put, &host.base, &self.inner.opts.insecure_registries) {
+                return Err(Failure::fatal(RegistryError::InvalidReference {
+                    input: crate::error::clean_text(location, 200),
+                    reason: "the registry's upload location is plain HTTP to another host (our image would travel unencrypted)".into(),
+                }));
+            }
             put.query_pairs_mut().append_pair("digest", &digest.to_string());
             self.upload(host, store, target, blob, put, ctx, progress)
                 .await
@@ -616,13 +622,18 @@ pub(crate) fn check_digest_header(
 
 /// A descriptor's size must be the size of the bytes the store holds for
 /// it (`what`: "blob", "manifest").
-fn check_size(target: &Reference, d: &Descriptor, actual: u64, what: &str) -> Result<(), RegistryError> {
+fn check_size(
+    target: &Reference,
+    d: &Descriptor,
+    actual: u64,
+    what: &'static str,
+) -> Result<(), RegistryError> {
     if d.size != actual {
         return Err(RegistryError::SizeMismatch {
             reference: target.to_string(),
-            what: what.into(),
+            what,
             digest: d.digest.clone(),
-            claimed_by: "its descriptor".into(),
+            claimed_by: "its descriptor",
             claimed: d.size,
             actual: format!("the store holds {actual}"),
         });

@@ -280,6 +280,36 @@ mod tests {
         assert_eq!(parse_retry_after(Some(&v)), None);
     }
 
+    #[tokio::test]
+    async fn deadlines_grow_with_bytes_moved_and_name_what_timed_out() {
+        let p = RetryPolicy {
+            request_timeout: Duration::from_secs(120),
+            min_transfer_rate: 16 * 1024,
+            ..RetryPolicy::default()
+        };
+        let d = Deadline::start(&p);
+        assert_eq!(d.at(0) - d.start, Duration::from_secs(120));
+        // A 1 GiB blob moving at the minimum rate: 18 hours and 2 minutes.
+        assert_eq!(d.at(1 << 30) - d.start, Duration::from_secs(120 + 65536));
+        assert!(!d.expired(0));
+        let f = d.failure("download blob sha256:ab from", "r.example/app:v1", 9);
+        assert_eq!(f.retry, Retry::Yes { after: None });
+        let text = f.error.to_string();
+        assert!(
+            text.starts_with("cannot download blob sha256:ab from r.example/app:v1: timed out: 9 bytes in"),
+            "{text}"
+        );
+        // A deadline already passed stops the future at once.
+        let past = Deadline::start(&RetryPolicy {
+            request_timeout: Duration::ZERO,
+            ..p
+        });
+        let r: Result<(), Failure> = past
+            .within(0, "fetch manifest", "r", std::future::pending())
+            .await;
+        assert!(matches!(*r.unwrap_err().error, RegistryError::TimedOut { .. }));
+    }
+
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(u32, Duration)>>);
     impl Progress for Recorder {
