@@ -498,6 +498,83 @@ mod tests {
         assert!(err.to_string().contains("is corrupt"), "{err}");
     }
 
+    /// Registry issue #15 item 7: a size that lies up or down, for the
+    /// manifest (its index.json entry), the config or a layer, is refused
+    /// with the digest, the claimed and the actual size, and no layer
+    /// reaches the target store.
+    #[test]
+    fn sizes_that_lie_up_or_down_in_a_layout_are_refused() {
+        let f = fixture();
+        let s = f.layout.store();
+        let amd = Platform::linux_amd64();
+        let m = put_image(
+            &f.layout,
+            "linux/amd64",
+            media_type::OCI_LAYER_TAR,
+            media_type::OCI_MANIFEST,
+        );
+        let honest: Value = serde_json::from_slice(&s.read_verified(&m.digest).unwrap()).unwrap();
+        for delta in [1000i64, 1, -1] {
+            let shift = |size: u64| (size as i64 + delta) as u64;
+            // The manifest's own descriptor.
+            let lying = Descriptor {
+                size: shift(m.size),
+                ..m.clone()
+            };
+            f.layout.set_tags(&lying, &["lie".into()]).unwrap();
+            let target_dir = tempfile::tempdir().unwrap();
+            let target = BlobStore::open(target_dir.path()).unwrap();
+            let err = load_from_layout(f.layout.dir(), Some("lie"), &amd, &target).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "blob {} has {} bytes, but its descriptor says {}",
+                    m.digest,
+                    m.size,
+                    shift(m.size)
+                )
+            );
+            // The config's and the layer's descriptors in the manifest.
+            for path in ["config", "layers"] {
+                let mut v = honest.clone();
+                let d = if path == "config" {
+                    &mut v["config"]
+                } else {
+                    &mut v["layers"][0]
+                };
+                let real = d["size"].as_u64().unwrap();
+                let digest = d["digest"].as_str().unwrap().to_owned();
+                d["size"] = json!(shift(real));
+                let bytes = canonical_json(&v);
+                s.put_bytes(&bytes).unwrap();
+                let desc = Descriptor::of(media_type::OCI_MANIFEST, &bytes);
+                f.layout.set_tags(&desc, &["lie".into()]).unwrap();
+                let target_dir = tempfile::tempdir().unwrap();
+                let target = BlobStore::open(target_dir.path()).unwrap();
+                let err = load_from_layout(f.layout.dir(), Some("lie"), &amd, &target).unwrap_err();
+                assert!(
+                    matches!(err, ImageError::SizeMismatch { .. }),
+                    "{path} {delta}: {err}"
+                );
+                assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "blob {digest} has {real} bytes, but its descriptor says {}",
+                        shift(real)
+                    ),
+                    "{path} {delta}"
+                );
+                // A layer already in the target is checked all the same.
+                if path == "layers" {
+                    let layer: Digest = digest.parse().unwrap();
+                    target.put_bytes(&s.read_verified(&layer).unwrap()).unwrap();
+                    let err = load_from_layout(f.layout.dir(), Some("lie"), &amd, &target).unwrap_err();
+                    assert!(matches!(err, ImageError::SizeMismatch { .. }), "{err}");
+                }
+            }
+        }
+    }
+
     fn put_raw_manifest(s: &BlobStore, v: Value) -> Descriptor {
         let bytes = canonical_json(&v);
         s.put_bytes(&bytes).unwrap();

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::auth::{Credentials, DockerConfig};
 use crate::error::ApiErrors;
-use crate::retry::{Failure, RetryPolicy, parse_retry_after, retryable_status};
+use crate::retry::{Deadline, Failure, RetryPolicy, parse_retry_after, retryable_status};
 use crate::{Reference, RegistryError};
 
 pub(crate) const USER_AGENT: &str = concat!("bake/", env!("CARGO_PKG_VERSION"));
@@ -133,7 +133,22 @@ pub(crate) struct Ctx<'a> {
 
 impl Registry {
     pub fn new(opts: RegistryOptions) -> Result<Registry, RegistryError> {
+        // Redirects (blob downloads to a CDN): reqwest drops the
+        // Authorization header on any change of host, port or scheme; we
+        // also refuse a step down from HTTPS to plain HTTP.
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let down = attempt.previous().last().is_some_and(|p| p.scheme() == "https")
+                && attempt.url().scheme() != "https";
+            if down {
+                attempt.error("a redirect from HTTPS to plain HTTP")
+            } else if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else {
+                attempt.follow()
+            }
+        });
         let http = reqwest::Client::builder()
+            .redirect(redirects)
             .connect_timeout(opts.retry.connect_timeout)
             .read_timeout(opts.retry.read_timeout)
             .user_agent(USER_AGENT)
@@ -263,6 +278,11 @@ impl Registry {
                     }
                     _ => RegistryAuth::Anonymous,
                 };
+                if matches!(creds, Some(Credentials::Basic { .. })) {
+                    // oci-client sends the password to whatever realm the
+                    // challenge names: look at it first.
+                    self.check_realm(host, ctx).await?;
+                }
                 let oref =
                     oci_client::Reference::with_tag(host.registry.clone(), repo.to_owned(), "latest".into());
                 match host.oci.auth(&oref, &auth, op.into()).await {
@@ -305,6 +325,46 @@ impl Registry {
                 credentials: host.creds_source.clone(),
             }),
         }
+    }
+
+    /// Refuses a bearer challenge whose realm would take our password over
+    /// plain HTTP from an HTTPS registry (or to a scheme other than HTTP(S)).
+    /// Another HTTPS host is fine: token services often live elsewhere
+    /// (`auth.docker.io` for Docker Hub).
+    async fn check_realm(&self, host: &Host, ctx: Ctx<'_>) -> Result<(), Failure> {
+        let ping = host
+            .base
+            .join("v2/")
+            .map_err(|e| Failure::fatal(invalid_url(host, e)))?;
+        let resp = self
+            .inner
+            .http
+            .get(ping)
+            .send()
+            .await
+            .map_err(|e| network_failure(e, ctx))?;
+        let Some(challenge) = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_bearer_challenge)
+        else {
+            return Ok(());
+        };
+        let allowed = Url::parse(&challenge.realm)
+            .is_ok_and(|realm| may_send_to(&realm, &host.base, &self.inner.opts.insecure_registries));
+        if allowed {
+            return Ok(());
+        }
+        Err(Failure::fatal(RegistryError::Unauthorized {
+            reference: ctx.reference.to_owned(),
+            registry: host.registry.clone(),
+            detail: format!(
+                "its token realm {:?} is not an HTTPS URL: the password is not sent there",
+                crate::error::clean_text(&challenge.realm, 200)
+            ),
+            credentials: host.creds_source.clone(),
+        }))
     }
 
     /// OAuth2 refresh-token grant at the realm of the registry's bearer
@@ -357,6 +417,17 @@ impl Registry {
         }
         let body = form.query().unwrap_or_default().to_owned();
         let realm = Url::parse(&challenge.realm).map_err(|e| Failure::fatal(invalid_url(host, e)))?;
+        if !may_send_to(&realm, &host.base, &self.inner.opts.insecure_registries) {
+            return Err(Failure::fatal(RegistryError::Unauthorized {
+                reference: ctx.reference.to_owned(),
+                registry: host.registry.clone(),
+                detail: format!(
+                    "its token realm {} is not HTTPS: the identity token is not sent there",
+                    crate::error::clean_text(realm.as_str(), 200)
+                ),
+                credentials: host.creds_source.clone(),
+            }));
+        }
         let resp = self
             .inner
             .http
@@ -406,7 +477,52 @@ impl Registry {
     /// a 401, so bodies must be rebuildable), with the `Authorization` for
     /// `repo`/`op` when the URL is the registry's own origin. A 401 refreshes
     /// the token once; a second 401 is returned to the caller.
+    ///
+    /// The headers must arrive within the policy's `request_timeout`
+    /// (authentication included); see [`Registry::send_within`] for a
+    /// request whose body is read against the same deadline.
     pub(crate) async fn send<F>(
+        &self,
+        host: &Host,
+        repo: &str,
+        op: Op,
+        ctx: Ctx<'_>,
+        build: F,
+    ) -> Result<reqwest::Response, Failure>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        let deadline = Deadline::start(self.policy());
+        self.send_within(&deadline, host, repo, op, ctx, build).await
+    }
+
+    /// [`Registry::send`] with headers due by `deadline` (with nothing
+    /// moved yet), so the caller reads the body against it too.
+    pub(crate) async fn send_within<F>(
+        &self,
+        deadline: &Deadline,
+        host: &Host,
+        repo: &str,
+        op: Op,
+        ctx: Ctx<'_>,
+        build: F,
+    ) -> Result<reqwest::Response, Failure>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        deadline
+            .within(
+                0,
+                ctx.action,
+                ctx.reference,
+                self.send_untimed(host, repo, op, ctx, build),
+            )
+            .await
+    }
+
+    /// [`Registry::send`] without a deadline: for uploads, which keep their
+    /// own as the body goes out.
+    pub(crate) async fn send_untimed<F>(
         &self,
         host: &Host,
         repo: &str,
@@ -462,7 +578,7 @@ impl Registry {
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = read_limited(response, 64 * 1024).await;
+        let body = read_limited(response, 64 * 1024, Deadline::start(self.policy()).at(0)).await;
         let errors = ApiErrors::parse(&body);
         if status == StatusCode::UNAUTHORIZED {
             let mut detail = match errors.0.is_empty() {
@@ -470,7 +586,7 @@ impl Registry {
                 false => format!("registry answered 401 Unauthorized: {errors}"),
             };
             if let Some(c) = challenge {
-                detail.push_str(&format!(" [challenge: {c}]"));
+                detail.push_str(&format!(" [challenge: {}]", crate::error::clean_text(&c, 300)));
             }
             return Err(Failure::fatal(RegistryError::Unauthorized {
                 reference: ctx.reference.to_owned(),
@@ -508,15 +624,35 @@ fn invalid_url(host: &Host, e: impl std::fmt::Display) -> RegistryError {
     }
 }
 
+/// Whether a URL the registry hands us (an upload `Location`, a redirect,
+/// a token realm) may be used for a registry at `base`: its own origin, or
+/// any host over HTTPS, never a step down from HTTPS to plain HTTP nor a
+/// scheme other than these two. Credentials go only to the registry's own
+/// origin (see [`Registry::send`]) and to its token realm.
+pub(crate) fn may_send_to(url: &Url, base: &Url, insecure: &[String]) -> bool {
+    if same_origin(url, base) || url.scheme() == "https" {
+        return true;
+    }
+    // Plain HTTP only from a plain registry, to a host plain HTTP is
+    // allowed for (loopback, or listed as insecure).
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => return false,
+    };
+    url.scheme() == "http" && base.scheme() == "http" && uses_plain_http(&host, insecure)
+}
+
 pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+/// At most `limit` bytes of an (error) body, as many as arrive by `until`.
+async fn read_limited(mut response: reqwest::Response, limit: usize, until: tokio::time::Instant) -> Vec<u8> {
     let mut out = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, response.chunk()).await {
         out.extend_from_slice(&chunk);
         if out.len() >= limit {
             out.truncate(limit);
@@ -657,6 +793,32 @@ mod tests {
         assert_eq!((c.realm.as_str(), c.service), ("http://a/t", None));
         assert!(parse_bearer_challenge(r#"Basic realm="x""#).is_none());
         assert!(parse_bearer_challenge("Bearer service=\"x\"").is_none());
+    }
+
+    #[test]
+    fn urls_a_registry_hands_us_never_step_down_to_plain_http() {
+        let https: Url = "https://r.example/".parse().unwrap();
+        let http: Url = "http://127.0.0.1:5000/".parse().unwrap();
+        let insecure = vec!["reg.lan:5000".to_owned()];
+        let ok = |u: &str, base: &Url| may_send_to(&u.parse().unwrap(), base, &insecure);
+        assert!(ok("https://r.example/v2/a/blobs/uploads/x", &https));
+        assert!(ok("https://auth.example/token", &https), "another HTTPS host");
+        assert!(!ok("http://r.example/v2/a/blobs/uploads/x", &https), "downgrade");
+        assert!(!ok("http://evil.example/token", &https));
+        assert!(!ok("ftp://r.example/x", &https));
+        assert!(ok("http://127.0.0.1:5000/v2/", &http));
+        assert!(
+            ok("http://127.0.0.1:6000/token", &http),
+            "a plain registry's realm"
+        );
+        assert!(ok("http://reg.lan:5000/token", &http), "listed as insecure");
+        assert!(
+            !ok("http://evil.example/token", &http),
+            "plain HTTP to the internet"
+        );
+        assert!(!ok("http://reg.lan:5001/token", &http));
+        assert!(ok("https://auth.example/token", &http));
+        assert!(!ok("file:///etc/passwd", &http));
     }
 
     #[test]

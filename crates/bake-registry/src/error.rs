@@ -69,6 +69,32 @@ pub enum RegistryError {
         actual: String,
     },
 
+    /// A size a registry or a descriptor claims is not the size of the
+    /// bytes: refused both ways, since a size copied into an image must be
+    /// exact for readers to unpack it.
+    #[error("size mismatch for {what} {digest} of {reference}: {claimed_by} gives {claimed} bytes, {actual}")]
+    SizeMismatch {
+        reference: String,
+        /// "blob", "manifest".
+        what: &'static str,
+        digest: Digest,
+        /// Who claimed `claimed`: "its descriptor", "the registry's Content-Length".
+        claimed_by: &'static str,
+        claimed: u64,
+        /// What the bytes are: "the registry sent 114", "the store holds 114".
+        actual: String,
+    },
+
+    /// A request (connect, headers and body) missed its deadline: see
+    /// [`crate::RetryPolicy::request_timeout`].
+    #[error("cannot {action} {reference}: timed out: {reason}{}", attempts_suffix(*.attempts))]
+    TimedOut {
+        action: String,
+        reference: String,
+        reason: String,
+        attempts: u32,
+    },
+
     #[error("invalid manifest {reference}: {reason}")]
     InvalidManifest { reference: String, reason: String },
 
@@ -127,7 +153,9 @@ fn attempts_suffix(attempts: u32) -> String {
 impl RegistryError {
     pub(crate) fn set_attempts(mut self, n: u32) -> RegistryError {
         match &mut self {
-            RegistryError::Status { attempts, .. } | RegistryError::Network { attempts, .. } => *attempts = n,
+            RegistryError::Status { attempts, .. }
+            | RegistryError::Network { attempts, .. }
+            | RegistryError::TimedOut { attempts, .. } => *attempts = n,
             _ => {}
         }
         self
@@ -157,8 +185,10 @@ pub struct ApiError {
     pub detail: Option<serde_json::Value>,
 }
 
-/// Longest detail shown, in characters.
+/// Longest detail (or body that is not the API's JSON) shown, in characters.
 const DETAIL_MAX_CHARS: usize = 200;
+/// Longest error message or code shown, in characters.
+const MESSAGE_MAX_CHARS: usize = 500;
 
 /// Object keys whose values are never shown (lower case, matched as parts).
 const SECRET_KEYS: &[&str] = &[
@@ -185,23 +215,10 @@ fn render_detail(detail: &serde_json::Value) -> Option<String> {
         Value::Array(a) if a.is_empty() => return None,
         other => other.to_string(),
     };
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return None;
     }
-    let mut shown = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == DETAIL_MAX_CHARS {
-            shown.push('…');
-            break;
-        }
-        if c.is_control() {
-            shown.extend(c.escape_default());
-        } else {
-            shown.push(c);
-        }
-    }
-    Some(shown)
+    Some(clean_text(&text, DETAIL_MAX_CHARS))
 }
 
 fn redact(value: &serde_json::Value) -> serde_json::Value {
@@ -220,26 +237,177 @@ fn redact(value: &serde_json::Value) -> serde_json::Value {
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
-        Value::String(s) => Value::String(redact_schemes(s)),
+        Value::String(s) => Value::String(redact_text(s)),
         other => other.clone(),
     }
 }
 
-/// `Bearer abc` / `Basic abc` → `Bearer <redacted>`.
-fn redact_schemes(text: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
+const REDACTED: &str = "<redacted>";
+
+/// Key names (as parts of a `key=value`, `key: value` or `"key":"value"`)
+/// whose values are hidden in free text, lower case, matched as parts.
+const SECRET_TEXT_KEYS: &[&str] = &[
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "auth",
+    "credential",
+    "cookie",
+    "apikey",
+    "api_key",
+    "api-key",
+];
+
+/// Free text (a message, a detail string, a body that is not the API's
+/// JSON) with what looks like a credential replaced by `<redacted>`: the
+/// word after `Bearer`/`Basic` (as in an echoed `Authorization: Basic …`
+/// header), values of secret-looking keys (`token=…`, `access_token=…`,
+/// `"authorization":"…"`, `password: …`), and words that are base64 of a
+/// `user:password` pair.
+pub(crate) fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
     let mut hide_next = false;
-    for word in text.split(' ') {
-        if hide_next && !word.is_empty() {
-            out.push("<redacted>");
+    for piece in text.split_inclusive(char::is_whitespace) {
+        let word = piece.trim_end_matches(char::is_whitespace);
+        let space = &piece[word.len()..];
+        if word.is_empty() {
+            out.push_str(space);
+            continue;
+        }
+        let core = word
+            .trim_matches(|c: char| "\"'`,;:{}[]()<>".contains(c))
+            .to_ascii_lowercase();
+        let scheme = core == "bearer" || core == "basic";
+        if hide_next && !scheme {
+            out.push_str(REDACTED);
+            out.push_str(space);
             hide_next = false;
             continue;
         }
-        let lower = word.to_ascii_lowercase();
-        hide_next = lower == "bearer" || lower == "basic";
-        out.push(word);
+        if scheme {
+            hide_next = true;
+            out.push_str(word);
+            out.push_str(space);
+            continue;
+        }
+        let (redacted, value_follows) = redact_key_values(word);
+        hide_next = value_follows;
+        if looks_like_basic_pair(&redacted) {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(&redacted);
+        }
+        out.push_str(space);
     }
-    out.join(" ")
+    out
+}
+
+/// `token=abc&x=1` → `token=<redacted>&x=1`, `"authorization":"Basic` →
+/// itself with the next word to hide; the bool says the word ended in a
+/// secret key's separator (its value is the next word).
+fn redact_key_values(word: &str) -> (String, bool) {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut out = String::new();
+    let mut rest = word;
+    loop {
+        // The next separator after an identifier.
+        let Some(sep) = rest.find(['=', ':']) else {
+            out.push_str(rest);
+            return (out, false);
+        };
+        let before = &rest[..sep];
+        let key_part = before.trim_end_matches(['"', '\'']);
+        let key_start = key_part
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !is_ident(*c))
+            .map(|(i, c)| i + c.len_utf8())
+            .unwrap_or(0);
+        let key = key_part[key_start..].to_ascii_lowercase();
+        let secret = !key.is_empty() && SECRET_TEXT_KEYS.iter().any(|k| key.contains(k));
+        out.push_str(&rest[..=sep]);
+        let after = &rest[sep + 1..];
+        if !secret {
+            rest = after;
+            continue;
+        }
+        // Skip an opening quote and spaces, then hide up to a delimiter.
+        let value_start = after.len() - after.trim_start_matches(['"', '\'', ' ']).len();
+        out.push_str(&after[..value_start]);
+        let value = &after[value_start..];
+        if value.is_empty() {
+            return (out, true);
+        }
+        let end = value
+            .find(['&', '"', '\'', ',', ';', '}', ']', ')'])
+            .unwrap_or(value.len());
+        let shown_value = &value[..end];
+        let lower = shown_value.to_ascii_lowercase();
+        if lower == "bearer" || lower == "basic" {
+            // `"authorization":"Basic dXNl…"`: keep the scheme, hide its
+            // credential (the next word).
+            out.push_str(shown_value);
+            out.push_str(&value[end..]);
+            return (out, end == value.len());
+        }
+        out.push_str(REDACTED);
+        rest = &value[end..];
+    }
+}
+
+/// Whether `word` (quotes and punctuation around it aside) is base64 of a
+/// printable `user:password`.
+fn looks_like_basic_pair(word: &str) -> bool {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let core = word.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || "+/=-_".contains(c)));
+    if core.len() < 4
+        || !core
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=-_".contains(c))
+    {
+        return false;
+    }
+    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let decoded = [
+        GeneralPurpose::new(&base64::alphabet::STANDARD, config),
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, config),
+    ]
+    .iter()
+    .find_map(|engine| engine.decode(core.trim_end_matches('=')).ok());
+    let Some(bytes) = decoded else { return false };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return false;
+    };
+    match text.split_once(':') {
+        Some((user, password)) => {
+            !user.is_empty()
+                && !password.is_empty()
+                && !user.contains(char::is_whitespace)
+                && text.chars().all(|c| !c.is_control())
+        }
+        None => false,
+    }
+}
+
+/// Text from a registry as one short, safe line: secrets hidden
+/// ([`redact_text`]), control characters escaped, cut at `max` characters.
+pub(crate) fn clean_text(text: &str, max: usize) -> String {
+    let text = redact_text(text.trim());
+    let mut shown = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            shown.push('…');
+            break;
+        }
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 /// The registry's errors for one response; when the body was not the API's
@@ -253,21 +421,27 @@ impl ApiErrors {
         struct Envelope {
             errors: Vec<ApiError>,
         }
+        // Messages are kept cleaned: a registry (or a proxy in front of
+        // it) may echo our Authorization header, or send control characters.
         if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
-            return ApiErrors(env.errors);
+            return ApiErrors(
+                env.errors
+                    .into_iter()
+                    .map(|e| ApiError {
+                        code: clean_text(&e.code, MESSAGE_MAX_CHARS),
+                        message: clean_text(&e.message, MESSAGE_MAX_CHARS),
+                        detail: e.detail.as_ref().map(redact),
+                    })
+                    .collect(),
+            );
         }
         let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if text.is_empty() {
+        if text.trim().is_empty() {
             return ApiErrors::default();
-        }
-        let mut short: String = text.chars().take(200).collect();
-        if short.len() < text.len() {
-            short.push('…');
         }
         ApiErrors(vec![ApiError {
             code: String::new(),
-            message: short,
+            message: clean_text(&text, DETAIL_MAX_CHARS),
             detail: None,
         }])
     }
@@ -408,6 +582,76 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cannot upload blob sha256:1234 to 127.0.0.1:5000/app:v1: registry answered 404 Not Found: BLOB_UPLOAD_UNKNOWN: blob upload unknown to registry (detail: upload 7f3c expired)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn shown(body: &str) -> String {
+        ApiErrors::parse(body.as_bytes()).to_string()
+    }
+
+    #[test]
+    fn echoed_authorization_headers_and_tokens_are_hidden_everywhere() {
+        let pair = base64::engine::general_purpose::STANDARD.encode("alice:pa55-w0rd");
+        let cases = [
+            // In a message, as a registry echoing the request header.
+            format!(
+                r#"{{"errors":[{{"code":"DENIED","message":"denied for Authorization: Basic {pair}"}}]}}"#
+            ),
+            r#"{"errors":[{"code":"DENIED","message":"authorization: Bearer tok.en-xyz"}]}"#.to_owned(),
+            // JSON inside a message, and a detail object and string.
+            format!(
+                r#"{{"errors":[{{"code":"DENIED","message":"request {{\"authorization\":\"Basic {pair}\"}}"}}]}}"#
+            ),
+            r#"{"errors":[{"code":"DENIED","message":"request {\"authorization\":\"tok.en-xyz\"}"}]}"#.to_owned(),
+            r#"{"errors":[{"code":"DENIED","message":"m","detail":{"Authorization":["Bearer tok.en-xyz"]}}]}"#
+                .to_owned(),
+            format!(r#"{{"errors":[{{"code":"DENIED","message":"m","detail":"sent {pair}"}}]}}"#),
+            // Query and form values.
+            r#"{"errors":[{"code":"DENIED","message":"GET /token?scope=x&token=tok.en-xyz&y=1 failed"}]}"#
+                .to_owned(),
+            r#"{"errors":[{"code":"DENIED","message":"grant access_token=tok.en-xyz refused"}]}"#.to_owned(),
+            r#"{"errors":[{"code":"DENIED","message":"password: pa55-w0rd"}]}"#.to_owned(),
+            // A body that is not the API's JSON: an HTML page, a JSON dump.
+            format!("<html>Authorization: Basic {pair}<br>token=tok.en-xyz</html>"),
+            format!(r#"{{"headers":{{"authorization":"Basic {pair}","x":"y"}}}}"#),
+            r#"{"request":{"access_token":"tok.en-xyz"}}"#.to_owned(),
+            format!("bad credentials {pair}"),
+        ];
+        for body in &cases {
+            let text = shown(body);
+            for secret in [pair.as_str(), "pa55-w0rd", "tok.en-xyz"] {
+                assert!(!text.contains(secret), "{body} -> {text}");
+            }
+            assert!(text.contains("<redacted>"), "{body} -> {text}");
+        }
+        // What is not a credential stays readable.
+        assert_eq!(
+            shown(
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"v1"}}]}"#
+            ),
+            r#"MANIFEST_UNKNOWN: manifest unknown (detail: {"Tag":"v1"})"#
+        );
+        assert_eq!(
+            shown(r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#),
+            "DENIED: requested access to the resource is denied"
+        );
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            shown(&format!(
+                r#"{{"errors":[{{"code":"BLOB_UNKNOWN","message":"blob {digest} unknown"}}]}}"#
+            )),
+            format!("BLOB_UNKNOWN: blob {digest} unknown")
+        );
+        // Control characters in messages are escaped too.
+        assert_eq!(
+            shown(r#"{"errors":[{"code":"C","message":"a\nfake log line"}]}"#),
+            r"C: a\nfake log line"
         );
     }
 }

@@ -22,12 +22,23 @@
 //!   so: [`Pulled::resolved_from_tag`]), picks the platform's manifest from
 //!   an index, and streams config and layers into the store, verified; blobs
 //!   already there are not downloaded, and a digest-pinned image wholly in
-//!   the store needs no network at all.
+//!   the store needs no network at all. Every size is checked exactly, both
+//!   ways: a descriptor's against the registry's `Content-Length`, the
+//!   bytes received and a blob already in the store; an index entry's
+//!   against the manifest it names; a `Content-Type` against the body's
+//!   `mediaType`.
 //! * **Credentials** come from a docker config directory the caller names
 //!   ([`DockerConfig::load`]): `auths` entries, `credHelpers`/`credsStore`
 //!   (`docker-credential-NAME get`); [`login`] writes them the same way.
 //!   Bearer-token and basic challenges are both answered; a 401 refreshes
-//!   the token once. Credentials never appear in errors or `Debug` output.
+//!   the token once. Credentials never appear in errors or `Debug` output,
+//!   and text a registry sends (error messages, details, bodies) is shown
+//!   with anything that looks like a credential hidden (an echoed
+//!   `Authorization` header, `token=…`, base64 of `user:password`) and
+//!   control characters escaped. Credentials go to the registry's own
+//!   origin and to its token realm only: reqwest drops `Authorization` on a
+//!   redirect to another host, and a realm, redirect or upload `Location`
+//!   that would step down from HTTPS to plain HTTP is refused.
 //! * **Transport**: HTTPS, except plain HTTP for loopback registries
 //!   (`127.0.0.0/8`, `localhost`, `::1`) and those the caller lists as
 //!   insecure ([`uses_plain_http`]).
@@ -35,6 +46,9 @@
 //!   408, 429 and 5xx are retried with exponential backoff and jitter (or
 //!   after the registry's `Retry-After`), bounded in attempts and time. Other
 //!   statuses fail at once with the registry's own error code and message.
+//!   Each request has a deadline that grows with the bytes it moves
+//!   ([`RetryPolicy::request_timeout`], [`RetryPolicy::min_transfer_rate`]),
+//!   so a registry trickling bytes cannot keep a build waiting.
 //! * **Progress** ([`Progress`]): callbacks per blob (start, bytes, done,
 //!   skipped, retrying); drawing bars is the CLI's business.
 //!

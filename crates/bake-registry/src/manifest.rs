@@ -74,17 +74,26 @@ impl Parsed {
                 raw.schema_version
             )));
         }
-        let media_type = media_type
-            .filter(|m| !m.is_empty() && *m != "application/json" && *m != "application/octet-stream")
-            .map(str::to_owned)
-            .or(raw.media_type)
-            .unwrap_or_else(|| {
-                if raw.manifests.is_some() {
-                    OCI_INDEX.to_owned()
-                } else {
-                    OCI_MANIFEST.to_owned()
-                }
-            });
+        let given = media_type
+            .filter(|m| !m.is_empty() && *m != "application/json" && *m != "application/octet-stream");
+        // A header (or descriptor) and a body that disagree about what the
+        // bytes are: readers would see two different things.
+        if let (Some(given), Some(inside)) = (given, raw.media_type.as_deref()) {
+            if given != inside {
+                return Err(invalid(format!(
+                    "served as {:?} but its mediaType is {:?}",
+                    crate::error::clean_text(given, 100),
+                    crate::error::clean_text(inside, 100)
+                )));
+            }
+        }
+        let media_type = given.map(str::to_owned).or(raw.media_type).unwrap_or_else(|| {
+            if raw.manifests.is_some() {
+                OCI_INDEX.to_owned()
+            } else {
+                OCI_MANIFEST.to_owned()
+            }
+        });
         if is_index_type(&media_type) {
             let manifests = raw
                 .manifests
@@ -193,6 +202,11 @@ mod tests {
         assert!(matches!(p, Parsed::Index { .. }));
         assert!(Parsed::parse(b"{\"schemaVersion\":1}", None, "r").is_err());
         assert!(Parsed::parse(m.as_bytes(), Some(OCI_INDEX), "r").is_err());
+        // A header that contradicts the body's mediaType is refused.
+        let err = Parsed::parse(m.as_bytes(), Some(DOCKER_MANIFEST), "r").unwrap_err();
+        assert!(err.to_string().contains("its mediaType is"), "{err}");
+        assert!(Parsed::parse(m.as_bytes(), Some(OCI_MANIFEST), "r").is_ok());
+        assert!(Parsed::parse(m.as_bytes(), Some("application/json"), "r").is_ok());
         let bad = m.replace("sha256:", "sha512:");
         assert!(Parsed::parse(bad.as_bytes(), None, "r").is_err());
     }

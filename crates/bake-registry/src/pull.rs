@@ -13,7 +13,7 @@ use crate::client::{Ctx, Host, Op, at_digest, network_failure};
 use crate::manifest::{ACCEPT_MANIFESTS, Descriptor, Parsed, Platform};
 use crate::progress::{Direction, Progress, Skip};
 use crate::push::check_digest_header;
-use crate::retry::{Failure, with_retry};
+use crate::retry::{Deadline, Failure, with_retry};
 use crate::{Reference, Registry, RegistryError};
 
 /// Largest manifest accepted (the distribution spec suggests 4 MiB).
@@ -85,6 +85,7 @@ impl Registry {
                     .ok_or_else(|| platform_not_found(reference, platform, &manifests))?;
                 let child_ref = reference.with_digest(child.digest.clone());
                 let m = self.get_manifest(&host, &child_ref, progress).await?;
+                check_manifest_size(&child_ref, child, m.bytes.len() as u64, "the registry sent")?;
                 store_put(store, &child_ref, &m.bytes)?;
                 (m, Some(top.digest.clone()))
             }
@@ -167,6 +168,8 @@ impl Registry {
                 let Some(bytes) = read(&child.digest) else {
                     return Ok(None);
                 };
+                let child_ref = reference.with_digest(child.digest.clone());
+                check_manifest_size(&child_ref, child, bytes.len() as u64, "the store holds")?;
                 (
                     child.digest.clone(),
                     bytes,
@@ -185,6 +188,9 @@ impl Registry {
             .all(|d| store.has(&d.digest))
         {
             return Ok(None);
+        }
+        for d in std::iter::once(&config).chain(&layers) {
+            check_stored_size(store, reference, d, "blob")?;
         }
         Ok(Some(Pulled {
             manifest_digest,
@@ -260,17 +266,20 @@ impl Registry {
         };
         let url = self.url(&host, reference.repository(), &format!("blobs/{digest}"))?;
         with_retry(self.policy(), &crate::NoProgress, &action, |_| async {
+            let deadline = Deadline::start(self.policy());
             let resp = self
-                .send(&host, reference.repository(), Op::Pull, ctx, |c| {
+                .send_within(&deadline, &host, reference.repository(), Op::Pull, ctx, |c| {
                     c.get(url.clone())
                 })
                 .await?;
             let resp = self.expect(&host, resp, &[StatusCode::OK], ctx).await?;
-            let body = read_body(resp, MAX_FETCH_BLOB, ctx, || RegistryError::BlobTooLarge {
-                reference: reference.to_string(),
-                digest: digest.clone(),
-                size: MAX_FETCH_BLOB + 1,
-                limit: MAX_FETCH_BLOB,
+            let body = read_body(resp, &deadline, MAX_FETCH_BLOB, ctx, || {
+                RegistryError::BlobTooLarge {
+                    reference: reference.to_string(),
+                    digest: digest.clone(),
+                    size: MAX_FETCH_BLOB + 1,
+                    limit: MAX_FETCH_BLOB,
+                }
             })
             .await?;
             let actual = Digest::of(&body);
@@ -304,8 +313,9 @@ impl Registry {
             &format!("manifests/{}", reference.manifest_path_part()),
         )?;
         with_retry(self.policy(), progress, "fetch manifest", |_| async {
+            let deadline = Deadline::start(self.policy());
             let resp = self
-                .send(host, reference.repository(), Op::Pull, ctx, |c| {
+                .send_within(&deadline, host, reference.repository(), Op::Pull, ctx, |c| {
                     c.get(url.clone()).header(ACCEPT, ACCEPT_MANIFESTS)
                 })
                 .await?;
@@ -317,9 +327,11 @@ impl Registry {
                 .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
                 .unwrap_or_default();
             let header = resp.headers().get("docker-content-digest").cloned();
-            let bytes = read_body(resp, MAX_MANIFEST, ctx, || RegistryError::InvalidManifest {
-                reference: shown.clone(),
-                reason: format!("larger than {MAX_MANIFEST} bytes"),
+            let bytes = read_body(resp, &deadline, MAX_MANIFEST, ctx, || {
+                RegistryError::InvalidManifest {
+                    reference: shown.clone(),
+                    reason: format!("larger than {MAX_MANIFEST} bytes"),
+                }
             })
             .await?;
             let digest = Digest::of(&bytes);
@@ -353,6 +365,7 @@ impl Registry {
         progress: &dyn Progress,
     ) -> Result<Option<Digest>, RegistryError> {
         if store.has(&blob.digest) {
+            check_stored_size(store, reference, blob, "blob")?;
             progress.skipped(&blob.digest, blob.size, Skip::Cached);
             return Ok(None);
         }
@@ -372,19 +385,41 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let digest = &blob.digest;
         let shown = reference.to_string();
-        let action = format!("download blob {} from", digest.short());
+        // Errors name the whole digest; progress lines the short one.
+        let action = format!("download blob {digest} from");
+        let what = format!("download blob {} from", digest.short());
         let ctx = Ctx {
             action: &action,
             reference: &shown,
         };
         let url = self.url(host, reference.repository(), &format!("blobs/{digest}"))?;
-        with_retry(self.policy(), progress, &action, |_| async {
+        let mismatch = |claimed_by: &'static str, claimed: u64, actual: String| {
+            Failure::fatal(RegistryError::SizeMismatch {
+                reference: shown.clone(),
+                what: "blob",
+                digest: digest.clone(),
+                claimed_by,
+                claimed,
+                actual,
+            })
+        };
+        with_retry(self.policy(), progress, &what, |_| async {
+            let deadline = Deadline::start(self.policy());
             let resp = self
-                .send(host, reference.repository(), Op::Pull, ctx, |c| {
+                .send_within(&deadline, host, reference.repository(), Op::Pull, ctx, |c| {
                     c.get(url.clone())
                 })
                 .await?;
             let resp = self.expect(host, resp, &[StatusCode::OK], ctx).await?;
+            if let Some(n) = resp.content_length() {
+                if n != blob.size {
+                    return Err(mismatch(
+                        "its descriptor",
+                        blob.size,
+                        format!("the registry's Content-Length is {n}"),
+                    ));
+                }
+            }
             check_digest_header(
                 resp.headers().get("docker-content-digest"),
                 digest,
@@ -411,17 +446,27 @@ impl Registry {
             let mut stream = resp.bytes_stream();
             let mut received: u64 = 0;
             let mut failure: Option<Failure> = None;
-            while let Some(chunk) = stream.next().await {
+            loop {
+                let next = deadline
+                    .within(received, &action, &shown, async { Ok(stream.next().await) })
+                    .await;
+                let chunk = match next {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(f) => {
+                        failure = Some(f);
+                        break;
+                    }
+                };
                 match chunk {
                     Ok(chunk) => {
                         received += chunk.len() as u64;
                         if received > blob.size {
-                            failure = Some(Failure::fatal(RegistryError::DigestMismatch {
-                                reference: shown.clone(),
-                                what: "the blob's size".into(),
-                                expected: digest.clone(),
-                                actual: format!("more than the {} bytes its descriptor gives", blob.size),
-                            }));
+                            failure = Some(mismatch(
+                                "its descriptor",
+                                blob.size,
+                                format!("the registry sent at least {received}"),
+                            ));
                             break;
                         }
                         progress.bytes(digest, received);
@@ -434,6 +479,13 @@ impl Registry {
                         break;
                     }
                 }
+            }
+            if failure.is_none() && received != blob.size {
+                failure = Some(mismatch(
+                    "its descriptor",
+                    blob.size,
+                    format!("the registry sent {received}"),
+                ));
             }
             if let Some(f) = failure {
                 // Dropping the writer's input and its result discards the temp file.
@@ -464,6 +516,52 @@ impl Registry {
     }
 }
 
+/// A blob the store holds (verified when it got there) must have the size
+/// its descriptor gives.
+fn check_stored_size(
+    store: &BlobStore,
+    reference: &Reference,
+    d: &Descriptor,
+    what: &'static str,
+) -> Result<(), RegistryError> {
+    let actual = store.size(&d.digest).map_err(|e| RegistryError::Store {
+        action: format!("read {what} {} of", d.digest),
+        reference: reference.to_string(),
+        source: e,
+    })?;
+    if actual != d.size {
+        return Err(RegistryError::SizeMismatch {
+            reference: reference.to_string(),
+            what,
+            digest: d.digest.clone(),
+            claimed_by: "its descriptor",
+            claimed: d.size,
+            actual: format!("the store holds {actual}"),
+        });
+    }
+    Ok(())
+}
+
+/// An index entry's size must be the size of the manifest it names.
+fn check_manifest_size(
+    reference: &Reference,
+    entry: &Descriptor,
+    actual: u64,
+    source: &str,
+) -> Result<(), RegistryError> {
+    if entry.size != actual {
+        return Err(RegistryError::SizeMismatch {
+            reference: reference.to_string(),
+            what: "manifest",
+            digest: entry.digest.clone(),
+            claimed_by: "its index entry",
+            claimed: entry.size,
+            actual: format!("{source} {actual}"),
+        });
+    }
+    Ok(())
+}
+
 fn store_put(store: &BlobStore, reference: &Reference, bytes: &[u8]) -> Result<Digest, RegistryError> {
     store.put_bytes(bytes).map_err(|e| RegistryError::Store {
         action: "store manifest of".into(),
@@ -488,9 +586,11 @@ fn platform_not_found(reference: &Reference, platform: &Platform, manifests: &[D
     }
 }
 
-/// The whole body, failing with `too_large()` past `limit` bytes.
+/// The whole body, failing with `too_large()` past `limit` bytes, and
+/// with a timeout when it does not keep up with `deadline`.
 async fn read_body(
     resp: reqwest::Response,
+    deadline: &Deadline,
     limit: u64,
     ctx: Ctx<'_>,
     too_large: impl Fn() -> RegistryError,
@@ -500,7 +600,14 @@ async fn read_body(
     }
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let moved = out.len() as u64;
+        let next = deadline
+            .within(moved, ctx.action, ctx.reference, async {
+                Ok(stream.next().await)
+            })
+            .await?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| network_failure(e, ctx))?;
         out.extend_from_slice(&chunk);
         if out.len() as u64 > limit {

@@ -17,7 +17,7 @@ use crate::client::{Ctx, Host, Op, at_digest};
 use crate::error::ApiErrors;
 use crate::manifest::{Descriptor, Parsed};
 use crate::progress::{Direction, Progress, Skip};
-use crate::retry::{Failure, with_retry};
+use crate::retry::{Deadline, Failure, with_retry};
 use crate::{Reference, Registry, RegistryError};
 
 const DIGEST_HEADER: &str = "docker-content-digest";
@@ -204,7 +204,7 @@ impl Registry {
                                     reference: at_digest(target, &child.digest),
                                     source: e,
                                 })?;
-                        check_size(target, child, bytes.len() as u64)?;
+                        check_size(target, child, bytes.len() as u64, "manifest")?;
                         let child_image = LocalImage {
                             store: image.store,
                             manifest: &bytes,
@@ -222,7 +222,7 @@ impl Registry {
                             reference: target.repository_ref().to_string(),
                             source: e,
                         })?;
-                        check_size(target, d, size)?;
+                        check_size(target, d, size, "blob")?;
                     }
                     let limit = self.inner.opts.max_concurrent_transfers.max(1);
                     // The futures are made before they enter the stream, so no
@@ -326,6 +326,12 @@ impl Registry {
                     reason: format!("the registry's upload location is not a URL: {e}"),
                 })
             })?;
+            if !crate::client::may_send_to(&put, &host.base, &self.inner.opts.insecure_registries) {
+                return Err(Failure::fatal(RegistryError::InvalidReference {
+                    input: crate::error::clean_text(location, 200),
+                    reason: "the registry's upload location is plain HTTP to another host (our image would travel unencrypted)".into(),
+                }));
+            }
             put.query_pairs_mut().append_pair("digest", &digest.to_string());
             self.upload(host, store, target, blob, put, ctx, progress)
                 .await
@@ -386,7 +392,10 @@ impl Registry {
         let local_error: Arc<Mutex<Option<io::Error>>> = Arc::new(Mutex::new(None));
         progress.start(digest, blob.size, Direction::Upload);
         let path = store.path(digest);
-        let request = self.send(host, target.repository(), Op::Push, ctx, |c| {
+        // The registry must take the body at the policy's pace too: one
+        // that reads a byte every few seconds is given up on.
+        let deadline = Deadline::start(self.policy());
+        let request = self.send_untimed(host, target.repository(), Op::Push, ctx, |c| {
             sent.store(0, Ordering::Relaxed);
             let body = file_body(
                 path.clone(),
@@ -405,7 +414,13 @@ impl Registry {
         let result = loop {
             tokio::select! {
                 r = &mut request => break r,
-                _ = tick.tick() => progress.bytes(digest, sent.load(Ordering::Relaxed)),
+                _ = tick.tick() => {
+                    let moved = sent.load(Ordering::Relaxed);
+                    progress.bytes(digest, moved);
+                    if deadline.expired(moved) {
+                        break Err(deadline.failure(ctx.action, ctx.reference, moved));
+                    }
+                }
             }
         };
         progress.bytes(digest, sent.load(Ordering::Relaxed));
@@ -605,14 +620,22 @@ pub(crate) fn check_digest_header(
     }))
 }
 
-fn check_size(target: &Reference, d: &Descriptor, actual: u64) -> Result<(), RegistryError> {
+/// A descriptor's size must be the size of the bytes the store holds for
+/// it (`what`: "blob", "manifest").
+fn check_size(
+    target: &Reference,
+    d: &Descriptor,
+    actual: u64,
+    what: &'static str,
+) -> Result<(), RegistryError> {
     if d.size != actual {
-        return Err(RegistryError::InvalidManifest {
+        return Err(RegistryError::SizeMismatch {
             reference: target.to_string(),
-            reason: format!(
-                "it gives {} a size of {} bytes but the store holds {actual}",
-                d.digest, d.size
-            ),
+            what,
+            digest: d.digest.clone(),
+            claimed_by: "its descriptor",
+            claimed: d.size,
+            actual: format!("the store holds {actual}"),
         });
     }
     Ok(())

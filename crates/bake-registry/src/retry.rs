@@ -14,6 +14,10 @@ use crate::{Progress, RegistryError};
 /// `max_backoff`, with half of it random ("equal jitter"), or the
 /// registry's `Retry-After` seconds when it sends them. No attempt starts
 /// once `max_elapsed` would be exceeded by the wait before it.
+///
+/// Each attempt has a deadline ([`RetryPolicy::request_timeout`],
+/// [`RetryPolicy::min_transfer_rate`]): a registry that answers one byte
+/// every few seconds is given up on, a slow blob that keeps moving is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts per request, the first included (1 = no retry).
@@ -27,6 +31,18 @@ pub struct RetryPolicy {
     /// Longest silence while waiting for response bytes (not a limit on a
     /// whole transfer, so big blobs are fine).
     pub read_timeout: Duration,
+    /// The deadline of one request, connect, authentication, headers and
+    /// body together, when it moves no body; a request that moves a body
+    /// (a blob, a manifest) gets `1 / min_transfer_rate` seconds more for
+    /// each byte moved so far. So a transfer must keep an average of
+    /// `min_transfer_rate` after this grace period, and a blob of `size`
+    /// bytes ends at most `request_timeout + size / min_transfer_rate`
+    /// after its request started. A timed-out request is retried like a
+    /// reset connection.
+    pub request_timeout: Duration,
+    /// Bytes per second a body transfer must average once
+    /// `request_timeout` has passed (see there).
+    pub min_transfer_rate: u64,
 }
 
 impl Default for RetryPolicy {
@@ -38,6 +54,81 @@ impl Default for RetryPolicy {
             max_elapsed: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
+            // Two minutes for a registry that is slow to start a transfer
+            // (a blob redirected to cold storage), then at least 16 KiB/s:
+            // an order of magnitude below a 1 Mbit/s link, so a slow link
+            // that keeps moving is never cut (a 1 GiB layer gets 18 hours),
+            // while a registry trickling a byte every few seconds is given
+            // up on about two minutes after the request started, whatever
+            // the blob's size. A silent one is cut by `read_timeout` first.
+            request_timeout: Duration::from_secs(120),
+            min_transfer_rate: 16 * 1024,
+        }
+    }
+}
+
+/// The deadline of one request ([`RetryPolicy::request_timeout`]): due
+/// `grace` after the start, plus `1 / rate` seconds per byte moved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    start: tokio::time::Instant,
+    grace: Duration,
+    rate: u64,
+}
+
+impl Deadline {
+    pub fn start(policy: &RetryPolicy) -> Deadline {
+        Deadline {
+            start: tokio::time::Instant::now(),
+            grace: policy.request_timeout,
+            rate: policy.min_transfer_rate.max(1),
+        }
+    }
+
+    /// When the request is due, once `moved` bytes have been transferred.
+    pub fn at(&self, moved: u64) -> tokio::time::Instant {
+        let extra = Duration::from_secs_f64(moved as f64 / self.rate as f64);
+        self.start + self.grace.saturating_add(extra)
+    }
+
+    pub fn expired(&self, moved: u64) -> bool {
+        tokio::time::Instant::now() >= self.at(moved)
+    }
+
+    /// The (retryable) failure of a request that missed its deadline.
+    pub fn failure(&self, action: &str, reference: &str, moved: u64) -> Failure {
+        let waited = self.start.elapsed().as_secs_f64();
+        let reason = if moved == 0 {
+            format!(
+                "nothing received within {:.1} s (the policy's request_timeout)",
+                waited
+            )
+        } else {
+            format!(
+                "{moved} bytes in {waited:.1} s, slower than the {} bytes/s the policy's min_transfer_rate asks after its request_timeout of {:.1} s",
+                self.rate,
+                self.grace.as_secs_f64()
+            )
+        };
+        Failure::transient(
+            RegistryError::TimedOut {
+                action: action.to_owned(),
+                reference: reference.to_owned(),
+                reason,
+                attempts: 1,
+            },
+            None,
+        )
+    }
+
+    /// `fut`, unless the deadline for `moved` bytes passes first.
+    pub async fn within<T, F>(&self, moved: u64, action: &str, reference: &str, fut: F) -> Result<T, Failure>
+    where
+        F: Future<Output = Result<T, Failure>>,
+    {
+        match tokio::time::timeout_at(self.at(moved), fut).await {
+            Ok(r) => r,
+            Err(_) => Err(self.failure(action, reference, moved)),
         }
     }
 }
@@ -187,6 +278,36 @@ mod tests {
         assert_eq!(parse_retry_after(Some(&v)), Some(Duration::from_secs(3)));
         let v = reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
         assert_eq!(parse_retry_after(Some(&v)), None);
+    }
+
+    #[tokio::test]
+    async fn deadlines_grow_with_bytes_moved_and_name_what_timed_out() {
+        let p = RetryPolicy {
+            request_timeout: Duration::from_secs(120),
+            min_transfer_rate: 16 * 1024,
+            ..RetryPolicy::default()
+        };
+        let d = Deadline::start(&p);
+        assert_eq!(d.at(0) - d.start, Duration::from_secs(120));
+        // A 1 GiB blob moving at the minimum rate: 18 hours and 2 minutes.
+        assert_eq!(d.at(1 << 30) - d.start, Duration::from_secs(120 + 65536));
+        assert!(!d.expired(0));
+        let f = d.failure("download blob sha256:ab from", "r.example/app:v1", 9);
+        assert_eq!(f.retry, Retry::Yes { after: None });
+        let text = f.error.to_string();
+        assert!(
+            text.starts_with("cannot download blob sha256:ab from r.example/app:v1: timed out: 9 bytes in"),
+            "{text}"
+        );
+        // A deadline already passed stops the future at once.
+        let past = Deadline::start(&RetryPolicy {
+            request_timeout: Duration::ZERO,
+            ..p
+        });
+        let r: Result<(), Failure> = past
+            .within(0, "fetch manifest", "r", std::future::pending())
+            .await;
+        assert!(matches!(*r.unwrap_err().error, RegistryError::TimedOut { .. }));
     }
 
     #[derive(Default)]

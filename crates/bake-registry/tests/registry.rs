@@ -33,6 +33,8 @@ fn fast_retry() -> RetryPolicy {
         max_elapsed: Duration::from_secs(20),
         connect_timeout: Duration::from_secs(2),
         read_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(30),
+        min_transfer_rate: 1024,
     }
 }
 
@@ -1231,4 +1233,337 @@ async fn other_404s_are_final_with_the_registrys_detail_and_a_refused_mount_uplo
     assert_eq!(no_mount.count(RequestKind::BlobMount), 2, "{:?}", no_mount.log());
     assert_eq!(no_mount.count(RequestKind::BlobUploadStart), 2);
     assert_eq!(reg.manifest_status("app", "v1").unwrap(), 200);
+}
+
+// ---------------------------------------------------------------- lying sizes
+
+/// The image's manifest with the size of its config (`"config"`) or layer
+/// (`"layer"`) changed by `delta`.
+fn lying_manifest(store: &BlobStore, image: &Image, which: &str, delta: i64) -> (Vec<u8>, u64) {
+    let mut m: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap();
+    let slot = match which {
+        "config" => &mut m["config"]["size"],
+        _ => &mut m["layers"][0]["size"],
+    };
+    let real = slot.as_u64().unwrap();
+    let claimed = (real as i64 + delta) as u64;
+    *slot = serde_json::json!(claimed);
+    let bytes = serde_json::to_vec(&m).unwrap();
+    store.put_bytes(&bytes).unwrap();
+    (bytes, real)
+}
+
+/// Serves `body` for the tag `lie` of `app` (the real registry behind for the rest).
+fn serve_as_lie(reg: &TestRegistry, body: &[u8]) -> FaultProxy {
+    FaultProxy::start(
+        &reg.direct_host(),
+        FaultPlan::new().rule(
+            Matcher::PathContains("/app/manifests/lie".into()),
+            Fault::Respond {
+                status: 200,
+                body: String::from_utf8(body.to_vec()).unwrap(),
+            },
+            0,
+            None,
+        ),
+    )
+    .unwrap()
+}
+
+fn assert_size_mismatch(err: &RegistryError, digest: &Digest, claimed: u64, actual: u64) {
+    let text = err.to_string();
+    eprintln!("error: {text}");
+    assert!(matches!(err, RegistryError::SizeMismatch { .. }), "{text}");
+    assert!(
+        text.contains(&digest.to_string())
+            && text.contains(&format!("gives {claimed} bytes"))
+            && text.contains(&actual.to_string()),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn sizes_that_lie_up_or_down_in_a_served_manifest_are_refused() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "honest bytes, lying sizes\n", "amd64");
+    anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&reg.host(), "app:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    let amd64: Platform = "linux/amd64".parse().unwrap();
+    for (which, blob) in [("layer", &image.layer), ("config", &image.config)] {
+        for delta in [1000, -1, 1] {
+            let (lie, real) = lying_manifest(&store, &image, which, delta);
+            let proxy = serve_as_lie(&reg, &lie);
+            let claimed = (real as i64 + delta) as u64;
+            // Downloaded now: the registry's Content-Length and the bytes
+            // are the truth, the descriptor is not.
+            let (_d2, dst) = new_store();
+            let err = anonymous()
+                .pull_image(
+                    &reference(&proxy.host(), "app:lie"),
+                    &amd64,
+                    &dst,
+                    &bake_registry::NoProgress,
+                )
+                .await
+                .unwrap_err();
+            assert_size_mismatch(&err, blob, claimed, real);
+            assert!(
+                !dst.has(blob),
+                "{which} {delta}: a blob with a lying size was stored"
+            );
+            // Already in the store: its size is checked all the same.
+            let (_d3, cached) = new_store();
+            for d in [&image.config, &image.layer] {
+                cached.put_bytes(&store.read_verified(d).unwrap()).unwrap();
+            }
+            let err = anonymous()
+                .pull_image(
+                    &reference(&proxy.host(), "app:lie"),
+                    &amd64,
+                    &cached,
+                    &bake_registry::NoProgress,
+                )
+                .await
+                .unwrap_err();
+            assert_size_mismatch(&err, blob, claimed, real);
+            assert!(err.to_string().contains("the store holds"), "{err}");
+            // Pinned and wholly in the store (no network): the same.
+            cached.put_bytes(&lie).unwrap();
+            let pinned = reference(&reg.host(), "app").with_digest(Digest::of(&lie));
+            let err = anonymous()
+                .pull_image(&pinned, &amd64, &cached, &bake_registry::NoProgress)
+                .await
+                .unwrap_err();
+            assert_size_mismatch(&err, blob, claimed, real);
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn an_index_entry_whose_size_lies_is_refused() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "index entry lies\n", "amd64");
+    anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&reg.host(), "app:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    let amd64: Platform = "linux/amd64".parse().unwrap();
+    let real = image.manifest.len() as u64;
+    for claimed in [real + 1000, real - 1] {
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{
+                "mediaType": OCI_MANIFEST,
+                "digest": image.digest.to_string(),
+                "size": claimed,
+                "platform": {"architecture": "amd64", "os": "linux"},
+            }],
+        }))
+        .unwrap();
+        let proxy = serve_as_lie(&reg, &index);
+        let (_d2, dst) = new_store();
+        let err = anonymous()
+            .pull_image(
+                &reference(&proxy.host(), "app:lie"),
+                &amd64,
+                &dst,
+                &bake_registry::NoProgress,
+            )
+            .await
+            .unwrap_err();
+        assert_size_mismatch(&err, &image.digest, claimed, real);
+        assert!(err.to_string().contains("its index entry"), "{err}");
+        assert!(!dst.has(&image.layer));
+        // Pinned and in the store: the same, without the registry.
+        dst.put_bytes(&index).unwrap();
+        dst.put_bytes(&image.manifest).unwrap();
+        for d in [&image.config, &image.layer] {
+            dst.put_bytes(&store.read_verified(d).unwrap()).unwrap();
+        }
+        let pinned = reference("127.0.0.1:9", "app").with_digest(Digest::of(&index));
+        let err = anonymous()
+            .pull_image(&pinned, &amd64, &dst, &bake_registry::NoProgress)
+            .await
+            .unwrap_err();
+        assert_size_mismatch(&err, &image.digest, claimed, real);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn a_push_whose_descriptor_sizes_lie_sends_nothing() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "push lies\n", "amd64");
+    for which in ["layer", "config"] {
+        for delta in [1000, -1] {
+            let (lie, real) = lying_manifest(&store, &image, which, delta);
+            let blob = if which == "layer" {
+                &image.layer
+            } else {
+                &image.config
+            };
+            let err = anonymous()
+                .push_image(
+                    LocalImage {
+                        store: &store,
+                        manifest: &lie,
+                        media_type: OCI_MANIFEST,
+                    },
+                    &reference(&reg.host(), "app:v1"),
+                    &[],
+                    None,
+                    &bake_registry::NoProgress,
+                )
+                .await
+                .unwrap_err();
+            assert_size_mismatch(&err, blob, (real as i64 + delta) as u64, real);
+            assert_eq!(reg.manifest_status("app", "v1").unwrap(), 404);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- secrets in error bodies
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn credentials_echoed_in_a_registry_error_body_are_not_shown() {
+    use base64::Engine as _;
+    let reg = start_registry();
+    let password = "s3cret-pa55word";
+    let token = "eyJhbGciOi.tok3n-value";
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("builder:{password}"));
+    let bodies = [
+        // The distribution envelope, the header echoed in message and detail.
+        serde_json::json!({"errors": [{
+            "code": "DENIED",
+            "message": format!("denied: request had Authorization: Basic {pair}"),
+            "detail": {"request": {"headers": {"Authorization": [format!("Bearer {token}")]}}},
+        }]})
+        .to_string(),
+        serde_json::json!({"errors": [{
+            "code": "DENIED",
+            "message": format!("bad request {{\"authorization\":\"Bearer {token}\"}} token={token}&access_token={token}"),
+            "detail": format!("user builder sent {pair}"),
+        }]})
+        .to_string(),
+        // A proxy's page, not the API's JSON.
+        format!("<html><pre>Authorization: Basic {pair}\nAuthorization: Bearer {token}\n?access_token={token}</pre></html>"),
+        format!(r#"{{"headers":{{"authorization":"Basic {pair}"}},"password":"{password}"}}"#),
+    ];
+    for body in bodies {
+        let proxy = FaultProxy::start(
+            &reg.direct_host(),
+            FaultPlan::new().always(
+                RequestKind::ManifestGet,
+                Fault::Respond {
+                    status: 403,
+                    body: body.clone(),
+                },
+            ),
+        )
+        .unwrap();
+        write_docker_config(cfg_dir.path(), &proxy.host(), "builder", password).unwrap();
+        let (_d, dst) = new_store();
+        let err = client(DockerConfig::load(cfg_dir.path()).unwrap())
+            .pull_image(
+                &reference(&proxy.host(), "app:v1"),
+                &"linux/amd64".parse().unwrap(),
+                &dst,
+                &bake_registry::NoProgress,
+            )
+            .await
+            .unwrap_err();
+        let text = format!("{err} {err:?}");
+        eprintln!("error: {err}");
+        assert_eq!(err.status(), Some(403), "{text}");
+        for secret in [password, token, pair.as_str()] {
+            assert!(!text.contains(secret), "{secret} shown for {body}: {text}");
+        }
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(!err.to_string().contains('\n'), "{text}");
+    }
+}
+
+// ---------------------------------------------------------------- deadlines
+
+#[tokio::test]
+#[ignore = "needs docker-registry; run via cargo xtask test"]
+async fn a_registry_trickling_bytes_times_out_instead_of_hanging() {
+    let reg = start_registry();
+    let (_d, store) = new_store();
+    let image = make_image(&store, "trickled\n", "amd64");
+    anonymous()
+        .push_image(
+            image.local(&store),
+            &reference(&reg.host(), "app:v1"),
+            &[],
+            None,
+            &bake_registry::NoProgress,
+        )
+        .await
+        .unwrap();
+    // One byte every 100 ms: never silent for the 1 s read timeout, and
+    // bounded (100,000 bytes) so the proxy itself cannot hang the test.
+    let trickle = Fault::Trickle {
+        every: Duration::from_millis(100),
+        bytes: 100_000,
+    };
+    let policy = RetryPolicy {
+        max_attempts: 2,
+        request_timeout: Duration::from_secs(1),
+        min_transfer_rate: 1024,
+        ..fast_retry()
+    };
+    let registry = Registry::new(RegistryOptions {
+        retry: policy,
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let amd64: Platform = "linux/amd64".parse().unwrap();
+    for (kind, names) in [
+        (
+            RequestKind::BlobGet,
+            vec![image.config.to_string(), image.layer.to_string()],
+        ),
+        (RequestKind::ManifestGet, vec!["/app:v1".to_owned()]),
+    ] {
+        let slow =
+            FaultProxy::start(&reg.direct_host(), FaultPlan::new().always(kind, trickle.clone())).unwrap();
+        let (_d2, dst) = new_store();
+        let target = reference(&slow.host(), "app:v1");
+        let pull = registry.pull_image(&target, &amd64, &dst, &bake_registry::NoProgress);
+        // A guard against hanging, not a measure of speed.
+        let err = tokio::time::timeout(Duration::from_secs(60), pull)
+            .await
+            .expect("the pull hung on a trickling registry")
+            .unwrap_err();
+        let text = err.to_string();
+        eprintln!("error: {text}");
+        assert!(matches!(err, RegistryError::TimedOut { .. }), "{text}");
+        assert!(text.contains("timed out"), "{text}");
+        assert!(names.iter().any(|n| text.contains(n.as_str())), "{text}");
+        assert!(text.contains("gave up after 2 attempts"), "{text}");
+        assert!(!dst.has(&image.layer));
+    }
 }

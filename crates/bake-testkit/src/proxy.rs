@@ -100,6 +100,11 @@ pub enum Fault {
     /// Forward, then replace the response's `Docker-Content-Digest` with a
     /// wrong one.
     CorruptDigest,
+    /// Answer 200 without forwarding, with a body (no `Content-Length`) of
+    /// `bytes` spaces sent one every `every`: a registry too slow to ever
+    /// finish, yet never silent for long. Ends after `bytes`, so a test
+    /// cannot hang on it forever.
+    Trickle { every: Duration, bytes: usize },
 }
 
 impl Fault {
@@ -452,6 +457,37 @@ fn json_response(status: u16, body: String) -> Response<Body> {
     resp
 }
 
+/// The body of [`Fault::Trickle`]: one space every `every`, `left` more.
+struct Trickle {
+    left: usize,
+    every: Duration,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for Trickle {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        use std::future::Future as _;
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        match self.sleep.as_mut().poll(cx) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(()) => {
+                self.left -= 1;
+                let next = tokio::time::Instant::now() + self.every;
+                self.sleep.as_mut().reset(next);
+                std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(b" ")))))
+            }
+        }
+    }
+}
+
 /// The connection is dropped when the service fails.
 #[derive(Debug)]
 struct Dropped;
@@ -521,6 +557,22 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Result<Respo
                 tokio::time::sleep(*d).await;
             }
             Fault::CorruptDigest => {}
+            Fault::Trickle { every, bytes } => {
+                let mut resp = Response::new(
+                    Trickle {
+                        left: *bytes,
+                        every: *every,
+                        sleep: Box::pin(tokio::time::sleep(*every)),
+                    }
+                    .map_err(|never: Infallible| match never {})
+                    .boxed(),
+                );
+                resp.headers_mut().insert(
+                    "content-type",
+                    hyper::header::HeaderValue::from_static("application/octet-stream"),
+                );
+                return Ok(resp);
+            }
         }
     }
 

@@ -65,6 +65,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// A layout's index.json entry must give the size of the manifest it names
+/// (bake-registry checks every descriptor below it).
+fn check_descriptor_size(dir: &Path, desc: &bake_image::Descriptor, actual: usize) -> Result<()> {
+    if desc.size != actual as u64 {
+        bail!(
+            "size mismatch for manifest {} in {}: its index.json entry gives {} bytes, the blob holds {actual}",
+            desc.digest,
+            dir.display(),
+            desc.size
+        );
+    }
+    Ok(())
+}
+
 pub fn parse_reference(s: &str) -> Result<Reference> {
     Ok(s.parse::<Reference>()?)
 }
@@ -102,6 +116,7 @@ pub fn push_manifest(
     let target = parse_reference(reference)?;
     let store = layout.store();
     let bytes = store.read_verified(&manifest.digest)?;
+    check_descriptor_size(dir, manifest, bytes.len())?;
     let registry = client(opts)?;
     let progress = CliProgress::new(opts.quiet);
     let rt = runtime()?;
@@ -118,6 +133,7 @@ pub fn push_manifest(
     let sig = sig_tag(&manifest.digest);
     if let Some(sig_desc) = find_tag(&layout, &sig)? {
         let sig_bytes = store.read_verified(&sig_desc.digest)?;
+        check_descriptor_size(dir, &sig_desc, sig_bytes.len())?;
         let repo = target.repository_ref();
         let image = LocalImage {
             store,
