@@ -237,7 +237,7 @@ fn keyed(
 }
 
 /// Runs `f(0..n)` on up to `threads` threads; results in index order.
-fn parallel_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+pub(crate) fn parallel_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let threads = threads.clamp(1, n.max(1));
     if threads == 1 {
         return (0..n).map(f).collect();

@@ -281,11 +281,8 @@ pub fn build_recipe_with(
         Some(dir) => Some(cache::Cache::open(dir, &stat_id(recipe, &context)).map_err(BuildError::Cache)?),
         None => None,
     };
-    if let Some(base) = &base {
-        verify_base_layers(recipe, base, store, cache.as_ref(), &settings.limits)?;
-    }
     let below_links = match &base {
-        Some(base) => base_links(recipe, base, store, cache.as_ref(), &settings.limits)?,
+        Some(base) => base_facts(recipe, base, store, cache.as_ref(), &settings.limits)?,
         None => BTreeMap::new(),
     };
     let options = LayerOptions {
@@ -405,24 +402,30 @@ pub fn build_recipe_with(
 }
 
 /// Checks every claim a base makes about its layers against their bytes
-/// before anything uses them: each layer's diffID (the config's
-/// `rootfs.diff_ids`) and its compression (the descriptor's media type).
-/// The descriptor's digest and size were checked when the blob entered the
-/// store. diffIDs key shared cache entries (the base's symlinks, dpkg
-/// effects, `run` layers) and go into our config, so a base that claimed
-/// another image's diffIDs could otherwise make later builds of other
-/// recipes read entries it poisoned.
+/// before anything uses them — each layer's diffID (the config's
+/// `rootfs.diff_ids`) and its compression (the descriptor's media type) —
+/// and returns the symlinks its layers leave (`LayerOptions::below_links`:
+/// the recipe's layers write through them, so a layer with `/bin/x` on a
+/// merged-`/usr` base puts it in `usr/bin` instead of replacing the `/bin`
+/// link with a directory). The descriptors' digests and sizes were checked
+/// when the blobs entered the store.
 ///
-/// Each layer is decompressed once, ever, per cache: the measurement is
-/// recorded under the blob's (verified) digest. Layers are measured in
-/// parallel, one per core.
-fn verify_base_layers(
+/// diffIDs key shared cache entries (these symlinks, dpkg effects, `run`
+/// layers) and go into our config: a base that claimed another image's
+/// diffIDs could otherwise make later builds of other recipes read entries
+/// it poisoned. So a cache record keyed on claimed diffIDs is used only
+/// once every claim has been verified.
+///
+/// Each layer is decompressed once, ever, per cache: its measurement is
+/// recorded under the blob's verified digest. On a cold cache (or none) the
+/// measurement and the symlinks come from one pass over each layer.
+fn base_facts(
     recipe: &Recipe,
     base: &BaseImage,
     store: &bake_store::BlobStore,
     cache: Option<&cache::Cache>,
     limits: &ReadLimits,
-) -> Result<(), BuildError> {
+) -> Result<BTreeMap<String, String>, BuildError> {
     let rejected = |message: String| BuildError::BaseRejected {
         pos: recipe
             .base_pos
@@ -431,96 +434,83 @@ fn verify_base_layers(
         base: recipe.base.to_string(),
         message,
     };
-    let measure = |i: usize| -> Result<(), BuildError> {
-        let (layer, claimed) = (&base.layers[i], &base.diff_ids[i]);
-        let at = |what: String| format!("layer {} ({}): {what}", i + 1, layer.digest);
-        let declared = bake_layer::LayerCompression::of_media_type(&layer.media_type)
-            .ok_or_else(|| rejected(at(format!("unsupported media type {:?}", layer.media_type))))?;
-        let recorded = cache
-            .and_then(|c| c.measured(&layer.digest))
-            .filter(|(compression, _)| *compression == declared);
-        let diff_id = match recorded {
-            Some((_, diff_id)) => diff_id,
-            None => {
-                let blob = store
-                    .open_verified(&layer.digest)
-                    .map_err(|e| rejected(at(e.to_string())))?;
-                let diff_id = bake_layer::measure_layer(blob, declared, limits)
-                    .map_err(|e| rejected(at(e.to_string())))?;
-                if let Some(cache) = cache {
-                    cache
-                        .record_measured(&layer.digest, declared, &diff_id)
-                        .map_err(BuildError::Cache)?;
-                }
-                diff_id
-            }
-        };
-        if &diff_id != claimed {
-            return Err(rejected(at(format!(
-                "its config claims diffID {claimed}, but its content is {diff_id}"
-            ))));
-        }
-        Ok(())
-    };
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(base.layers.len())
-        .max(1);
-    // Each worker takes the next layer; the first error in layer order wins.
-    let mut errors: Vec<(usize, BuildError)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut errors = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= base.layers.len() {
-                            return errors;
-                        }
-                        if let Err(e) = measure(i) {
-                            errors.push((i, e));
-                        }
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    });
-    errors.sort_by_key(|(i, _)| *i);
-    match errors.into_iter().next() {
-        Some((_, e)) => Err(e),
-        None => Ok(()),
-    }
-}
-
-/// The symlinks the base's layers leave (`LayerOptions::below_links`): the
-/// recipe's layers write through them, so a layer with `/bin/x` on a
-/// merged-`/usr` base puts it in `usr/bin` instead of replacing the `/bin`
-/// link with a directory. Read once per base and remembered in the cache.
-fn base_links(
-    recipe: &Recipe,
-    base: &BaseImage,
-    store: &bake_store::BlobStore,
-    cache: Option<&cache::Cache>,
-    limits: &ReadLimits,
-) -> Result<BTreeMap<String, String>, BuildError> {
-    if let Some(links) = cache.and_then(|c| c.base_links(&base.diff_ids)) {
-        return Ok(links);
+    let at = |i: usize, what: String| format!("layer {} ({}): {what}", i + 1, base.layers[i].digest);
+    let mut declared = Vec::with_capacity(base.layers.len());
+    for (i, layer) in base.layers.iter().enumerate() {
+        declared.push(
+            bake_layer::LayerCompression::of_media_type(&layer.media_type)
+                .ok_or_else(|| rejected(at(i, format!("unsupported media type {:?}", layer.media_type))))?,
+        );
     }
     let blobs: Vec<PathBuf> = base.layers.iter().map(|d| store.path(&d.digest)).collect();
     let blobs: Vec<&Path> = blobs.iter().map(PathBuf::as_path).collect();
-    let links = bake_layer::links_in_layers(&blobs, limits).map_err(|source| BuildError::BaseRejected {
-        pos: recipe
-            .base_pos
-            .as_ref()
-            .map_or_else(|| recipe.path.display().to_string(), |p| p.to_string()),
-        base: recipe.base.to_string(),
-        message: format!("reading the symlinks of its layers: {source}"),
-    })?;
+    let mut measured: Vec<Option<Digest>> = base
+        .layers
+        .iter()
+        .zip(&declared)
+        .map(|(l, d)| {
+            cache
+                .and_then(|c| c.measured(&l.digest))
+                .filter(|(c, _)| c == d)
+                .map(|(_, id)| id)
+        })
+        .collect();
+    let record = |i: usize, diff_id: &Digest| -> Result<(), BuildError> {
+        match cache {
+            Some(c) => c
+                .record_measured(&base.layers[i].digest, declared[i], diff_id)
+                .map_err(BuildError::Cache),
+            None => Ok(()),
+        }
+    };
+    // Looked up now, used only after every claim is verified.
+    let cached_links = cache.and_then(|c| c.base_links(&base.diff_ids));
+    let mut links = None;
+    if measured.iter().any(Option::is_none) {
+        if cached_links.is_some() {
+            // Only the unmeasured layers need reading: in parallel.
+            let todo: Vec<usize> = (0..measured.len()).filter(|&i| measured[i].is_none()).collect();
+            let results = layers::parallel_map(todo.len(), layers::cores(), |k| {
+                let i = todo[k];
+                let blob = store
+                    .open_verified(&base.layers[i].digest)
+                    .map_err(|e| rejected(at(i, e.to_string())))?;
+                bake_layer::measure_layer(blob, declared[i], limits)
+                    .map_err(|e| rejected(at(i, e.to_string())))
+            });
+            for (k, r) in results.into_iter().enumerate() {
+                let diff_id = r?;
+                record(todo[k], &diff_id)?;
+                measured[todo[k]] = Some(diff_id);
+            }
+        } else {
+            // One pass per layer for both (a fresh runner's usual case).
+            let (found, diff_ids) = bake_layer::links_and_diff_ids(&blobs, &declared, limits)
+                .map_err(|e| rejected(format!("reading its layers: {e}")))?;
+            for (i, diff_id) in diff_ids.into_iter().enumerate() {
+                record(i, &diff_id)?;
+                measured[i] = Some(diff_id);
+            }
+            links = Some(found);
+        }
+    }
+    for (i, (diff_id, claimed)) in measured.iter().zip(&base.diff_ids).enumerate() {
+        if diff_id.as_ref() != Some(claimed) {
+            let truth = diff_id
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), |d| d.to_string());
+            return Err(rejected(at(
+                i,
+                format!("its config claims diffID {claimed}, but its content is {truth}"),
+            )));
+        }
+    }
+    // Every claim is verified: the diffIDs are the layers' true identities.
+    let links = match links.or(cached_links) {
+        Some(links) => links,
+        None => bake_layer::links_in_layers(&blobs, limits)
+            .map_err(|e| rejected(format!("reading the symlinks of its layers: {e}")))?,
+    };
     if let Some(cache) = cache {
         cache
             .record_base_links(&base.diff_ids, &links)

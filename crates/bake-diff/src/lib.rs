@@ -102,8 +102,8 @@ use bake_store::StoreError;
 pub use image::Image;
 pub use report::{
     Change, CompressedDifference, CompressionInfo, ConfigDiff, ContentDiff, DiffReport, EntryChange,
-    EntryChangeKind, EntryCounts, EntryInfo, FieldChange, GzipHeader, HistoryChange, ImageSummary, IndexChange,
-    KeyChange, LayerDiff, LayerStatus, ManifestDiff, OrderChange, Whiteout,
+    EntryChangeKind, EntryCounts, EntryInfo, FieldChange, GzipHeader, HistoryChange, ImageSummary,
+    IndexChange, KeyChange, LayerDiff, LayerStatus, ManifestDiff, OrderChange, Whiteout,
 };
 
 /// What can go wrong loading or reading an image to compare; each variant

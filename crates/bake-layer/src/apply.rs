@@ -294,6 +294,45 @@ pub fn links_in_layers(
     layers: &[&Path],
     limits: &ReadLimits,
 ) -> Result<std::collections::BTreeMap<String, String>, LayerError> {
+    Ok(links_and_measure(layers, None, limits)?.0)
+}
+
+/// [`links_in_layers`], and in the same one pass over each layer what
+/// [`measure_layer`](crate::measure_layer) says of it: its diffID, its
+/// bytes checked against the compression `declared[i]` its media type
+/// names. A base's layers are read once for both on a cold cache.
+pub fn links_and_diff_ids(
+    layers: &[&Path],
+    declared: &[crate::LayerCompression],
+    limits: &ReadLimits,
+) -> Result<
+    (
+        std::collections::BTreeMap<String, String>,
+        Vec<bake_digest::Digest>,
+    ),
+    LayerError,
+> {
+    if declared.len() != layers.len() {
+        return Err(LayerError::Measure {
+            source: io::Error::new(io::ErrorKind::InvalidInput, "one declared compression per layer"),
+        });
+    }
+    links_and_measure(layers, Some(declared), limits)
+}
+
+#[allow(clippy::type_complexity)]
+fn links_and_measure(
+    layers: &[&Path],
+    declared: Option<&[crate::LayerCompression]>,
+    limits: &ReadLimits,
+) -> Result<
+    (
+        std::collections::BTreeMap<String, String>,
+        Vec<bake_digest::Digest>,
+    ),
+    LayerError,
+> {
+    let mut diff_ids = Vec::new();
     let mut links: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     let remove_tree = |links: &mut std::collections::BTreeMap<String, String>, path: &str| {
         if path.is_empty() {
@@ -311,7 +350,7 @@ pub fn links_in_layers(
             links.remove(&k);
         }
     };
-    for layer in layers {
+    for (i, layer) in layers.iter().enumerate() {
         let ctx = Ctx {
             layer,
             root: Path::new("/"),
@@ -321,7 +360,9 @@ pub fn links_in_layers(
         // the archive; this layer's own entries are applied after them.
         let mut deletions: Vec<Deletion> = Vec::new();
         let mut entries: Vec<(String, Option<String>, bool)> = Vec::new();
-        ctx.for_each_entry(|name, rel, item| {
+        let mut hasher = bake_digest::Hasher::new();
+        let tap = declared.map(|d| (d[i], &mut hasher));
+        ctx.for_each_entry_tapped(tap, |name, rel, item| {
             let (parent, base) = split(&rel);
             if base == OPAQUE {
                 deletions.push(Deletion::Children(parent.to_owned()));
@@ -367,8 +408,11 @@ pub fn links_in_layers(
                 links.insert(path, target);
             }
         }
+        if declared.is_some() {
+            diff_ids.push(hasher.finish().0);
+        }
     }
-    Ok(links)
+    Ok((links, diff_ids))
 }
 
 enum Deletion {
@@ -453,6 +497,17 @@ impl Ctx<'_> {
     /// layer but PAX global headers.
     fn for_each_entry(
         &self,
+        f: impl FnMut(&str, String, &mut tar::Entry<'_, TarGuard<Box<dyn Read + '_>>>) -> Result<(), LayerError>,
+    ) -> Result<(), LayerError> {
+        self.for_each_entry_tapped(None, f)
+    }
+
+    /// [`Ctx::for_each_entry`]; with `tap`, the layer's bytes must be
+    /// compressed as it says, and every decompressed byte (the whole
+    /// stream: the diffID's input) also goes to its hasher.
+    fn for_each_entry_tapped(
+        &self,
+        tap: Option<(crate::LayerCompression, &mut bake_digest::Hasher)>,
         mut f: impl FnMut(
             &str,
             String,
@@ -460,8 +515,23 @@ impl Ctx<'_> {
         ) -> Result<(), LayerError>,
     ) -> Result<(), LayerError> {
         let file = std::fs::File::open(self.layer).map_err(|e| self.read_err("", e))?;
-        let reader =
-            crate::compress::decompress(io::BufReader::new(file)).map_err(|e| self.read_err("", e))?;
+        let reader: Box<dyn Read + '_> = match tap {
+            None => {
+                crate::compress::decompress(io::BufReader::new(file)).map_err(|e| self.read_err("", e))?
+            }
+            Some((declared, hasher)) => {
+                let (format, whole) = crate::compress::sniff_reader(io::BufReader::new(file))
+                    .map_err(|e| self.read_err("", e))?;
+                crate::identity::check_format(format, declared).map_err(|e| LayerError::Apply {
+                    layer: self.layer.to_owned(),
+                    entry: None,
+                    reason: e.to_string(),
+                })?;
+                let inner =
+                    crate::compress::decompress_format(format, whole).map_err(|e| self.read_err("", e))?;
+                Box::new(Tap { inner, hasher })
+            }
+        };
         let mut archive = tar::Archive::new(TarGuard::new(reader, self.limits));
         let mut last: Option<String> = None;
         for item in archive.entries().map_err(|e| self.read_err("", e))? {
@@ -482,6 +552,20 @@ impl Ctx<'_> {
         // or truncated compressed stream is an error even there.
         io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| self.read_err("", e))?;
         Ok(())
+    }
+}
+
+/// A reader that also hashes what it hands out.
+struct Tap<'h, R> {
+    inner: R,
+    hasher: &'h mut bake_digest::Hasher,
+}
+
+impl<R: Read> Read for Tap<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 

@@ -79,6 +79,16 @@ pub fn measure_layer<R: Read>(
     limits: &ReadLimits,
 ) -> Result<Digest, LayerError> {
     let (format, r) = sniff_reader(r).map_err(|source| LayerError::Measure { source })?;
+    check_format(format, declared)?;
+    let reader = decompress_format(format, r).map_err(|source| LayerError::Measure { source })?;
+    let mut guarded = TarGuard::new(reader, *limits);
+    let mut hasher = HashingWriter::new(io::sink());
+    io::copy(&mut guarded, &mut hasher).map_err(|source| LayerError::Measure { source })?;
+    Ok(hasher.finish().1)
+}
+
+/// Whether bytes that sniff as `format` are what `declared` says.
+pub(crate) fn check_format(format: Format, declared: LayerCompression) -> Result<(), LayerError> {
     let actual = match format {
         Format::Plain => LayerCompression::None,
         Format::Gzip => LayerCompression::Gzip,
@@ -96,11 +106,7 @@ pub fn measure_layer<R: Read>(
             actual: actual.name(),
         });
     }
-    let reader = decompress_format(format, r).map_err(|source| LayerError::Measure { source })?;
-    let mut guarded = TarGuard::new(reader, *limits);
-    let mut hasher = HashingWriter::new(io::sink());
-    io::copy(&mut guarded, &mut hasher).map_err(|source| LayerError::Measure { source })?;
-    Ok(hasher.finish().1)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -211,7 +211,8 @@ use std::path::PathBuf;
 use bake_digest::{Digest, HashingWriter};
 
 pub use apply::{
-    FileEffect, apply_layer, apply_layer_with_limits, file_in_layer, links_in_layers, read_file_from_layers,
+    FileEffect, apply_layer, apply_layer_with_limits, file_in_layer, links_and_diff_ids, links_in_layers,
+    read_file_from_layers,
 };
 pub use compress::{CHUNK as COMPRESSION_CHUNK, decoded_prefix_len};
 pub use context::Context;

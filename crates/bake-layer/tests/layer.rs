@@ -1228,6 +1228,40 @@ fn the_links_below_fold_like_extraction() {
     assert_eq!(got, want);
 }
 
+/// The one-pass reading of a base (links and diffIDs together) agrees with
+/// the two separate readings, trailing padding after the end-of-archive
+/// blocks included, and refuses bytes that are not compressed as declared.
+#[test]
+fn links_and_diff_ids_in_one_pass_agree_with_two() {
+    use bake_layer::LayerCompression;
+    let t = tmp();
+    let one = raw_layer(t.path(), "1.tar", &[("bin", 'l', "usr/bin"), ("usr/", 'd', "")]);
+    // 4 KiB of zeros past the end-of-archive blocks, as many tools pad.
+    let mut padded = fs::read(&one).unwrap();
+    padded.extend_from_slice(&[0u8; 4096]);
+    fs::write(&one, &padded).unwrap();
+    let two_tar = raw_layer(t.path(), "2.tar", &[("lib", 'l', "usr/lib")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&fs::read(&two_tar).unwrap()).unwrap();
+    let two = t.path().join("2.tar.gz");
+    fs::write(&two, gz.finish().unwrap()).unwrap();
+    let limits = bake_layer::ReadLimits::DEFAULT;
+    let layers = [one.as_path(), two.as_path()];
+    let declared = [LayerCompression::None, LayerCompression::Gzip];
+    let (links, diff_ids) = bake_layer::links_and_diff_ids(&layers, &declared, &limits).unwrap();
+    assert_eq!(links, bake_layer::links_in_layers(&layers, &limits).unwrap());
+    assert_eq!(links.len(), 2);
+    for (i, layer) in layers.iter().enumerate() {
+        let measured =
+            bake_layer::measure_layer(fs::File::open(layer).unwrap(), declared[i], &limits).unwrap();
+        assert_eq!(diff_ids[i], measured, "layer {i}");
+    }
+    assert_eq!(diff_ids[0], Digest::of(&padded));
+    // A gzip layer declared uncompressed is refused, naming both.
+    let err = bake_layer::links_and_diff_ids(&layers, &[LayerCompression::None; 2], &limits).unwrap_err();
+    assert!(err.to_string().contains("gzip"), "{err}");
+}
+
 #[test]
 fn entries_go_through_the_links_below() {
     let t = tmp();
