@@ -20,7 +20,12 @@
 //! `network = true` (then the host's network and, if the image has `/etc`,
 //! the host's `/etc/resolv.conf` bound read-only). The runtime's state,
 //! bundle and log live in the caller's scratch directory; the runtime runs
-//! with an empty environment.
+//! with an empty environment. Before each command, every path the
+//! runtime mounts onto or creates in the root (each mount destination of
+//! the generated spec, the working directory and their parents) is checked
+//! without following links ([`spec::check_root`]): a symlink or an entry of
+//! the wrong kind there is refused, since the runtime, as root on the host,
+//! would create or mount things where it leads.
 //!
 //! Output (stdout and stderr, merged inside the container so lines keep
 //! their order, by lines) goes to the caller's sink
@@ -148,6 +153,20 @@ pub enum RunError {
     },
     #[error("{}: the name is not valid UTF-8, which an image layer cannot hold", .path.display())]
     NotUtf8 { path: PathBuf },
+    /// A path the sandbox mounts onto or creates is a link in the image.
+    #[error("run step: {path} in the image is a symlink (to {target}): {why}")]
+    RootLink {
+        path: String,
+        target: String,
+        why: String,
+    },
+    /// A path the sandbox mounts onto or creates is of the wrong kind.
+    #[error("run step: {path} in the image is not {kind}: {why}")]
+    RootKind {
+        path: String,
+        kind: &'static str,
+        why: String,
+    },
     #[error("cannot make the runtime bundle: {0}")]
     Spec(String),
 }
@@ -247,13 +266,14 @@ impl Sandbox {
         }
         let rootfs = std::path::absolute(rootfs).map_err(RunError::io(rootfs))?;
         let identity = user::resolve(&rootfs, step.user)?;
-        let resolv_conf = self.resolv_conf_for(&rootfs, step.network);
         let mut mounts: Vec<String> = spec::MOUNT_POINTS.iter().map(|m| (*m).to_owned()).collect();
-        if resolv_conf.is_some() {
-            mounts.push(spec::RESOLV_CONF.to_owned());
-        }
         let deadline = Instant::now() + step.timeout;
         for (index, command) in step.commands.iter().enumerate() {
+            // Per command: the one before may have changed the root.
+            let resolv_conf = self.resolv_conf_for(&rootfs, step.network);
+            if resolv_conf.is_some() && !mounts.iter().any(|m| m == spec::RESOLV_CONF) {
+                mounts.push(spec::RESOLV_CONF.to_owned());
+            }
             let bundle = spec::Bundle {
                 rootfs: &rootfs,
                 command,
@@ -264,14 +284,9 @@ impl Sandbox {
                 network: step.network,
                 resolv_conf: resolv_conf.as_deref(),
             };
-            self.run_one(
-                index,
-                command,
-                &spec::spec(&bundle)?,
-                deadline,
-                step.timeout,
-                output,
-            )?;
+            let spec = spec::spec(&bundle)?;
+            spec::check_root(&rootfs, &spec)?;
+            self.run_one(index, command, &spec, deadline, step.timeout, output)?;
         }
         Ok(Exclusions { mounts })
     }
