@@ -166,3 +166,95 @@ fn a_run_step_never_mounts_or_creates_through_a_link_in_the_image() {
         );
     }
 }
+
+const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
+const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
+
+/// A recipe of busybox (from the fetched deb, copied into the area) and a
+/// run step of `commands`.
+fn busybox_recipe(area: &Area, commands: &str) -> String {
+    let busybox = repo().join("recipes/busybox/debs").join(BUSYBOX_DEB);
+    assert!(
+        busybox.is_file(),
+        "{} is missing: run `cargo xtask fetch-debs` (cargo xtask test does)",
+        busybox.display()
+    );
+    fs_err::copy(&busybox, area.ctx().join("busybox.deb")).unwrap();
+    format!(
+        "epoch = 1700000000\n[image]\nname = \"killed\"\n\n\
+         [[layer]]\nname = \"busybox\"\n\
+         [[layer.step]]\ndeb = \"busybox.deb\"\nsha256 = \"{BUSYBOX_SHA}\"\n\
+         [[layer.step]]\nsymlink = \"/bin/sh\"\ntarget = \"busybox\"\n\n\
+         [[layer]]\nname = \"run\"\n[[layer.step]]\nrun = [{commands:?}]\ntimeout = 3000\n"
+    )
+}
+
+/// The pids of processes whose command line holds `token`.
+fn processes_with(token: &str) -> Vec<u32> {
+    fs_err::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(token.len()).any(|w| w == token.as_bytes()))
+        })
+        .collect()
+}
+
+/// Polls `done` every 100 ms for at most `limit`.
+fn wait_for(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    done()
+}
+
+/// `kill -9` of bake while a run step's command runs (its shell waits, so
+/// its command line, with a token in a comment, stays visible): the command does not
+/// outlive bake (the runtime dies with it, and the container with the
+/// runtime), and the next build in the same TMPDIR leaves no scratch
+/// directory of the killed one behind.
+#[test]
+#[ignore = "needs root, runc and fetched debs; run via cargo xtask test"]
+fn a_killed_build_leaves_no_sandbox_running_and_no_scratch_root() {
+    use std::time::Duration;
+    require("runc");
+    let area = Area::new();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let token = format!("bake-killed-{}-{nanos}", std::process::id());
+    let recipe = busybox_recipe(&area, &format!("sleep 600 & wait # {token}"));
+    let mut bake = area
+        .command(&recipe)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = wait_for(Duration::from_secs(60), || !processes_with(&token).is_empty());
+    if !started {
+        let _ = bake.kill();
+        panic!("the command never started");
+    }
+    bake.kill().unwrap();
+    bake.wait().unwrap();
+    let gone = wait_for(Duration::from_secs(20), || processes_with(&token).is_empty());
+    assert!(
+        gone,
+        "still running after bake was killed: {:?}",
+        processes_with(&token)
+    );
+
+    let out = area.build(&busybox_recipe(&area, "true"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        area.tmp_entries().is_empty(),
+        "left behind: {:?}",
+        area.tmp_entries()
+    );
+}
