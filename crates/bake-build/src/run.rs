@@ -26,9 +26,67 @@ pub(crate) const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 /// The largest status file read from below (Debian's full archive is ~20 MB).
 pub(crate) const DPKG_STATUS_LIMIT: u64 = 256 << 20;
 
-/// Where run layers keep their scratch root while the layer is written.
+/// Where run layers keep their scratch root while the layer is written,
+/// with the lock on its [`LOCK`] file, held as long as the directory lives.
 #[derive(Default)]
-pub(crate) struct Scratch(Mutex<Option<tempfile::TempDir>>);
+pub(crate) struct Scratch(Mutex<Option<(tempfile::TempDir, std::fs::File)>>);
+
+/// The name prefix of scratch directories in the temp dir.
+const SCRATCH_PREFIX: &str = "bake-run-";
+/// The file in a scratch directory its build holds locked: a scratch
+/// directory whose lock can be taken belongs to a bake that died.
+const LOCK: &str = "lock";
+
+/// Locks a new scratch directory: the lock is taken on a file of another
+/// name, then renamed to [`LOCK`], so no other build ever sees it unlocked.
+fn lock_scratch(dir: &Path) -> std::io::Result<std::fs::File> {
+    let taking = dir.join("lock-taking");
+    let file = fs_err::File::create(&taking)?.into_parts().0;
+    fs4::FileExt::lock(&file)?;
+    fs_err::rename(&taking, dir.join(LOCK))?;
+    Ok(file)
+}
+
+/// Removes the scratch directories in `tmp_dir` left by builds that died
+/// (`kill -9`, a crash): their lock is free. Their containers are killed
+/// and deleted first. Best effort: what cannot be removed stays. Links
+/// are never followed (only real directories are removed, and
+/// `remove_dir_all` does not follow links inside).
+fn remove_stale_scratch(tmp_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(SCRATCH_PREFIX))
+        {
+            continue;
+        }
+        let dir = e.path();
+        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let lock = dir.join(LOCK);
+        if !std::fs::symlink_metadata(&lock).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(&lock) else {
+            continue;
+        };
+        if fs4::FileExt::try_lock(&file).is_err() {
+            continue;
+        }
+        bake_run::Sandbox {
+            runtime: PathBuf::from("runc"),
+            work: dir.join("sandbox"),
+            resolv_conf: PathBuf::new(),
+        }
+        .kill_all();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
 
 /// Whether the layer's bytes depend on the layers below it.
 pub(crate) fn depends_on_below(layer: &Layer) -> bool {
@@ -106,8 +164,9 @@ fn run_layer(
     // The previous run layer's root is no longer needed: its tar is written.
     let mut slot = env.scratch.0.lock().unwrap_or_else(|p| p.into_inner());
     *slot = None;
+    remove_stale_scratch(&env.options.tmp_dir);
     let scratch = tempfile::Builder::new()
-        .prefix("bake-run-")
+        .prefix(SCRATCH_PREFIX)
         .tempdir_in(&env.options.tmp_dir)
         .map_err(|source| {
             BuildError::Io(std::io::Error::new(
@@ -125,6 +184,7 @@ fn run_layer(
             BuildError::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
         }
     };
+    let lock = lock_scratch(scratch.path()).map_err(io_at(scratch.path()))?;
     fs_err::create_dir(&rootfs).map_err(io_at(&rootfs))?;
     std::fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(io_at(&rootfs))?;
@@ -180,7 +240,7 @@ fn run_layer(
     exclusions.mounts.sort();
     exclusions.mounts.dedup();
     let changes = bake_run::diff(&before, &after, &exclusions);
-    *slot = Some(scratch);
+    *slot = Some((scratch, lock));
     Ok(vec![Source::Changes {
         root: rootfs,
         changes,

@@ -20,13 +20,22 @@
 //! `network = true` (then the host's network and, if the image has `/etc`,
 //! the host's `/etc/resolv.conf` bound read-only). The runtime's state,
 //! bundle and log live in the caller's scratch directory; the runtime runs
-//! with an empty environment.
+//! with an empty environment. Before each command, every path the
+//! runtime mounts onto or creates in the root (each mount destination of
+//! the generated spec, the working directory and their parents) is checked
+//! without following links ([`spec::check_root`]): a symlink or an entry of
+//! the wrong kind there is refused, since the runtime, as root on the host,
+//! would create or mount things where it leads.
 //!
 //! Output (stdout and stderr, merged inside the container so lines keep
 //! their order, by lines) goes to the caller's sink
 //! as it comes; the last [`TAIL_LINES`] lines are kept for the error of a
 //! failing command. The step's `timeout` covers all its commands; when it
-//! passes, the container is killed.
+//! passes, the container is killed. The sandbox dies with bake, even by
+//! `kill -9`: the runtime gets a parent-death signal, and a watchdog shell
+//! in its own process group kills and deletes the container when the pipe
+//! from bake closes without a `done` (the container's init is the first
+//! process of its PID namespace, so its death ends every process in it).
 //!
 //! # The diff
 //!
@@ -148,6 +157,20 @@ pub enum RunError {
     },
     #[error("{}: the name is not valid UTF-8, which an image layer cannot hold", .path.display())]
     NotUtf8 { path: PathBuf },
+    /// A path the sandbox mounts onto or creates is a link in the image.
+    #[error("run step: {path} in the image is a symlink (to {target}): {why}")]
+    RootLink {
+        path: String,
+        target: String,
+        why: String,
+    },
+    /// A path the sandbox mounts onto or creates is of the wrong kind.
+    #[error("run step: {path} in the image is not {kind}: {why}")]
+    RootKind {
+        path: String,
+        kind: &'static str,
+        why: String,
+    },
     #[error("cannot make the runtime bundle: {0}")]
     Spec(String),
 }
@@ -247,13 +270,14 @@ impl Sandbox {
         }
         let rootfs = std::path::absolute(rootfs).map_err(RunError::io(rootfs))?;
         let identity = user::resolve(&rootfs, step.user)?;
-        let resolv_conf = self.resolv_conf_for(&rootfs, step.network);
         let mut mounts: Vec<String> = spec::MOUNT_POINTS.iter().map(|m| (*m).to_owned()).collect();
-        if resolv_conf.is_some() {
-            mounts.push(spec::RESOLV_CONF.to_owned());
-        }
         let deadline = Instant::now() + step.timeout;
         for (index, command) in step.commands.iter().enumerate() {
+            // Per command: the one before may have changed the root.
+            let resolv_conf = self.resolv_conf_for(&rootfs, step.network);
+            if resolv_conf.is_some() && !mounts.iter().any(|m| m == spec::RESOLV_CONF) {
+                mounts.push(spec::RESOLV_CONF.to_owned());
+            }
             let bundle = spec::Bundle {
                 rootfs: &rootfs,
                 command,
@@ -264,14 +288,9 @@ impl Sandbox {
                 network: step.network,
                 resolv_conf: resolv_conf.as_deref(),
             };
-            self.run_one(
-                index,
-                command,
-                &spec::spec(&bundle)?,
-                deadline,
-                step.timeout,
-                output,
-            )?;
+            let spec = spec::spec(&bundle)?;
+            spec::check_root(&rootfs, &spec)?;
+            self.run_one(index, command, &spec, deadline, step.timeout, output)?;
         }
         Ok(Exclusions { mounts })
     }
@@ -317,8 +336,10 @@ impl Sandbox {
         let id = self.container_id(index);
         let runtime_name = self.runtime.display().to_string();
 
-        let mut child = self
-            .runtime()
+        let mut watchdog = self.watchdog(&id)?;
+        let mut runtime = self.runtime();
+        die_with_parent(&mut runtime);
+        let mut child = runtime
             .arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "run", "--bundle"])
@@ -397,6 +418,12 @@ impl Sandbox {
             runtime: runtime_name.clone(),
             source,
         })?;
+        // The container is done: the watchdog need not kill it.
+        if let Some(mut stdin) = watchdog.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(b"done\n");
+        }
+        let _ = watchdog.wait();
         // Normally gone already; a killed or failed run may leave state.
         let _ = self
             .runtime()
@@ -430,12 +457,91 @@ impl Sandbox {
         })
     }
 
+    /// Kills and deletes every container whose state is in this scratch
+    /// directory: for the scratch directory of a bake that died. Best
+    /// effort; the runtime's errors are ignored.
+    pub fn kill_all(&self) {
+        let state = self.work.join("state");
+        let Ok(entries) = std::fs::read_dir(&state) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Some(id) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            for args in [
+                &["kill", id.as_str(), "KILL"][..],
+                &["delete", "--force", id.as_str()],
+            ] {
+                let _ = self
+                    .runtime()
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+
+    /// A process that kills container `id` if bake dies while it runs
+    /// (even by `kill -9`): a shell, in a process group of its own (a
+    /// Ctrl-C of bake's group does not stop it), that reads a line from a
+    /// pipe only this process writes. `done` means the container ended;
+    /// end of file without it means bake is gone, and the shell kills the
+    /// container (a few times, in case the runtime was still creating it;
+    /// its init's death ends its PID namespace) and deletes its state.
+    fn watchdog(&self, id: &str) -> Result<std::process::Child, RunError> {
+        use std::os::unix::process::CommandExt;
+        const SCRIPT: &str = "read line\n[ \"$line\" = done ] && exit 0\n\
+            for i in 1 2 3 4 5; do \"$0\" --root \"$1\" kill \"$2\" KILL; sleep 1; done\n\
+            exec \"$0\" --root \"$1\" delete --force \"$2\"\n";
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(&self.runtime)
+            .arg(self.work.join("state"))
+            .arg(id)
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| RunError::Spawn {
+                runtime: "/bin/sh (the sandbox's watchdog)".to_owned(),
+                source,
+            })
+    }
+
     /// A container id unique to this scratch directory and command (runtime
     /// state and cgroups are per id, and builds may run side by side).
     fn container_id(&self, index: usize) -> String {
         let work = std::path::absolute(&self.work).unwrap_or_else(|_| self.work.clone());
         let digest = bake_digest::Digest::of(work.as_os_str().as_encoded_bytes());
         format!("bake-{}-{index}", &digest.hex()[..16])
+    }
+}
+
+/// Makes the kernel kill the process `c` spawns when this thread's process
+/// dies (`PR_SET_PDEATHSIG`), so a killed bake does not leave the runtime
+/// running; the watchdog ([`Sandbox::watchdog`]) then kills the container.
+#[allow(unsafe_code)]
+fn die_with_parent(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec; it only
+    // calls prctl(2) and getppid(2), which are async-signal-safe, and
+    // allocates nothing.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl took effect.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 

@@ -178,6 +178,130 @@ pub fn spec(b: &Bundle<'_>) -> Result<Spec, RunError> {
     Ok(spec)
 }
 
+/// What the sandbox does at a path of the image.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Mount,
+    BindFile,
+    Cwd,
+}
+
+impl Use {
+    /// For an error about `at`, a component of `path`.
+    fn describe(self, path: &Path, last: bool) -> String {
+        let (what, there) = match self {
+            Use::Mount => ("the sandbox mounts a filesystem", "there"),
+            Use::BindFile => ("the sandbox binds a file", "there"),
+            Use::Cwd => ("the commands start", "in it"),
+        };
+        if last {
+            format!("{what} {there}")
+        } else {
+            let prep = if self == Use::Cwd { "in" } else { "at" };
+            format!("{what} {prep} {}", path.display())
+        }
+    }
+}
+
+/// A link target for an error: escaped, at most 100 characters.
+fn excerpt(target: &Path) -> String {
+    let text = target.to_string_lossy();
+    let cut: String = text.chars().take(100).collect();
+    let more = if cut.len() < text.len() { "…" } else { "" };
+    format!("{cut:?}{more}")
+}
+
+/// Checks, without following any link, every path of the root filesystem
+/// the runtime will mount onto or create before the commands run: each
+/// mount destination of `spec` that is not inside another of its mounts
+/// (`/dev/pts` lives in the `/dev` tmpfs, not in the image), and the
+/// working directory. Component by component from `rootfs`, each existing
+/// one must be a real directory (the last a regular file where a file is
+/// bound); what does not exist is left for the runtime to create, which
+/// stays below the checked directories. A link here would make the runtime,
+/// running as root on the host, create or mount things where it leads.
+pub fn check_root(rootfs: &Path, spec: &Spec) -> Result<(), RunError> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let inside_another = |dest: &Path, upto: usize| {
+        mounts[..upto]
+            .iter()
+            .any(|o| dest != o.destination() && dest.starts_with(o.destination()))
+    };
+    for (i, m) in mounts.iter().enumerate() {
+        let dest = m.destination();
+        if inside_another(dest, i) {
+            continue;
+        }
+        // The runtime binds a file over a file, a directory over a directory.
+        let file = m.typ().as_deref() == Some("bind") && m.source().as_deref().is_some_and(|s| !s.is_dir());
+        check_path(rootfs, dest, if file { Use::BindFile } else { Use::Mount })?;
+    }
+    if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()) {
+        // Below a mount, the directory is made in that filesystem.
+        let outer = mounts.iter().find(|o| cwd.starts_with(o.destination()));
+        match outer {
+            Some(o) => check_path(rootfs, o.destination(), Use::Mount)?,
+            None => check_path(rootfs, cwd, Use::Cwd)?,
+        }
+    }
+    Ok(())
+}
+
+/// [`check_root`] for one image path.
+fn check_path(rootfs: &Path, path: &Path, use_: Use) -> Result<(), RunError> {
+    use std::path::Component;
+    let parts: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(Ok(n)),
+            Component::RootDir | Component::CurDir => None,
+            _ => Some(Err(())),
+        })
+        .collect::<Result<_, ()>>()
+        .map_err(|()| {
+            RunError::Spec(format!(
+                "{}: the path must be absolute without `..`",
+                path.display()
+            ))
+        })?;
+    let mut host = rootfs.to_path_buf();
+    let mut image = String::new();
+    for (n, part) in parts.iter().enumerate() {
+        host.push(part);
+        image.push('/');
+        image.push_str(&part.to_string_lossy());
+        let last = n + 1 == parts.len();
+        let m = match std::fs::symlink_metadata(&host) {
+            Ok(m) => m,
+            // The runtime creates it and what follows, below real directories.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(RunError::io(&host)(e)),
+        };
+        let why = use_.describe(path, last);
+        if m.file_type().is_symlink() {
+            let to = std::fs::read_link(&host).map_err(RunError::io(&host))?;
+            return Err(RunError::RootLink {
+                path: image,
+                target: excerpt(&to),
+                why,
+            });
+        }
+        let want_file = use_ == Use::BindFile && last;
+        if want_file && !m.is_file() || !want_file && !m.is_dir() {
+            return Err(RunError::RootKind {
+                path: image,
+                kind: if want_file {
+                    "a regular file"
+                } else {
+                    "a directory"
+                },
+                why,
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -264,5 +388,114 @@ mod tests {
         for d in ["/proc", "/dev", "/sys", "/tmp", "/etc/resolv.conf"] {
             assert!(dests.contains(&d), "{d} in {dests:?}");
         }
+    }
+
+    fn spec_in(root: &Path, workdir: &str, resolv: Option<&Path>) -> Spec {
+        let identity = Identity {
+            uid: 0,
+            gid: 0,
+            home: "/root".into(),
+        };
+        spec(&Bundle {
+            rootfs: root,
+            command: "true",
+            identity: &identity,
+            env: &BTreeMap::new(),
+            workdir,
+            epoch: 0,
+            network: resolv.is_some(),
+            resolv_conf: resolv,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn links_where_the_sandbox_mounts_or_starts_are_refused() {
+        use std::os::unix::fs::symlink;
+        let host = tempfile::tempdir().unwrap();
+        let resolv = host.path().join("resolv.conf");
+        fs_err::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+        let fresh = || {
+            let t = tempfile::tempdir().unwrap();
+            fs_err::create_dir(t.path().join("etc")).unwrap();
+            t
+        };
+        // Nothing there yet, or real directories: fine; /dev/pts is in the
+        // /dev tmpfs, the image's own does not matter.
+        let t = fresh();
+        fs_err::create_dir_all(t.path().join("dev")).unwrap();
+        symlink("/", t.path().join("dev/pts")).unwrap();
+        check_root(t.path(), &spec_in(t.path(), "/src/app", Some(&resolv))).unwrap();
+        // The work directory below /tmp is made in its tmpfs.
+        symlink("/", t.path().join("tmp")).unwrap();
+        let e = check_root(t.path(), &spec_in(t.path(), "/tmp/x", None)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run step: /tmp in the image is a symlink (to \"/\"): the sandbox mounts a filesystem there"
+        );
+
+        for (link, target, workdir, want) in [
+            (
+                "dev",
+                "../../..",
+                "/",
+                "run step: /dev in the image is a symlink (to \"../../..\"): the sandbox mounts a filesystem there",
+            ),
+            ("proc", "/host", "/", "run step: /proc in the image is a symlink"),
+            ("sys", "/host", "/", "run step: /sys in the image is a symlink"),
+            (
+                "src",
+                "/host",
+                "/src/app",
+                "run step: /src in the image is a symlink (to \"/host\"): the commands start in /src/app",
+            ),
+            (
+                "app",
+                "/host",
+                "/app",
+                "run step: /app in the image is a symlink (to \"/host\"): the commands start in it",
+            ),
+            (
+                "etc/resolv.conf",
+                "/host/x",
+                "/",
+                "run step: /etc/resolv.conf in the image is a symlink (to \"/host/x\"): the sandbox binds a file there",
+            ),
+        ] {
+            let t = fresh();
+            symlink(target, t.path().join(link)).unwrap();
+            let e = check_root(t.path(), &spec_in(t.path(), workdir, Some(&resolv))).unwrap_err();
+            assert!(e.to_string().starts_with(want), "{link}: {e}");
+        }
+        // /etc itself, with network: the file would be bound below it.
+        let t = tempfile::tempdir().unwrap();
+        symlink("/etc", t.path().join("etc")).unwrap();
+        let e = check_root(t.path(), &spec_in(t.path(), "/", Some(&resolv))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run step: /etc in the image is a symlink (to \"/etc\"): the sandbox binds a file at /etc/resolv.conf"
+        );
+        // Not a directory; not a file; a long target is cut.
+        let t = fresh();
+        fs_err::write(t.path().join("dev"), "").unwrap();
+        fs_err::create_dir(t.path().join("etc/resolv.conf")).unwrap();
+        let e = check_root(t.path(), &spec_in(t.path(), "/", None)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run step: /dev in the image is not a directory: the sandbox mounts a filesystem there"
+        );
+        fs_err::remove_file(t.path().join("dev")).unwrap();
+        let e = check_root(t.path(), &spec_in(t.path(), "/", Some(&resolv))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/etc/resolv.conf in the image is not a regular file"),
+            "{e}"
+        );
+        let t = fresh();
+        symlink(format!("/{}\n", "x".repeat(300)), t.path().join("sys")).unwrap();
+        let e = check_root(t.path(), &spec_in(t.path(), "/", None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 250 && !e.contains('\n') && e.contains("xxx\"…"), "{e}");
     }
 }

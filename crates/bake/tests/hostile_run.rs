@@ -1,0 +1,260 @@
+//! `run` steps over hostile bases and a killed bake: the container runtime
+//! never writes to the host through a link in the image (issue 15.2), and
+//! a `kill -9` of bake does not leave the sandbox running or its scratch
+//! root behind (issue 15.8).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// A build area: `ctx/` (recipe and base), `tmp/` (TMPDIR), `home/`
+/// (HOME), `canary/` (a host directory links in the base point to: must
+/// stay empty).
+struct Area {
+    dir: tempfile::TempDir,
+}
+
+impl Area {
+    fn new() -> Area {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["ctx", "tmp", "home", "canary"] {
+            fs_err::create_dir(dir.path().join(d)).unwrap();
+        }
+        Area { dir }
+    }
+
+    fn ctx(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+
+    fn canary(&self) -> PathBuf {
+        self.dir.path().join("canary")
+    }
+
+    fn command(&self, recipe: &str) -> std::process::Command {
+        fs_err::write(self.ctx().join("bake.toml"), recipe).unwrap();
+        let mut c = bake(&self.ctx());
+        c.env("TMPDIR", self.dir.path().join("tmp"))
+            .env("HOME", self.dir.path().join("home"))
+            .args(["build", "bake.toml", "--layout", "layout"]);
+        c
+    }
+
+    fn build(&self, recipe: &str) -> std::process::Output {
+        self.command(recipe).output().unwrap()
+    }
+
+    fn assert_canary_empty(&self, case: &str) {
+        let left: Vec<_> = fs_err::read_dir(self.canary())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{case}: the runtime wrote to the host: {left:?}");
+    }
+
+    /// The entries of TMPDIR (bake's scratch directories).
+    fn tmp_entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs_err::read_dir(self.dir.path().join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// A layer tar of real directories `dirs` and symlinks (path, target, any
+/// target allowed).
+fn links_tar(dirs: &[&str], links: &[(&str, &str)]) -> Vec<u8> {
+    let header = |kind: tar::EntryType, mode: u32| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    for d in dirs {
+        b.append_data(&mut header(tar::EntryType::Directory, 0o755), d, &[][..])
+            .unwrap();
+    }
+    for (path, target) in links {
+        b.append_link(&mut header(tar::EntryType::Symlink, 0o777), path, target)
+            .unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A one-layer base layout at `dir`, tagged `base`.
+fn base_layout(dir: &Path, layer_bytes: &[u8]) {
+    use bake_image::{Descriptor, media_type};
+    let layout = bake_image::Layout::create_or_open(dir).unwrap();
+    let s = layout.store();
+    let layer = Descriptor::new(
+        media_type::OCI_LAYER_TAR,
+        s.put_bytes(layer_bytes).unwrap(),
+        layer_bytes.len() as u64,
+    );
+    let config = bake_image::canonical_json(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
+    }));
+    s.put_bytes(&config).unwrap();
+    let config = Descriptor::of(media_type::OCI_CONFIG, &config);
+    let m = bake_image::build_manifest(&config, std::slice::from_ref(&layer), &Default::default());
+    s.put_bytes(&m).unwrap();
+    let m = Descriptor::of(media_type::OCI_MANIFEST, &m);
+    layout.set_tags(&m, &["base".into()]).unwrap();
+}
+
+fn run_recipe(extra: &str) -> String {
+    format!(
+        "base = \"oci:base:base\"\n[image]\nname = \"hostile\"\n\n\
+         [[layer]]\n[[layer.step]]\nrun = [\"true\"]\n{extra}"
+    )
+}
+
+/// More `..` than any scratch root is deep: past the host's `/`.
+const UP: &str = "../../../../../../../../../../../../../../../..";
+
+/// Bases whose `/dev`, `/proc`, `/sys`, `/tmp`, the work directory or a
+/// parent of it link to a host directory (by absolute path, or by `..`s
+/// past the root): the build fails naming the path, before the runtime
+/// runs, and nothing appears in the host directory.
+#[test]
+#[ignore = "needs root and runc; run via cargo xtask test"]
+fn a_run_step_never_mounts_or_creates_through_a_link_in_the_image() {
+    require("runc");
+    for (case, link, relative, extra) in [
+        ("/dev absolute", "dev", false, ""),
+        ("/dev relative", "dev", true, ""),
+        ("/proc relative", "proc", true, ""),
+        ("/sys absolute", "sys", false, ""),
+        ("/tmp absolute", "tmp", false, ""),
+        ("workdir", "w", false, "workdir = \"/w\"\n"),
+        ("workdir parent", "w", true, "workdir = \"/w/sub/dir\"\n"),
+    ] {
+        let area = Area::new();
+        let canary = area.canary();
+        let target = if relative {
+            format!("{UP}{}", canary.display())
+        } else {
+            canary.display().to_string()
+        };
+        base_layout(
+            &area.ctx().join("base"),
+            &links_tar(&["etc/"], &[(link, &target)]),
+        );
+        let out = area.build(&run_recipe(extra));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
+        let want = format!("/{link} in the image is a symlink (to {target:?})");
+        assert!(stderr.contains(&want), "{case}: {stderr:?} lacks {want:?}");
+        assert!(!stderr.contains("panicked"), "{case}: {stderr}");
+        area.assert_canary_empty(case);
+        assert!(
+            area.tmp_entries().is_empty(),
+            "{case}: left {:?}",
+            area.tmp_entries()
+        );
+    }
+}
+
+const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
+const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
+
+/// A recipe of busybox (from the fetched deb, copied into the area) and a
+/// run step of `commands`.
+fn busybox_recipe(area: &Area, commands: &str) -> String {
+    let busybox = repo().join("recipes/busybox/debs").join(BUSYBOX_DEB);
+    assert!(
+        busybox.is_file(),
+        "{} is missing: run `cargo xtask fetch-debs` (cargo xtask test does)",
+        busybox.display()
+    );
+    fs_err::copy(&busybox, area.ctx().join("busybox.deb")).unwrap();
+    format!(
+        "epoch = 1700000000\n[image]\nname = \"killed\"\n\n\
+         [[layer]]\nname = \"busybox\"\n\
+         [[layer.step]]\ndeb = \"busybox.deb\"\nsha256 = \"{BUSYBOX_SHA}\"\n\
+         [[layer.step]]\nsymlink = \"/bin/sh\"\ntarget = \"busybox\"\n\n\
+         [[layer]]\nname = \"run\"\n[[layer.step]]\nrun = [{commands:?}]\ntimeout = 3000\n"
+    )
+}
+
+/// The pids of processes whose command line holds `token`.
+fn processes_with(token: &str) -> Vec<u32> {
+    fs_err::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(token.len()).any(|w| w == token.as_bytes()))
+        })
+        .collect()
+}
+
+/// Polls `done` every 100 ms for at most `limit`.
+fn wait_for(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    done()
+}
+
+/// `kill -9` of bake while a run step's command runs (its shell waits, so
+/// its command line, with a token in a comment, stays visible): the command does not
+/// outlive bake (the runtime dies with it, and the container with the
+/// runtime), and the next build in the same TMPDIR leaves no scratch
+/// directory of the killed one behind.
+#[test]
+#[ignore = "needs root, runc and fetched debs; run via cargo xtask test"]
+fn a_killed_build_leaves_no_sandbox_running_and_no_scratch_root() {
+    use std::time::Duration;
+    require("runc");
+    let area = Area::new();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let token = format!("bake-killed-{}-{nanos}", std::process::id());
+    let recipe = busybox_recipe(&area, &format!("sleep 600 & wait # {token}"));
+    let mut bake = area
+        .command(&recipe)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = wait_for(Duration::from_secs(60), || !processes_with(&token).is_empty());
+    if !started {
+        let _ = bake.kill();
+        panic!("the command never started");
+    }
+    bake.kill().unwrap();
+    bake.wait().unwrap();
+    let gone = wait_for(Duration::from_secs(20), || processes_with(&token).is_empty());
+    assert!(
+        gone,
+        "still running after bake was killed: {:?}",
+        processes_with(&token)
+    );
+
+    let out = area.build(&busybox_recipe(&area, "true"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        area.tmp_entries().is_empty(),
+        "left behind: {:?}",
+        area.tmp_entries()
+    );
+}
