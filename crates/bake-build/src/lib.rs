@@ -175,6 +175,13 @@ pub enum BuildError {
         base: String,
         source: bake_image::ImageError,
     },
+    /// A base path in the context that leaves it (or does not exist).
+    #[error("{pos}: base image {base}: {source}")]
+    BasePath {
+        pos: String,
+        base: String,
+        source: bake_layer::LayerError,
+    },
     #[error("{pos}: base image {base}: {message}")]
     BaseRejected {
         pos: String,
@@ -613,10 +620,21 @@ fn load_base(
         .base_pos
         .as_ref()
         .map_or_else(|| recipe.path.display().to_string(), |p| p.to_string());
+    // A base in the context stays in it, as `copy` sources do: a symlink
+    // (or `..`) out of it is refused before anything is opened.
+    let in_context = |base: String, path: &str| {
+        Context::new(&recipe.context)
+            .and_then(|c| c.resolve(path))
+            .map_err(|source| BuildError::BasePath {
+                pos: pos.clone(),
+                base,
+                source,
+            })
+    };
     match &recipe.base {
         BaseRef::Scratch => Ok((None, None)),
         BaseRef::OciLayout { path, tag, digest } => {
-            let dir = recipe.context.join(path);
+            let dir = in_context(format!("oci:{path}"), path)?;
             let which = digest.as_ref().map(|d| d.to_string()).or_else(|| tag.clone());
             bake_image::load_from_layout(&dir, which.as_deref(), platform, store)
                 .map(|b| (Some(b), None))
@@ -627,7 +645,7 @@ fn load_base(
                 })
         }
         BaseRef::DockerArchive { path } => bake_image::load_from_docker_archive_with_limits(
-            &recipe.context.join(path),
+            &in_context(format!("docker-archive:{path}"), path)?,
             platform,
             store,
             &settings.limits,

@@ -91,15 +91,20 @@ pub fn load_from_docker_archive_with_limits(
         path: path.to_path_buf(),
         source,
     };
+    // The `tar` crate's own errors can quote header bytes: never shown.
+    let tar_err = |last: &Option<String>, e: io::Error| tar_error(path, last.as_deref(), e);
 
     // Pass one: the table of contents and manifest.json.
     let mut members: HashMap<String, Member> = HashMap::new();
     let mut manifest_json = None;
     {
         let mut archive = tar::Archive::new(open_maybe_gzip(path, limits)?);
-        for (n, entry) in archive.entries().map_err(io_err)?.enumerate() {
-            let mut entry = entry.map_err(io_err)?;
-            let Some(name) = normalise(&String::from_utf8_lossy(&entry.path_bytes())) else {
+        let mut last = None;
+        for (n, entry) in archive.entries().map_err(|e| tar_err(&None, e))?.enumerate() {
+            let mut entry = entry.map_err(|e| tar_err(&last, e))?;
+            let raw_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            last = Some(raw_name.clone());
+            let Some(name) = normalise(&raw_name) else {
                 continue;
             };
             let kind = entry.header().entry_type();
@@ -170,11 +175,13 @@ pub fn load_from_docker_archive_with_limits(
     let mut stored: BTreeMap<usize, StoredLayer> = BTreeMap::new();
     {
         let mut archive = tar::Archive::new(open_maybe_gzip(path, limits)?);
-        for (n, entry) in archive.entries().map_err(io_err)?.enumerate() {
+        let mut last = None;
+        for (n, entry) in archive.entries().map_err(|e| tar_err(&None, e))?.enumerate() {
+            let mut entry = entry.map_err(|e| tar_err(&last, e))?;
+            last = Some(String::from_utf8_lossy(&entry.path_bytes()).into_owned());
             if n != config_n && !wanted_layers.contains_key(&n) {
                 continue;
             }
-            let mut entry = entry.map_err(io_err)?;
             if n == config_n {
                 config_bytes = Some(read_small(&mut entry, &config_name).map_err(io_err)??);
             }
@@ -232,11 +239,57 @@ pub fn load_from_docker_archive_with_limits(
     })
 }
 
+/// What the `tar` crate's errors say, when it is one of its own messages that
+/// quote nothing of the input.
+const TAR_PLAIN_MESSAGES: &[&str] = &[
+    "archive header checksum mismatch",
+    "failed to read entire block",
+    "size overflow",
+    "unexpected EOF during skip",
+];
+
+/// An error met reading the tar stream of `archive` after the entry `last`.
+/// Errors of the reader below the `tar` crate (the file system, gzip,
+/// [`bake_layer::TarGuard`], whose messages quote names escaped) are kept;
+/// the `tar` crate's own (`ErrorKind::Other`) can quote raw header bytes
+/// (`numeric field was not a number: …`, a whole header's worth of any file
+/// mistaken for a tar), so they are replaced by our wording.
+fn tar_error(archive: &Path, last: Option<&str>, e: io::Error) -> ImageError {
+    if e.kind() != io::ErrorKind::Other || e.raw_os_error().is_some() {
+        return ImageError::ArchiveIo {
+            path: archive.to_path_buf(),
+            source: e,
+        };
+    }
+    let text = e.to_string();
+    let detail = TAR_PLAIN_MESSAGES
+        .iter()
+        .find(|m| text == **m)
+        .map_or(String::new(), |m| format!(" ({m})"));
+    let at = match last {
+        Some(name) => format!("after entry {}", escaped_excerpt(name)),
+        None => "at its start".to_owned(),
+    };
+    ImageError::DockerArchive {
+        path: archive.to_path_buf(),
+        reason: format!("malformed tar header {at}{detail}"),
+    }
+}
+
+/// A name from an archive as errors show it: quoted, control characters
+/// escaped, at most 100 characters.
+fn escaped_excerpt(name: &str) -> String {
+    let short: String = name.chars().take(100).collect();
+    let more = if short.len() < name.len() { "…" } else { "" };
+    format!("{short:?}{more}")
+}
+
 /// Opens `path`, transparently decompressing it if it is gzip, within
 /// bake-layer's [`ReadLimits`](bake_layer::ReadLimits) (PAX and long-name
 /// records, total bytes).
 fn open_maybe_gzip(path: &Path, limits: &bake_layer::ReadLimits) -> Result<Box<dyn Read>, ImageError> {
-    let mut file = fs::File::open(path)?;
+    // A regular file only: a fifo would block, a device never end.
+    let (mut file, _) = bake_store::open_regular(path)?;
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic)?;
     file.rewind()?;
@@ -260,7 +313,7 @@ fn store_layer(
 ) -> Result<StoredLayer, ImageError> {
     let ctx = |e: io::Error| ImageError::DockerArchive {
         path: archive.to_path_buf(),
-        reason: format!("reading layer {name}: {e}"),
+        reason: format!("reading layer {name:?}: {e}"),
     };
     let mut buf = vec![0u8; 256 * 1024];
     let first = read_up_to(r, &mut buf).map_err(ctx)?;

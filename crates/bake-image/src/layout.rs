@@ -15,6 +15,8 @@ use crate::{Descriptor, ImageError, canonical_json};
 const OCI_LAYOUT: &str = "oci-layout";
 const INDEX_JSON: &str = "index.json";
 const LAYOUT_VERSION: &str = "1.0.0";
+/// `oci-layout` files larger than this are refused (it holds one short field).
+const MAX_MARKER_SIZE: u64 = 4096;
 /// JSON documents (index, manifest, config) larger than this are refused.
 pub const MAX_JSON_SIZE: u64 = 32 << 20;
 
@@ -68,22 +70,27 @@ impl Layout {
         if !index.exists() {
             write_atomic(&index, &crate::build_index(&[], &Default::default()))?;
         }
-        Layout::open(dir)
+        let layout = Layout::open(dir)?;
+        layout.store.create_dirs()?;
+        Ok(layout)
     }
 
-    /// Opens an existing layout, checking `oci-layout` and `index.json`.
+    /// Opens an existing layout, checking `oci-layout` and `index.json`
+    /// (regular files, bounded reads) and that `blobs` and `blobs/sha256`,
+    /// if present, are real directories. Creates nothing: a base's layout
+    /// is only read.
     pub fn open(dir: &Path) -> Result<Layout, ImageError> {
         let not_layout = |why: String| ImageError::NotALayout(dir.to_path_buf(), why);
         if !dir.is_dir() {
             return Err(not_layout("no such directory".into()));
         }
         let marker = dir.join(OCI_LAYOUT);
-        let bytes = match fs::read(&marker) {
+        let bytes = match read_regular(&marker, MAX_MARKER_SIZE) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(ImageError::Store(bake_store::StoreError::Io(e))) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(not_layout("it has no oci-layout file".into()));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let v: Value =
             serde_json::from_slice(&bytes).map_err(|e| not_layout(format!("oci-layout is not JSON: {e}")))?;
@@ -96,15 +103,17 @@ impl Layout {
                 )));
             }
         }
-        if !dir.join(INDEX_JSON).is_file() {
-            return Err(not_layout("it has no index.json".into()));
-        }
         let layout = Layout {
             dir: dir.to_path_buf(),
             store: BlobStore::open(dir)?,
         };
-        layout.index()?;
-        Ok(layout)
+        match layout.index() {
+            Err(ImageError::Store(bake_store::StoreError::Io(e))) if e.kind() == io::ErrorKind::NotFound => {
+                Err(not_layout("it has no index.json".into()))
+            }
+            Err(e) => Err(e),
+            Ok(_) => Ok(layout),
+        }
     }
 
     /// The layout's directory.
@@ -123,20 +132,7 @@ impl Layout {
 
     /// The bytes of `index.json`, refused beyond [`MAX_JSON_SIZE`].
     fn read_index_bytes(&self) -> Result<Vec<u8>, ImageError> {
-        let path = self.dir.join(INDEX_JSON);
-        let mut bytes = Vec::new();
-        fs::File::open(&path)?
-            .take(MAX_JSON_SIZE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| io::Error::new(e.kind(), format!("failed to read {}: {e}", path.display())))?;
-        if bytes.len() as u64 > MAX_JSON_SIZE {
-            return Err(ImageError::TooLarge {
-                what: self.index_what(),
-                size: fs::metadata(&path).map_or(bytes.len() as u64, |m| m.len()),
-                limit: MAX_JSON_SIZE,
-            });
-        }
-        Ok(bytes)
+        read_regular(&self.dir.join(INDEX_JSON), MAX_JSON_SIZE)
     }
 
     fn read_index_value(&self) -> Result<Value, ImageError> {
@@ -372,6 +368,25 @@ fn check_tag(t: &str) -> Result<(), ImageError> {
     }
 }
 
+/// The content of `path`, a regular file (not a symlink, fifo or device:
+/// see [`bake_store::open_regular`]) of at most `limit` bytes; the read is
+/// bounded whatever the file claims.
+pub(crate) fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ImageError> {
+    let (file, meta) = bake_store::open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io::Error::new(e.kind(), format!("failed to read {}: {e}", path.display())))?;
+    if bytes.len() as u64 > limit {
+        return Err(ImageError::TooLarge {
+            what: path.display().to_string(),
+            size: meta.len().max(bytes.len() as u64),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory
 /// and a rename, so readers see the old or the new content, never a mix.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
@@ -590,6 +605,74 @@ mod tests {
             "{err}"
         );
         assert!(Layout::open(l.dir()).is_err());
+    }
+
+    /// Opening a layout to read it creates nothing in it, and a `blobs` that
+    /// is a symlink is refused (not followed) for reading and writing.
+    #[test]
+    fn open_creates_nothing_and_refuses_linked_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = dir.path().join("l");
+        std::fs::create_dir(&l).unwrap();
+        std::fs::write(l.join(OCI_LAYOUT), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(l.join(INDEX_JSON), r#"{"schemaVersion":2,"manifests":[]}"#).unwrap();
+        Layout::open(&l).unwrap();
+        assert!(!l.join("blobs").exists());
+        let canary = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(canary.path(), l.join("blobs")).unwrap();
+        for err in [
+            Layout::open(&l).unwrap_err(),
+            Layout::create_or_open(&l).unwrap_err(),
+        ] {
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{} is a symlink, not a directory: bake does not follow it",
+                    l.join("blobs").display()
+                )
+            );
+        }
+        assert_eq!(std::fs::read_dir(canary.path()).unwrap().count(), 0);
+    }
+
+    /// `oci-layout` and `index.json` must be regular files: a fifo is not
+    /// waited on, a link to a device is not followed (nor read forever).
+    #[test]
+    fn marker_and_index_must_be_regular_files() {
+        for (name, kind) in [
+            (OCI_LAYOUT, "fifo"),
+            (OCI_LAYOUT, "zero"),
+            (INDEX_JSON, "fifo"),
+            (INDEX_JSON, "zero"),
+        ] {
+            let (_d, l) = layout();
+            let path = l.dir().join(name);
+            std::fs::remove_file(&path).unwrap();
+            let want = if kind == "fifo" {
+                let st = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+                assert!(st.success());
+                "a fifo"
+            } else {
+                std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+                "a symlink"
+            };
+            let err = Layout::open(l.dir()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{} is {want}, not a regular file", path.display()),
+                "{name} {kind}"
+            );
+        }
+        // A huge oci-layout is refused after a bounded read.
+        let (_d, l) = layout();
+        let f = std::fs::File::create(l.dir().join(OCI_LAYOUT)).unwrap();
+        f.set_len(1 << 30).unwrap();
+        let err = Layout::open(l.dir()).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("oci-layout is 1073741824 bytes, more than the 4096 allowed"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -56,6 +56,89 @@ pub enum StoreError {
     /// followed or read (it could point anywhere, or never end).
     #[error("blob {digest} at {path} is not a regular file")]
     NotAFile { digest: Digest, path: PathBuf },
+    /// A store directory (`blobs`, `blobs/sha256`) that is a symlink or
+    /// not a directory: never followed, written into or deleted from.
+    #[error("{path} is {kind}, not a directory: bake does not follow it")]
+    NotADirectory { path: PathBuf, kind: &'static str },
+    /// A file bake reads from an input (`oci-layout`, `index.json`, a
+    /// docker archive) that is a symlink, fifo, device or directory.
+    #[error("{path} is {kind}, not a regular file")]
+    NotRegularFile { path: PathBuf, kind: &'static str },
+}
+
+/// `open(2)` flags std has no names for (Linux x86_64 and aarch64 values).
+const O_NOFOLLOW: i32 = 0o400000;
+const O_NONBLOCK: i32 = 0o4000;
+/// `errno` for `open(2)` with `O_NOFOLLOW` on a symlink.
+const ELOOP: i32 = 40;
+
+/// What a file type is, for errors: `"a symlink"`, `"a fifo"`, ….
+pub fn kind_of(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        "a symlink"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a fifo"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file, with no race
+/// between check and open: a symlink (as the last component) is not
+/// followed, a fifo does not block the open (`O_NOFOLLOW | O_NONBLOCK`),
+/// and the opened handle itself is checked (`fstat`). Errors name the
+/// path; a missing file keeps [`io::ErrorKind::NotFound`].
+pub fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NOFOLLOW | O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(ELOOP) => {
+            return Err(StoreError::NotRegularFile {
+                path: path.to_path_buf(),
+                kind: "a symlink",
+            });
+        }
+        Err(e) => {
+            return Err(io::Error::new(e.kind(), format!("failed to open {}: {e}", path.display())).into());
+        }
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| io::Error::new(e.kind(), format!("failed to stat {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(StoreError::NotRegularFile {
+            path: path.to_path_buf(),
+            kind: kind_of(meta.file_type()),
+        });
+    }
+    Ok((file, meta))
+}
+
+/// Checks, without following links, that `path` is a directory if it
+/// exists; `Ok(false)` when it does not.
+fn real_dir(path: &Path) -> Result<bool, StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(true),
+        Ok(m) => Err(StoreError::NotADirectory {
+            path: path.to_path_buf(),
+            kind: kind_of(m.file_type()),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io::Error::new(e.kind(), format!("failed to stat {}: {e}", path.display())).into()),
+    }
 }
 
 /// A directory holding `blobs/sha256/<hex>` files.
@@ -66,15 +149,50 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens (creating if needed) the store rooted at `root`; blobs live in
-    /// `root/blobs/sha256/`.
+    /// Opens the store rooted at `root`; blobs live in `root/blobs/sha256/`.
+    /// Creates nothing (reading a base's layout leaves it as it is): the
+    /// directories are made by the first write ([`BlobStore::create_dirs`]).
+    /// Refuses a `blobs` or `blobs/sha256` that is a symlink or not a
+    /// directory: it is never followed, for reading, writing or deleting.
     pub fn open(root: &Path) -> Result<BlobStore, StoreError> {
-        let dir = root.join("blobs").join("sha256");
-        fs::create_dir_all(&dir)?;
+        let blobs = root.join("blobs");
+        let dir = blobs.join("sha256");
+        if real_dir(&blobs)? {
+            real_dir(&dir)?;
+        }
         Ok(BlobStore {
             root: root.to_path_buf(),
             dir,
         })
+    }
+
+    /// Makes `root/blobs/sha256/` if needed (and `root`), refusing a
+    /// `blobs` or `blobs/sha256` that is a symlink or not a directory.
+    /// Every write calls it.
+    pub fn create_dirs(&self) -> Result<(), StoreError> {
+        fs::create_dir_all(&self.root)?;
+        let blobs = self.root.join("blobs");
+        for dir in [&blobs, &self.dir] {
+            match std::fs::create_dir(dir) {
+                Ok(()) => {}
+                // Whatever is there (a symlink included: mkdir does not
+                // follow it) must be a real directory.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(
+                        io::Error::new(e.kind(), format!("failed to create {}: {e}", dir.display())).into(),
+                    );
+                }
+            }
+            if !real_dir(dir)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} vanished as it was created", dir.display()),
+                )
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// The directory the store was opened on.
@@ -109,38 +227,27 @@ impl BlobStore {
 
     /// Opens a stored blob, which must be a regular file: a symlink is
     /// not followed, a fifo or device not opened.
-    fn open_file(&self, digest: &Digest) -> Result<fs::File, StoreError> {
+    fn open_file(&self, digest: &Digest) -> Result<std::fs::File, StoreError> {
         let path = self.path(digest);
         let not_a_file = || StoreError::NotAFile {
             digest: digest.clone(),
             path: path.clone(),
         };
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => return Err(not_a_file()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(digest.clone(), path));
+        match open_regular(&path) {
+            Ok((file, _)) => Ok(file),
+            Err(StoreError::NotRegularFile { .. }) => Err(not_a_file()),
+            Err(StoreError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::Missing(digest.clone(), path))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e),
         }
-        let file = match fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(digest.clone(), path));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // Swapped for something else since the check: refuse that too.
-        if !file.metadata()?.is_file() {
-            return Err(not_a_file());
-        }
-        Ok(file)
     }
 
     /// A writer for a new blob. Nothing is visible in the store until
     /// [`BlobWriter::finish`] succeeds; dropping the writer removes the
     /// temporary file.
     pub fn writer(&self) -> Result<BlobWriter, StoreError> {
+        self.create_dirs()?;
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             // Like any file a tool writes: 0666 less the umask (tempfile's
@@ -213,7 +320,7 @@ impl BlobStore {
         match io::copy(&mut r, &mut io::sink()) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                let actual = bake_digest::HashingReader::new(fs::File::open(&path)?);
+                let actual = bake_digest::HashingReader::new(self.open_file(digest)?);
                 let mut actual = actual;
                 io::copy(&mut actual, &mut io::sink())?;
                 Err(StoreError::Corrupt {
@@ -236,6 +343,7 @@ impl BlobStore {
         let dst = self.path(digest);
         // Never hard-link a symlink (or anything but a regular file) in.
         other.size(digest)?;
+        self.create_dirs()?;
         if fs::hard_link(&src, &dst).is_ok() {
             return Ok(());
         }
@@ -312,6 +420,7 @@ mod tests {
     fn store() -> (tempfile::TempDir, BlobStore) {
         let dir = tempfile::tempdir().unwrap();
         let s = BlobStore::open(dir.path()).unwrap();
+        s.create_dirs().unwrap();
         (dir, s)
     }
 
@@ -403,6 +512,99 @@ mod tests {
         let dir = Digest::of(b"dir");
         std::fs::create_dir(s.path(&dir)).unwrap();
         assert!(matches!(s.read_verified(&dir), Err(StoreError::NotAFile { .. })));
+    }
+
+    fn mkfifo(path: &Path) {
+        let st = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+        assert!(st.success());
+    }
+
+    #[test]
+    fn open_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(dir.path()).unwrap();
+        assert!(!s.has(&Digest::of(b"x")));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // The first write makes the directories.
+        s.put_bytes(b"x").unwrap();
+        assert!(dir.path().join("blobs/sha256").is_dir());
+    }
+
+    /// `blobs` or `blobs/sha256` as a symlink (or a file) is refused, for
+    /// reading and writing, and nothing is created where it points.
+    #[test]
+    fn store_directories_that_are_links_are_refused() {
+        for link_at in ["blobs", "blobs/sha256"] {
+            let dir = tempfile::tempdir().unwrap();
+            let canary = tempfile::tempdir().unwrap();
+            let root = dir.path().join("layout");
+            std::fs::create_dir_all(root.join("blobs")).unwrap();
+            let link = root.join(link_at);
+            let _ = std::fs::remove_dir(&link);
+            std::os::unix::fs::symlink(canary.path(), &link).unwrap();
+            let err = BlobStore::open(&root).unwrap_err();
+            assert!(matches!(err, StoreError::NotADirectory { .. }), "{err}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{} is a symlink, not a directory: bake does not follow it",
+                    link.display()
+                )
+            );
+            // A store opened before the swap refuses to write through it.
+            std::fs::remove_file(&link).unwrap();
+            let s = BlobStore::open(&root).unwrap();
+            std::os::unix::fs::symlink(canary.path(), &link).unwrap();
+            let err = s.put_bytes(b"x").unwrap_err();
+            assert!(err.to_string().contains("is a symlink, not a directory"), "{err}");
+            assert_eq!(std::fs::read_dir(canary.path()).unwrap().count(), 0, "{link_at}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("blobs"), b"").unwrap();
+        let err = BlobStore::open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("is a regular file, not a directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn open_regular_refuses_links_fifos_devices_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"ok").unwrap();
+        let (_, meta) = open_regular(&file).unwrap();
+        assert_eq!(meta.len(), 2);
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        let link = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let to_file = dir.path().join("to-file");
+        std::os::unix::fs::symlink(&file, &to_file).unwrap();
+        for (path, kind) in [
+            (fifo, "a fifo"),
+            (link, "a symlink"),
+            (to_file, "a symlink"),
+            (PathBuf::from("/dev/null"), "a device"),
+            (dir.path().to_path_buf(), "a directory"),
+        ] {
+            let err = open_regular(&path).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{} is {kind}, not a regular file", path.display())
+            );
+        }
+        let err = open_regular(&dir.path().join("missing")).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Io(e) if e.kind() == io::ErrorKind::NotFound),
+            "{err}"
+        );
+        assert!(err.to_string().contains("missing"), "{err}");
+        // A blob that is a fifo is refused, not waited on.
+        let (_d, s) = store();
+        let d = Digest::of(b"fifo");
+        mkfifo(&s.path(&d));
+        assert!(matches!(s.read_verified(&d), Err(StoreError::NotAFile { .. })));
     }
 
     #[test]

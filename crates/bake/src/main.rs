@@ -99,7 +99,7 @@ fn error_kind(err: &anyhow::Error) -> &'static str {
             return match e {
                 B::Recipe(_) | B::ReadRecipe { .. } => "recipe",
                 B::Step { .. } | B::Run { .. } => "step",
-                B::Base { .. } | B::BaseRejected { .. } => "base",
+                B::Base { .. } | B::BasePath { .. } | B::BaseRejected { .. } => "base",
                 B::Context { .. } => "context",
                 B::Layout { .. } | B::Store { .. } | B::DockerArchive { .. } => "output",
                 B::Cache(_) => "cache",

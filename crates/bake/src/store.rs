@@ -73,15 +73,40 @@ impl Which {
         }
     }
 
+    /// The store, once its directories are known to be real directories,
+    /// not symlinks: verify never reads and gc never deletes through a link
+    /// (it could point at any host directory).
     fn store(&self) -> Result<BlobStore> {
         let root = self.root();
-        if !root.join("blobs/sha256").is_dir() {
+        // Refuses a `blobs` or `blobs/sha256` that is a symlink.
+        let store = BlobStore::open(root)?;
+        if !real_dir(&root.join("blobs/sha256"))? {
             match self {
                 Which::Layout(_) => bail!("{} is not an OCI image layout (no blobs/sha256)", root.display()),
                 Which::Cache(_) => bail!("{} is not a layer cache (no blobs/sha256)", root.display()),
             }
         }
-        Ok(BlobStore::open(root)?)
+        if let Which::Cache(_) = self {
+            for sub in ["layers", "effects"] {
+                real_dir(&root.join(sub))?;
+            }
+        }
+        Ok(store)
+    }
+}
+
+/// Whether `path` is a directory (not following a link); an error naming it
+/// when it is a symlink or anything else.
+fn real_dir(path: &Path) -> Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(true),
+        Ok(m) => bail!(
+            "{} is {}, not a directory: bake does not follow it",
+            path.display(),
+            bake_store::kind_of(m.file_type())
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot stat {}", path.display())),
     }
 }
 
