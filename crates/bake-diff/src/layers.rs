@@ -290,14 +290,9 @@ pub(crate) fn sniff(head: &[u8]) -> CompressionInfo {
         format: f.to_owned(),
         gzip: None,
     };
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return format("zstd");
-    }
-    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return format("xz");
-    }
-    if !head.starts_with(&[0x1f, 0x8b]) {
-        return format("none");
+    let name = bake_layer::compression_name(head);
+    if name != "gzip" {
+        return format(name);
     }
     let Some(fixed) = head.get(..10) else {
         return format("gzip");
@@ -339,6 +334,8 @@ mod tests {
         assert_eq!(sniff(&[0u8; 512]).format, "none");
         assert_eq!(sniff(&[0x28, 0xb5, 0x2f, 0xfd, 1]).format, "zstd");
         assert_eq!(sniff(b"\xfd7zXZ\x00..").format, "xz");
+        // A skippable frame first (what pzstd writes) is zstd too.
+        assert_eq!(sniff(&[0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]).format, "zstd");
         let mut gz = vec![0x1f, 0x8b, 8, 0x08, 0x10, 0, 0, 0, 2, 3];
         gz.extend_from_slice(b"layer.tar\0rest");
         let info = sniff(&gz);

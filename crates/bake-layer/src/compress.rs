@@ -489,6 +489,20 @@ pub(crate) fn is_zstd_skippable(head: &[u8]) -> bool {
     matches!(head, [0x50..=0x5f, 0x2a, 0x4d, 0x18, ..])
 }
 
+/// The compression the first bytes of a stream say it has, by name:
+/// `gzip`, `zstd` (a skippable frame first included), `xz`, `bzip2` or
+/// `none`. The one place magic bytes are read (bake-diff names formats
+/// with it).
+pub fn compression_name(head: &[u8]) -> &'static str {
+    match sniff(head) {
+        Format::Plain => "none",
+        Format::Gzip => "gzip",
+        Format::Zstd => "zstd",
+        Format::Xz => "xz",
+        Format::Bzip2 => "bzip2",
+    }
+}
+
 fn sniff(head: &[u8]) -> Format {
     if head.starts_with(&[0x1f, 0x8b]) {
         Format::Gzip

@@ -30,6 +30,10 @@ fn main() -> ExitCode {
         // `bake diff` or `bake check` found differences: the report is on stdout.
         Err(err) if err.is::<diff::ImagesDiffer>() => ExitCode::FAILURE,
         Err(err) => {
+            let (err, reported) = match err.downcast::<ReportedInJson>() {
+                Ok(r) => (r.0, true),
+                Err(err) => (err, false),
+            };
             // A closed stdout (e.g. `bake build --json | head -c1`) is not an error.
             if let Some(io) = err.downcast_ref::<std::io::Error>() {
                 if io.kind() == std::io::ErrorKind::BrokenPipe {
@@ -37,13 +41,28 @@ fn main() -> ExitCode {
                 }
             }
             let _ = std::io::stderr().lock().write_all(error_text(&err).as_bytes());
-            if json {
+            if json && !reported {
                 let _ = writeln!(std::io::stdout().lock(), "{}", error_json(&err));
             }
             ExitCode::FAILURE
         }
     }
 }
+
+/// A failure whose command already printed its `--json` report, the
+/// failure included (`bake store verify` finding corrupt blobs): the error
+/// still goes to stderr, but no error object follows the report on stdout,
+/// which stays one JSON document.
+#[derive(Debug)]
+pub(crate) struct ReportedInJson(pub anyhow::Error);
+
+impl std::fmt::Display for ReportedInJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for ReportedInJson {}
 
 /// The error as bake reports it: `error: …`, then each cause that adds
 /// something (ours already embed their cause's text), one per line.

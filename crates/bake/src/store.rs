@@ -234,7 +234,7 @@ fn verify(which: &Which, json_out: bool) -> Result<()> {
     }
     out.flush()?;
     if !ok {
-        bail!(
+        let err = anyhow::anyhow!(
             "{} has {} corrupt, {} missing and {} stray blobs{}",
             which.root().display(),
             corrupt.len(),
@@ -246,6 +246,12 @@ fn verify(which: &Which, json_out: bool) -> Result<()> {
                 ""
             }
         );
+        // With --json the report above already says all this.
+        return Err(if json_out {
+            crate::ReportedInJson(err).into()
+        } else {
+            err
+        });
     }
     Ok(())
 }

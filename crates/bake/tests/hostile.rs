@@ -406,7 +406,26 @@ fn control_characters_from_archives_are_escaped() {
     h[..4].copy_from_slice(b"evil");
     h[148..156].copy_from_slice(b"\x1b[2J\x1b]0;");
     fs_err::write(area.ctx().join("evil.tar"), h).unwrap();
-    let stderr = area.fails("escapes", &unpack_recipe("evil.tar"), &["evil.tar"]);
+    // A malformed number is never quoted: the field is named instead.
+    let stderr = area.fails(
+        "escapes",
+        &unpack_recipe("evil.tar"),
+        &["evil.tar", "cksum field"],
+    );
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    assert!(!stderr.contains("[2J"), "{stderr:?}");
+    // An entry name (quoted in the error) with an escape sequence in it.
+    let area = Area::new();
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..12].copy_from_slice(b"../\x1b[2Jevil!");
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 1024]);
+    fs_err::write(area.ctx().join("evil.tar"), bytes).unwrap();
+    let stderr = area.fails("escaped name", &unpack_recipe("evil.tar"), &["evil.tar", "evil!"]);
     assert!(!stderr.contains('\x1b'), "{stderr:?}");
     assert!(stderr.contains("\\u{1b}"), "{stderr:?}");
 }
