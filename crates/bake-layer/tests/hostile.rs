@@ -527,12 +527,38 @@ fn apply_layer_resolves_lower_symlinks_inside_the_root() {
 /// `run` layer) replaces the link or writes where it leads inside the root.
 #[test]
 fn dpkg_status_through_a_base_link_stays_inside_the_root() {
-    let canary = canary();
-    for (name, lands) in [
-        ("dpkg-status-symlink.tar", "var/lib/dpkg/status"),
-        ("dpkg-dir-symlink.tar", "tmp/bake-hostile-canary/status"),
+    // The corpus's two layers (checked in, pointing at `CANARY_DIR`), made
+    // again to point at a canary of this test's own.
+    let host = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let canary = host.path().join("canary");
+    std::fs::create_dir(&canary).unwrap();
+    let content = b"Package: bake-hostile-canary\nStatus: install ok installed\nVersion: 6.6.6\n";
+    std::fs::write(canary.join("status"), content).unwrap();
+    let c = canary.to_str().unwrap();
+    assert_eq!(
+        std::fs::read(file("dpkg-status-symlink.tar")).unwrap(),
+        corpus::dpkg_status_symlink(corpus::CANARY_DIR)
+    );
+    assert_eq!(
+        std::fs::read(file("dpkg-dir-symlink.tar")).unwrap(),
+        corpus::dpkg_dir_symlink(corpus::CANARY_DIR)
+    );
+    let dir_lands = format!("{}/status", &c[1..]);
+    for (name, bytes, lands) in [
+        (
+            "dpkg-status-symlink.tar",
+            corpus::dpkg_status_symlink(c),
+            "var/lib/dpkg/status",
+        ),
+        (
+            "dpkg-dir-symlink.tar",
+            corpus::dpkg_dir_symlink(c),
+            dir_lands.as_str(),
+        ),
     ] {
-        let layers = [file(name)];
+        let area = Area::new();
+        let layers = [area.dir.path().join(name)];
+        std::fs::write(&layers[0], bytes).unwrap();
         assert_eq!(
             read_file_from_layers(&layers, "/var/lib/dpkg/status", 1 << 20, &ReadLimits::DEFAULT).unwrap(),
             None,
@@ -544,9 +570,9 @@ fn dpkg_status_through_a_base_link_stays_inside_the_root() {
             bake_layer::FileEffect::Removed,
             "{name}"
         );
-        let area = Area::new();
         let root = area.root();
         apply_layer(&layers[0], &root).unwrap();
+        std::fs::remove_file(&layers[0]).unwrap();
         let db = corpus::Tar::default()
             .file("var/lib/dpkg/status", 0o644, b"Package: mine\n")
             .file("var/lib/dpkg/info/mine.list", 0o644, b"/\n")
@@ -559,34 +585,14 @@ fn dpkg_status_through_a_base_link_stays_inside_the_root() {
         let meta = std::fs::symlink_metadata(root.join(lands)).unwrap();
         assert!(meta.is_file(), "{name}: {lands}");
         assert_eq!(std::fs::read(root.join(lands)).unwrap(), b"Package: mine\n");
-        assert_canary(&canary, name);
+        // The canary is as it was, and nothing was added beside it.
+        assert_eq!(std::fs::read(canary.join("status")).unwrap(), content, "{name}");
+        assert_eq!(
+            std::fs::read_dir(&canary).unwrap().count(),
+            1,
+            "{name}: written beside the canary"
+        );
     }
-}
-
-/// Makes the host canary the `dpkg-*-symlink.tar` layers point at (once,
-/// atomically, for test runs side by side) and returns its content.
-fn canary() -> Vec<u8> {
-    let content = b"Package: bake-hostile-canary\nStatus: install ok installed\nVersion: 6.6.6\n".to_vec();
-    let dir = Path::new(corpus::CANARY_DIR);
-    std::fs::create_dir_all(dir).unwrap();
-    if std::fs::read(dir.join("status")).ok().as_ref() != Some(&content) {
-        let tmp = dir.join(format!(".status-{}", std::process::id()));
-        std::fs::write(&tmp, &content).unwrap();
-        std::fs::rename(&tmp, dir.join("status")).unwrap();
-    }
-    content
-}
-
-/// The canary is as it was, and nothing was added beside it.
-fn assert_canary(content: &[u8], case: &str) {
-    let dir = Path::new(corpus::CANARY_DIR);
-    assert_eq!(std::fs::read(dir.join("status")).unwrap(), content, "{case}");
-    let names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !n.starts_with(".status-"))
-        .collect();
-    assert_eq!(names, ["status"], "{case}: written beside the canary");
 }
 
 #[test]

@@ -35,11 +35,18 @@ impl Area {
     /// An area in `parent` (for paths that must not be below `/tmp`).
     fn new_in(parent: &Path) -> Area {
         let dir = tempfile::tempdir_in(parent).unwrap();
-        for d in ["ctx", "tmp", "home", "victim"] {
+        for d in ["canary", "ctx", "tmp", "home", "victim"] {
             fs_err::create_dir(dir.path().join(d)).unwrap();
         }
         fs_err::write(dir.path().join("victim/passwd"), "root:x:0:0\n").unwrap();
+        fs_err::write(dir.path().join("canary/status"), CANARY).unwrap();
         Area { dir }
+    }
+
+    /// This area's host canary: a dpkg `status` for `bake-hostile-canary`
+    /// that hostile bases link their dpkg database to (each test its own).
+    fn canary(&self) -> PathBuf {
+        self.dir.path().join("canary")
     }
 
     fn ctx(&self) -> PathBuf {
@@ -104,7 +111,17 @@ impl Area {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["ctx", "home", "tmp", "victim"], "{case}");
+        assert_eq!(names, ["canary", "ctx", "home", "tmp", "victim"], "{case}");
+        assert_eq!(
+            fs_err::read(self.canary().join("status")).unwrap(),
+            CANARY,
+            "{case}"
+        );
+        assert_eq!(
+            fs_err::read_dir(self.canary()).unwrap().count(),
+            1,
+            "{case}: written beside the canary"
+        );
         assert_eq!(
             fs_err::read_to_string(root.join("victim/passwd")).unwrap(),
             "root:x:0:0\n",
@@ -430,34 +447,8 @@ fn control_characters_from_archives_are_escaped() {
     assert!(stderr.contains("\\u{1b}"), "{stderr:?}");
 }
 
-/// The host directory `dpkg-*-symlink.tar` point into (the corpus's
-/// `CANARY_DIR`).
-const CANARY_DIR: &str = "/tmp/bake-hostile-canary";
+/// The content of each area's host canary (see [`Area::canary`]).
 const CANARY: &[u8] = b"Package: bake-hostile-canary\nStatus: install ok installed\nVersion: 6.6.6\n";
-
-/// Puts the canary `status` in [`CANARY_DIR`] (once, atomically: test runs
-/// side by side share it; bake-layer's hostile tests write the same bytes).
-fn canary() {
-    let dir = Path::new(CANARY_DIR);
-    fs_err::create_dir_all(dir).unwrap();
-    if std::fs::read(dir.join("status")).ok().as_deref() != Some(CANARY) {
-        let tmp = dir.join(format!(".status-{}", std::process::id()));
-        fs_err::write(&tmp, CANARY).unwrap();
-        fs_err::rename(&tmp, dir.join("status")).unwrap();
-    }
-}
-
-/// The canary is as it was and nothing was added beside it.
-fn assert_canary(case: &str) {
-    let dir = Path::new(CANARY_DIR);
-    assert_eq!(fs_err::read(dir.join("status")).unwrap(), CANARY, "{case}");
-    let names: Vec<String> = fs_err::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !n.starts_with(".status-"))
-        .collect();
-    assert_eq!(names, ["status"], "{case}: written beside the canary");
-}
 
 /// A layer tar of symlinks (path, target, any target allowed) below real
 /// directories `dirs`.
@@ -513,7 +504,6 @@ fn image_layers(layout: &Path) -> Vec<PathBuf> {
 /// and without the layer cache.
 #[test]
 fn a_deb_step_over_a_hostile_base_reads_only_the_base() {
-    canary();
     let deb = bake_testkit::fixtures::deb("good", &[("./usr/share/good/README", b"good\n")]);
     let sha = bake_digest::Digest::of(&deb);
     let recipe = format!(
@@ -522,18 +512,30 @@ fn a_deb_step_over_a_hostile_base_reads_only_the_base() {
         sha.hex()
     );
     for no_cache in [false, true] {
-        for case in ["dpkg-status-symlink.tar", "dpkg-dir-symlink.tar", "victim"] {
+        // The shapes of the corpus's `dpkg-*-symlink.tar`, made here to
+        // point at this area's own canary.
+        for case in ["dpkg-status-symlink", "dpkg-dir-symlink", "victim"] {
             let area = Area::new();
             let victim = area.dir.path().join("victim");
+            let canary = area.canary();
+            let canary = canary.to_str().unwrap();
             // (base layer, where the image's status ends up)
             let (layer, status_at) = match case {
-                "dpkg-status-symlink.tar" => (
-                    fs_err::read(hostile(case)).unwrap(),
+                // /var/lib/dpkg/status -> the canary's status, absolute.
+                "dpkg-status-symlink" => (
+                    links_tar(
+                        &["var/", "var/lib/", "var/lib/dpkg/"],
+                        &[("var/lib/dpkg/status", &format!("{canary}/status"))],
+                    ),
                     "/var/lib/dpkg/status".to_owned(),
                 ),
-                "dpkg-dir-symlink.tar" => (
-                    fs_err::read(hostile(case)).unwrap(),
-                    format!("{CANARY_DIR}/status"),
+                // /var/lib/dpkg -> the canary directory by `..`s.
+                "dpkg-dir-symlink" => (
+                    links_tar(
+                        &["var/", "var/lib/"],
+                        &[("var/lib/dpkg", &format!("../../../../../../../../../..{canary}"))],
+                    ),
+                    format!("{canary}/status"),
                 ),
                 // Made here: /var/lib/dpkg -> the victim directory, by
                 // absolute host path.
@@ -552,7 +554,6 @@ fn a_deb_step_over_a_hostile_base_reads_only_the_base() {
             let out = area.build_with(&recipe, extra);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{case}: {stderr}");
-            assert_canary(&case);
             // The area's base is in `ctx/base`: contained, victim untouched.
             area.assert_contained(&case);
             let layers = image_layers(&area.ctx().join("layout"));
@@ -586,7 +587,6 @@ const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0
 #[ignore = "needs root, runc and fetched debs; run via cargo xtask test"]
 fn a_run_step_over_a_hostile_base_stays_in_its_scratch_root() {
     require("runc");
-    canary();
     // Not below /tmp, which is a fresh tmpfs in the sandbox: what the
     // commands write through /etc must reach the scratch root's disk. The
     // target directory may itself be below /tmp (a checkout in /tmp).
@@ -606,7 +606,7 @@ fn a_run_step_over_a_hostile_base_stays_in_its_scratch_root() {
             ("etc", victim.to_str().unwrap()),
             ("up", up),
             ("tmp/x", up),
-            ("var/lib/dpkg", &format!("{up}{CANARY_DIR}")),
+            ("var/lib/dpkg", &format!("{up}{}", area.canary().display())),
         ],
     );
     base_layout(&area.ctx().join("base"), &base);
@@ -623,9 +623,9 @@ fn a_run_step_over_a_hostile_base_stays_in_its_scratch_root() {
         "busybox mkdir -p \"$(busybox readlink /etc)\"",
         &format!("echo pwned > /etc/{ESCAPE}"),
         &format!("echo pwned > /up/{ESCAPE}"),
-        // dpkg's database went where its link leads in the image, below
-        // /tmp, which the sandbox's tmpfs hides; the host's never shows.
-        "(busybox cat /var/lib/dpkg/status || echo no-status-here)",
+        // dpkg's database went where its link leads in the image (the
+        // canary's host path, inside the root); the host's never shows.
+        "busybox cat /var/lib/dpkg/status",
         "(busybox ls /tmp/x/ || echo no-tmp-x)",
     ]
     .join(" && ");
@@ -639,11 +639,10 @@ fn a_run_step_over_a_hostile_base_stays_in_its_scratch_root() {
     let out = area.build(&recipe);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    for said in ["no-host-passwd", "no-status-here", "no-tmp-x"] {
+    for said in ["no-host-passwd", "Package: busybox-static", "no-tmp-x"] {
         assert!(stderr.contains(said), "{said}: {stderr}");
     }
     assert!(!stderr.contains("6.6.6"), "the host canary was read: {stderr}");
-    assert_canary("run");
     area.assert_contained("run");
     assert!(!victim.join(ESCAPE).exists(), "written through /etc");
 
@@ -656,7 +655,7 @@ fn a_run_step_over_a_hostile_base_stays_in_its_scratch_root() {
             .collect()
     };
     let debs = entries(&layers[1]);
-    let status = format!("{}/status", &CANARY_DIR[1..]);
+    let status = format!("{}/status", area.canary().strip_prefix("/").unwrap().display());
     assert!(debs.contains(&status), "{status} missing from {debs:?}");
     assert!(!debs.iter().any(|n| n.starts_with("var/lib/dpkg")), "{debs:?}");
     // What the commands wrote, where the links lead inside the image.

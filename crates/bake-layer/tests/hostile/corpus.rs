@@ -9,10 +9,30 @@ use std::io::Write;
 /// look for it everywhere it could have escaped to.
 pub const ESCAPE: &str = "bake-hostile-escape";
 
-/// The host directory the `dpkg-*-symlink.tar` base layers point into
-/// (absolute, or by enough `..`): a test puts a canary `status` there and
-/// checks that no build reads or writes it.
+/// The host directory the checked-in `dpkg-*-symlink.tar` base layers
+/// point into (absolute, or by enough `..`). No test creates it: tests that
+/// need a host canary make the same layers pointing at a directory of their
+/// own ([`dpkg_status_symlink`], [`dpkg_dir_symlink`]).
 pub const CANARY_DIR: &str = "/tmp/bake-hostile-canary";
+
+/// A base layer whose `var/lib/dpkg/status` links to `canary/status`.
+pub fn dpkg_status_symlink(canary: &str) -> Vec<u8> {
+    Tar::default()
+        .dir("var/")
+        .dir("var/lib/")
+        .dir("var/lib/dpkg/")
+        .symlink("var/lib/dpkg/status", &format!("{canary}/status"))
+        .end()
+}
+
+/// A base layer whose `var/lib/dpkg` leads to `canary` by `..`s.
+pub fn dpkg_dir_symlink(canary: &str) -> Vec<u8> {
+    Tar::default()
+        .dir("var/")
+        .dir("var/lib/")
+        .symlink("var/lib/dpkg", &format!("../../../../../../../../../..{canary}"))
+        .end()
+}
 
 /// A ustar header block with raw `name` and `link` bytes (no validation),
 /// `size` in octal unless it does not fit (then base-256), and a correct
@@ -332,26 +352,8 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     ));
 
     // --- base layers under provisioners (dpkg's database through a link) ---
-    v.push((
-        "dpkg-status-symlink.tar",
-        Tar::default()
-            .dir("var/")
-            .dir("var/lib/")
-            .dir("var/lib/dpkg/")
-            .symlink("var/lib/dpkg/status", &format!("{CANARY_DIR}/status"))
-            .end(),
-    ));
-    v.push((
-        "dpkg-dir-symlink.tar",
-        Tar::default()
-            .dir("var/")
-            .dir("var/lib/")
-            .symlink(
-                "var/lib/dpkg",
-                &format!("../../../../../../../../../..{CANARY_DIR}"),
-            )
-            .end(),
-    ));
+    v.push(("dpkg-status-symlink.tar", dpkg_status_symlink(CANARY_DIR)));
+    v.push(("dpkg-dir-symlink.tar", dpkg_dir_symlink(CANARY_DIR)));
 
     // --- absurd sizes ---
     v.push((
