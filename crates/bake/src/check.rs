@@ -43,6 +43,7 @@ use crate::diff::ImagesDiffer;
 use crate::registry::Options;
 
 /// How one of the builds is run: the environment the check varies.
+#[derive(Clone, Copy)]
 struct Variant {
     /// 1 or 2, for messages.
     number: usize,
@@ -85,6 +86,123 @@ const VARIANTS: [Variant; 2] = [
         subdir: "a deeper/build path",
     },
 ];
+
+/// One condition the check varies between its two builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Condition {
+    Umask,
+    Timezone,
+    Locale,
+    OneCpu,
+    CreationOrder,
+    Modes,
+    Mtimes,
+    Path,
+}
+
+impl Condition {
+    const ALL: [Condition; 8] = [
+        Condition::Umask,
+        Condition::Timezone,
+        Condition::Locale,
+        Condition::OneCpu,
+        Condition::CreationOrder,
+        Condition::Modes,
+        Condition::Mtimes,
+        Condition::Path,
+    ];
+
+    /// Its name in `--json` output.
+    fn key(self) -> &'static str {
+        match self {
+            Condition::Umask => "umask",
+            Condition::Timezone => "TZ",
+            Condition::Locale => "LANG",
+            Condition::OneCpu => "oneCpu",
+            Condition::CreationOrder => "creationOrder",
+            Condition::Modes => "modes",
+            Condition::Mtimes => "mtimes",
+            Condition::Path => "path",
+        }
+    }
+
+    /// What build 2 had of it, in words.
+    fn describe(self, v: &Variant) -> String {
+        match self {
+            Condition::Umask => format!("umask {}", v.umask),
+            Condition::Timezone => format!("TZ={}", v.tz),
+            Condition::Locale => format!("LANG={}", v.lang),
+            Condition::OneCpu => "one CPU".to_owned(),
+            Condition::CreationOrder => "the context's files created in reverse order".to_owned(),
+            Condition::Modes => "group/other permission bits stripped in the context".to_owned(),
+            Condition::Mtimes => "the context's mtimes after the epoch".to_owned(),
+            Condition::Path => format!("the context at another path ({:?} deeper)", v.subdir),
+        }
+    }
+
+    /// `to`, with this condition taken from `from`.
+    fn apply(self, to: &mut Variant, from: &Variant) {
+        match self {
+            Condition::Umask => to.umask = from.umask,
+            Condition::Timezone => to.tz = from.tz,
+            Condition::Locale => to.lang = from.lang,
+            Condition::OneCpu => to.one_cpu = from.one_cpu,
+            Condition::CreationOrder => to.reverse = from.reverse,
+            Condition::Modes => to.strip_modes = from.strip_modes,
+            Condition::Mtimes => to.mtimes_after_epoch = from.mtimes_after_epoch,
+            Condition::Path => to.subdir = from.subdir,
+        }
+    }
+}
+
+/// Which of the varied conditions a difference between the two builds
+/// follows, found by more builds ([`find_variation`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Follows {
+    /// Build 1's conditions with these of build 2's (and no other) gave
+    /// another digest than build 1's: one condition, or the fewest found
+    /// together.
+    Conditions(Vec<Condition>),
+    /// Build 1's own conditions again gave this other digest: the build is
+    /// not deterministic, whatever the conditions.
+    Nothing(Digest),
+}
+
+/// What the difference between build 1 (digest `a`, the conditions of
+/// variant 1) and build 2 (variant 2) follows: `build(conds)` builds with
+/// variant 1's conditions but `conds` taken from variant 2, and gives its
+/// digest. First variant 1 again (a build that differs from itself follows
+/// nothing), then the set of all conditions (which gave another digest) is
+/// halved while a half alone still gives another digest than `a`. "Another
+/// digest", not build 2's: what follows the clock or the mtimes differs
+/// from build to build. At most 1 + 2·3 builds for the 8 conditions.
+fn find_variation(
+    a: &Digest,
+    mut build: impl FnMut(&[Condition]) -> Result<Digest>,
+) -> Result<(Follows, usize)> {
+    let mut builds = 1;
+    let again = build(&[])?;
+    if again != *a {
+        return Ok((Follows::Nothing(again), builds));
+    }
+    let mut set = Condition::ALL.to_vec();
+    while set.len() > 1 {
+        let (x, y) = set.split_at(set.len() / 2);
+        builds += 1;
+        if build(x)? != *a {
+            set = x.to_vec();
+            continue;
+        }
+        builds += 1;
+        if build(y)? != *a {
+            set = y.to_vec();
+            continue;
+        }
+        // Neither half alone: it takes conditions from both.
+        break;
+    }
+    Ok((Follows::Conditions(set), builds))
+}
 
 /// What one build gave, from its `--json` output.
 struct Built {
@@ -189,8 +307,42 @@ pub fn check(args: CheckArgs, opts: Options) -> Result<()> {
     }
     let built = result?;
 
+    let follows = if args.against.is_none() && built[0].digest != built[1].digest && !args.no_bisect {
+        progress(
+            "the builds differ: finding which variation the difference follows (up to 7 more builds; --no-bisect skips this)"
+                .to_owned(),
+        );
+        let mut number = 2;
+        let found = find_variation(&built[0].digest, |conds| {
+            let mut v = VARIANTS[0];
+            for c in conds {
+                c.apply(&mut v, &VARIANTS[1]);
+            }
+            number += 1;
+            v.number = number;
+            let root = tempfile::Builder::new()
+                .prefix("bake-check-")
+                .tempdir()
+                .context("cannot create a temporary directory")?;
+            let built = build_variant(
+                &args,
+                &opts,
+                &v,
+                root.path(),
+                &inputs,
+                Path::new(&recipe_file),
+                epoch,
+                &progress,
+            )?;
+            Ok(built.digest)
+        })?;
+        Some(found)
+    } else {
+        None
+    };
+
     match &args.against {
-        None => compare_builds(&args, &recipe, &context, &built, &kept),
+        None => compare_builds(&args, &recipe, &context, &built, &kept, follows.as_ref()),
         Some(spec) => compare_against(&args, &opts, spec, &recipe, &context, &built[0], &kept),
     }
 }
@@ -295,6 +447,8 @@ fn build_variant(
     }
     let of = if args.against.is_some() {
         String::new()
+    } else if v.number > 2 {
+        " (to find the variation)".to_owned()
     } else {
         " of 2".to_owned()
     };
@@ -428,6 +582,7 @@ fn compare_builds(
     context: &Path,
     built: &[Built],
     kept: &[PathBuf],
+    follows: Option<&(Follows, usize)>,
 ) -> Result<()> {
     let (a, b) = (&built[0], &built[1]);
     if a.digest == b.digest {
@@ -457,7 +612,45 @@ fn compare_builds(
         &blames,
         kept,
         &verdict,
+        follows,
     )
+}
+
+/// The human line saying what the difference follows.
+fn follows_text(follows: &(Follows, usize)) -> String {
+    let (f, builds) = follows;
+    let v2 = &VARIANTS[1];
+    match f {
+        Follows::Nothing(d) => format!(
+            "the difference follows none of the varied conditions: build 1's own conditions, again, gave {d} ({builds} more build): the build is not deterministic (threads, time, randomness)"
+        ),
+        Follows::Conditions(c) if c.len() == 1 => format!(
+            "the difference follows {}: a build with build 1's conditions but that one of build 2's differs from build 1 too ({builds} more builds)",
+            c[0].describe(v2)
+        ),
+        Follows::Conditions(c) => format!(
+            "the difference follows these of build 2's conditions together: {} (a build with build 1's conditions but these differs from build 1 too; neither half of them alone did; {builds} more builds)",
+            c.iter().map(|c| c.describe(v2)).collect::<Vec<_>>().join("; ")
+        ),
+    }
+}
+
+fn follows_json(follows: Option<&(Follows, usize)>) -> Value {
+    match follows {
+        None => Value::Null,
+        Some((Follows::Nothing(d), builds)) => json!({
+            "deterministic": false,
+            "conditions": [],
+            "rebuiltDigest": d.to_string(),
+            "builds": builds,
+        }),
+        Some((Follows::Conditions(c), builds)) => json!({
+            "deterministic": true,
+            "conditions": c.iter().map(|c| c.key()).collect::<Vec<_>>(),
+            "description": c.iter().map(|c| c.describe(&VARIANTS[1])).collect::<Vec<_>>(),
+            "builds": builds,
+        }),
+    }
 }
 
 fn compare_against(
@@ -497,6 +690,7 @@ fn compare_against(
             &[],
             kept,
             &verdict,
+            None,
         );
     }
     let scratch = tempfile::Builder::new()
@@ -557,6 +751,7 @@ fn compare_against(
         &blames,
         kept,
         &verdict,
+        None,
     )
 }
 
@@ -596,6 +791,7 @@ fn verdict_differs(
     blames: &[Blame],
     kept: &[PathBuf],
     verdict: &str,
+    follows: Option<&(Follows, usize)>,
 ) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     if args.json {
@@ -619,6 +815,7 @@ fn verdict_differs(
             "against": against,
             "differences": report,
             "steps": steps,
+            "follows": follows_json(follows),
             "kept": kept.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         });
         writeln!(stdout, "{}", serde_json::to_string_pretty(&v)?)?;
@@ -638,6 +835,9 @@ fn verdict_differs(
                 stdout,
                 "note: `created` differs: the images were built with different epochs (SOURCE_DATE_EPOCH, --source-date-epoch or the recipe's epoch), which also changes every mtime"
             )?;
+        }
+        if let Some(f) = follows {
+            writeln!(stdout, "{}", follows_text(f))?;
         }
         writeln!(stdout, "{verdict}")?;
     }
@@ -1056,7 +1256,9 @@ impl Inputs {
     /// and after now (`max(epoch, now) + 1 + i`), different for each file.
     fn materialise(&self, dst: &Path, v: &Variant, epoch: u64, now: u64) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        let mut order: Vec<(&PathBuf, &Node)> = self.nodes.iter().collect();
+        // Each entry's mtime follows its place in path order, whatever the
+        // creation order: the two conditions vary independently.
+        let mut order: Vec<(usize, (&PathBuf, &Node))> = self.nodes.iter().enumerate().collect();
         if v.reverse {
             order.reverse();
         }
@@ -1073,7 +1275,7 @@ impl Inputs {
         let dir_mode = |m: u32| if v.strip_modes { 0o700 } else { m | 0o700 };
         // Hard-link groups: the first copy of each inode, linked to again.
         let mut linked: BTreeMap<(u64, u64), PathBuf> = BTreeMap::new();
-        for (i, (rel, node)) in order.iter().enumerate() {
+        for &(i, (rel, node)) in &order {
             let to = dst.join(rel);
             if let Some(parent) = to.parent() {
                 fs::create_dir_all(parent)?;
@@ -1111,7 +1313,7 @@ impl Inputs {
         }
         // Directories last, deepest first: making their children changed
         // their mtimes.
-        for (i, (rel, node)) in order.iter().enumerate().rev() {
+        for &(i, (rel, node)) in order.iter().rev() {
             if let Node::Dir { mode } = node {
                 let to = dst.join(rel);
                 set_mtime(&to, mtime(i))?;
@@ -1138,6 +1340,55 @@ fn set_mtime(path: &Path, secs: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `find_variation` against a model of a build: the digest is another
+    /// one each time when the conditions taken from build 2 include all of
+    /// `cause` (as for the clock or mtimes), else `a`; or another digest
+    /// every time, for a build that is not deterministic.
+    #[test]
+    fn find_variation_halves_down_to_the_conditions_a_difference_follows() {
+        use Condition::*;
+        let a = Digest::of(b"a");
+        let model = |cause: &'static [Condition]| {
+            let a = a.clone();
+            let mut tried: Vec<Vec<Condition>> = Vec::new();
+            let found = find_variation(&a, |conds| {
+                tried.push(conds.to_vec());
+                Ok(if cause.iter().all(|c| conds.contains(c)) {
+                    Digest::of(format!("{}", tried.len()).as_bytes())
+                } else {
+                    a.clone()
+                })
+            })
+            .unwrap();
+            (found, tried)
+        };
+        for one in Condition::ALL {
+            let cause: &'static [Condition] = Box::leak(Box::new([one]));
+            let ((found, builds), tried) = model(cause);
+            assert_eq!(found, Follows::Conditions(vec![one]), "{one:?}");
+            assert_eq!(builds, tried.len());
+            assert!((4..=7).contains(&builds), "{one:?}: {builds}");
+            assert_eq!(tried[0], Vec::<Condition>::new(), "build 1's conditions first");
+        }
+        // Two conditions in different halves: the whole set, together.
+        let ((found, builds), _) = model(&[Umask, Path]);
+        assert_eq!(found, Follows::Conditions(Condition::ALL.to_vec()));
+        assert_eq!(builds, 3);
+        // Both in one quarter: that quarter.
+        let ((found, _), _) = model(&[Timezone, Umask]);
+        assert_eq!(found, Follows::Conditions(vec![Umask, Timezone]));
+        // Build 1 again gives another digest: nothing is followed.
+        let mut n = 0u8;
+        let (found, builds) = find_variation(&a, |_| {
+            n += 1;
+            Ok(Digest::of(&[n]))
+        })
+        .unwrap();
+        assert_eq!((found, builds), (Follows::Nothing(Digest::of(&[1])), 1));
+        // A build that fails is the check's error.
+        assert!(find_variation(&a, |_| Err(anyhow!("no space left"))).is_err());
+    }
 
     fn steps(toml: &str) -> Vec<Step> {
         let recipe = bake_recipe::parse(Path::new("bake.toml"), toml, &Default::default()).unwrap();

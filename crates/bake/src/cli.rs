@@ -485,6 +485,16 @@ pub struct CheckArgs {
     #[arg(long)]
     pub keep: bool,
 
+    /// When the two builds differ, do not look for the variation the
+    /// difference follows. By default up to 7 more builds (cold, like the
+    /// first two) each take some of build 2's conditions (umask, TZ, LANG,
+    /// one CPU, creation order, modes, mtimes, path) and the rest of build
+    /// 1's, halving the set until one condition, or the fewest found
+    /// together, gives build 2's digest; a rebuild with build 1's own
+    /// conditions first tells a build that is not deterministic at all.
+    #[arg(long)]
+    pub no_bisect: bool,
+
     /// Print one JSON object on stdout: reproducible, digests, against,
     /// differences (bake diff's report), steps.
     #[arg(long)]

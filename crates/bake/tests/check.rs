@@ -101,6 +101,16 @@ fn an_unclamped_copied_mtime_fails_naming_the_cause_and_the_step() {
         last.starts_with("not reproducible: build 1 gave sha256:"),
         "{out}"
     );
+    // The variation the difference follows, found by more builds.
+    assert!(
+        out.contains("the difference follows the context's mtimes after the epoch: a build with build 1's conditions but that one of build 2's differs from build 1 too (6 more builds)\n"),
+        "{out}"
+    );
+    assert!(
+        err.contains("finding which variation the difference follows"),
+        "{err}"
+    );
+    assert!(err.contains("build 8 (to find the variation)"), "{err}");
     // Not an error: nothing but progress on stderr.
     assert!(!err.contains("error:"), "{err}");
     assert_empty(&d.join("t"));
@@ -123,6 +133,19 @@ fn an_unclamped_copied_mtime_fails_naming_the_cause_and_the_step() {
     assert_eq!(steps[0]["step"], "bake.toml:10:1");
     assert_eq!(steps[0]["kind"], "copy");
     assert_eq!(steps[0]["cause"], serde_json::json!(["mtime"]));
+    assert_eq!(v["follows"]["deterministic"], true);
+    assert_eq!(v["follows"]["conditions"], serde_json::json!(["mtimes"]));
+    assert_eq!(v["follows"]["builds"], 6);
+    assert_empty(&d.join("t"));
+
+    // --no-bisect: two builds only, nothing said of a variation.
+    let (code, out, err) = check(d, &d.join("t"), &["bake.toml", "--no-bisect"]);
+    assert_eq!(code, 1);
+    assert!(!out.contains("the difference follows"), "{out}");
+    assert!(!err.contains("build 3"), "{err}");
+    let (_, out, _) = check(d, &d.join("t"), &["bake.toml", "--json", "-q", "--no-bisect"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["follows"], Value::Null);
 }
 
 /// Clamping to the epoch hides newer host mtimes, not older ones: a
@@ -422,6 +445,11 @@ fn a_run_step_writing_the_time_fails_naming_the_run_step() {
         "{out}"
     );
     assert!(out.contains("layer 1 (bake layer busybox): identical"), "{out}");
+    // The time differs whatever the conditions: build 1's again differs.
+    assert!(
+        out.contains("the difference follows none of the varied conditions: build 1's own conditions, again, gave sha256:"),
+        "{out}"
+    );
     assert_empty(&d.join("t"));
 }
 
