@@ -43,10 +43,12 @@ impl<'a> Layer<'a> {
                 continue;
             }
             let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel.as_str()));
-            if name.starts_with(WHITEOUT_PREFIX) {
+            // In any component: `a/.wh.b/c` would be a directory `.wh.b`
+            // in the layer, which unpackers read as deleting `a/b`.
+            if rel.split('/').any(|c| c.starts_with(WHITEOUT_PREFIX)) {
                 return Err(bad(
                     &rel,
-                    "names starting with `.wh.` cannot be stored in an OCI layer (they mean deletions)",
+                    "names with a component starting with `.wh.` cannot be stored in an OCI layer (they mean deletions)",
                 ));
             }
             self.add_root_dirs(index, root, parent)?;

@@ -211,6 +211,16 @@ impl<'a> Layer<'a> {
     /// replaces a whole subtree. Fails when an ancestor is a non-directory.
     pub(crate) fn insert(&mut self, index: usize, path: String, entry: Entry<'a>) -> Result<(), LayerError> {
         let path = self.below(index, path, matches!(entry.kind, Kind::Dir))?;
+        // Names were checked for `.wh.` components before; a symlink of the
+        // layers below (`x -> .wh.y`) must not make one either. (A `Changes`
+        // source, which writes its own whiteouts, follows no links.)
+        if self.follow && path.split('/').any(|c| c.starts_with(WHITEOUT)) {
+            return Err(LayerError::BadImagePath {
+                index,
+                path: format!("/{path}"),
+                reason: "a symlink of the layers below leads it to a name starting with `.wh.`, which means a deletion in an OCI layer",
+            });
+        }
         if path.is_empty() {
             return match entry.kind {
                 // The root directory is never an entry of a layer.

@@ -1005,4 +1005,33 @@ fn copies_and_recipe_paths_cannot_make_whiteouts() {
             .to_string();
         assert!(err.contains("means a deletion"), "{path}: {err}");
     }
+    // A run step's change below a `.wh.` directory it made.
+    let root = area.dir.path().join("changed");
+    std::fs::create_dir_all(root.join("a/.wh.b")).unwrap();
+    std::fs::write(root.join("a/.wh.b/c"), "x").unwrap();
+    let changes = [Source::Changes {
+        root: root.clone(),
+        changes: vec![bake_layer::Change::Put("/a/.wh.b/c".into())],
+    }];
+    let err = write_layer(&changes, &opts(&area), Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a/.wh.b/c") && err.contains("mean deletions"),
+        "{err}"
+    );
+    // A symlink of the layers below leading to a `.wh.` name.
+    let mut below = opts(&area);
+    below.below_links = [("srv/x".to_owned(), ".wh.y".to_owned())].into_iter().collect();
+    let through = [Source::Inline {
+        path: "/srv/x/file".into(),
+        content: b"x".to_vec(),
+        mode: 0o644,
+        owner: Default::default(),
+    }];
+    let err = write_layer(&through, &below, Vec::new()).unwrap_err().to_string();
+    assert!(
+        err.contains("/srv/.wh.y/file") && err.contains("means a deletion"),
+        "{err}"
+    );
 }

@@ -613,7 +613,7 @@ fn changes_refuse_what_a_layer_cannot_hold() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "sources[0]: /.wh.sneaky: names starting with `.wh.` cannot be stored in an OCI layer (they mean deletions)"
+        "sources[0]: /.wh.sneaky: names with a component starting with `.wh.` cannot be stored in an OCI layer (they mean deletions)"
     );
     if std::process::Command::new("mkfifo")
         .arg(root.join("pipe"))
