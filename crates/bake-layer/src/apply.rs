@@ -616,13 +616,16 @@ pub(crate) fn resolve_dir(root: &Path, rel: &str, create: bool) -> io::Result<Op
             Ok(m) if m.file_type().is_symlink() => {
                 hops += 1;
                 if hops > MAX_HOPS {
-                    return Err(io::Error::other(format!("too many levels of symlinks at /{rel}")));
+                    return Err(io::Error::other(format!(
+                        "too many levels of symlinks at /{}",
+                        crate::error::esc(rel)
+                    )));
                 }
                 let target = std::fs::read_link(&host)?;
                 let Some(target) = target.to_str() else {
                     return Err(io::Error::other(format!(
                         "the symlink {} has a target that is not UTF-8",
-                        host.display()
+                        crate::error::esc(host.display())
                     )));
                 };
                 if target.starts_with('/') {
@@ -635,7 +638,7 @@ pub(crate) fn resolve_dir(root: &Path, rel: &str, create: bool) -> io::Result<Op
             Ok(_) => {
                 return Err(io::Error::other(format!(
                     "/{} is not a directory",
-                    done.iter().chain([&c]).cloned().collect::<Vec<_>>().join("/")
+                    crate::error::esc(done.iter().chain([&c]).cloned().collect::<Vec<_>>().join("/"))
                 )));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound && create => {

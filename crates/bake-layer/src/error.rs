@@ -44,10 +44,11 @@ pub enum LayerError {
         source: io::Error,
     },
     /// A file's size differs between the walk and the moment it was written.
-    #[error("sources[{index}]: {path} changed while the layer was being written")]
+    #[error("sources[{index}]: {} changed while the layer was being written", esc(path.display()))]
     Changed { index: usize, path: PathBuf },
     #[error(
-        "sources[{index}]: {path} is a {kind}: only regular files, directories and symlinks can be copied"
+        "sources[{index}]: {} is a {kind}: only regular files, directories and symlinks can be copied",
+        esc(path.display())
     )]
     UnsupportedFile {
         index: usize,
@@ -55,7 +56,7 @@ pub enum LayerError {
         kind: &'static str,
     },
     /// A host file name or symlink target that is not UTF-8.
-    #[error("sources[{index}]: {path}: {what} is not valid UTF-8")]
+    #[error("sources[{index}]: {}: {what} is not valid UTF-8", esc(path.display()))]
     NotUtf8 {
         index: usize,
         path: PathBuf,
@@ -69,7 +70,11 @@ pub enum LayerError {
         reason: &'static str,
     },
     /// An entry would be created below a file or symlink of the same layer.
-    #[error("sources[{index}]: cannot create /{path}: /{parent} is a {kind} in this layer, not a directory")]
+    #[error(
+        "sources[{index}]: cannot create /{}: /{} is a {kind} in this layer, not a directory",
+        esc(path),
+        esc(parent)
+    )]
     NotADirectory {
         index: usize,
         path: String,
@@ -78,7 +83,7 @@ pub enum LayerError {
     },
     /// An entry's path goes through the symlinks of the layers below in a
     /// way that cannot be resolved (a loop).
-    #[error("sources[{index}]: cannot place /{path}: {reason}")]
+    #[error("sources[{index}]: cannot place /{}: {}", esc(path), esc(reason))]
     BelowLink {
         index: usize,
         path: String,
@@ -92,7 +97,7 @@ pub enum LayerError {
         source: globset::Error,
     },
     /// The archive of an `Unpack` source is corrupt or cannot be read.
-    #[error("sources[{index}]: cannot read archive {archive}{}: {source}", at_entry(.entry))]
+    #[error("sources[{index}]: cannot read archive {}{}: {source}", esc(archive.display()), at_entry(.entry))]
     Archive {
         index: usize,
         archive: PathBuf,
@@ -101,7 +106,7 @@ pub enum LayerError {
         source: io::Error,
     },
     /// An archive entry that is refused (escaping path, device node, …).
-    #[error("sources[{index}]: archive {archive}: entry {entry:?}: {reason}")]
+    #[error("sources[{index}]: archive {}: entry {entry:?}: {}", esc(archive.display()), esc(reason))]
     ArchiveEntry {
         index: usize,
         archive: PathBuf,
@@ -184,6 +189,25 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+}
+
+/// `text` with control characters (newlines too) escaped, for errors that
+/// show names from archives or file systems: a crafted name must not fake
+/// log lines or drive a terminal.
+pub(crate) fn esc(text: impl std::fmt::Display) -> String {
+    let text = text.to_string();
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn at_entry(entry: &Option<String>) -> String {

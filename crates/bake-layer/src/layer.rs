@@ -637,7 +637,11 @@ impl<'a> Layer<'a> {
                     path, parent, kind, ..
                 } => refuse(
                     &name,
-                    format!("cannot create /{path}: /{parent} is a {kind} in this layer, not a directory"),
+                    format!(
+                        "cannot create /{}: /{} is a {kind} in this layer, not a directory",
+                        crate::error::esc(&path),
+                        crate::error::esc(&parent)
+                    ),
                 ),
                 other => other,
             })?;

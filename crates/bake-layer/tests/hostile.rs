@@ -882,6 +882,47 @@ fn errors_never_echo_header_bytes_or_raw_control_characters() {
         !err.contains('\n') && !err.contains('\r') && !err.contains('\x1b'),
         "{err:?}"
     );
+    // The same name in every other shape of error: a file where a
+    // directory is needed, `..` out of the root, a link out, a device, a
+    // name twice as file and directory; unpacked, and applied to a root.
+    let shapes = [
+        corpus::Tar::default()
+            .file(name, 0o644, b"x")
+            .file(&format!("{name}/z"), 0o644, b"x")
+            .end(),
+        corpus::Tar::default()
+            .file(&format!("../{name}"), 0o644, b"x")
+            .end(),
+        corpus::Tar::default().hardlink(name, &format!("/{name}")).end(),
+        corpus::Tar::default()
+            .symlink(name, "/")
+            .file(&format!("{name}/z"), 0o644, b"x")
+            .end(),
+        corpus::Tar::default()
+            .raw(&corpus::header(name.as_bytes(), b'3', 0o644, 0, b""))
+            .end(),
+        corpus::Tar::default()
+            .file(&format!("{name}/x.wh.x/.wh.y"), 0o644, b"")
+            .end(),
+    ];
+    for (i, tar) in shapes.iter().enumerate() {
+        let area = Area::new();
+        let mut texts = Vec::new();
+        if let Err(e) = unpack_bytes(&area, tar, &ReadLimits::DEFAULT) {
+            texts.push(("unpack", e.to_string()));
+        }
+        let layer = area.dir.path().join("layer.tar");
+        std::fs::write(&layer, tar).unwrap();
+        if let Err(e) = apply_layer(&layer, &area.root()) {
+            texts.push(("apply", e.to_string()));
+        }
+        for (how, text) in texts {
+            assert!(
+                !text.contains('\n') && !text.contains('\r') && !text.contains('\x1b'),
+                "shape {i}, {how}: {text:?}"
+            );
+        }
+    }
     // A numeric field holding someone's secret: named, never quoted.
     let mut h = corpus::header(b"f", b'0', 0o644, 1, b"");
     h[108..116].copy_from_slice(b"TOKEN42\0");
