@@ -88,8 +88,7 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
         }
         let kind = item.header().entry_type();
         let mode = item.header().mode().map_err(|e| ctx.read_err(name, e))? & 0o7777;
-        let uid = item.header().uid().map_err(|e| ctx.read_err(name, e))?;
-        let gid = item.header().gid().map_err(|e| ctx.read_err(name, e))?;
+        let (uid, gid) = crate::layer::entry_owner(item).map_err(|e| ctx.read_err(name, e))?;
         let mtime = crate::layer::entry_mtime(item).map_err(|e| ctx.read_err(name, e))?;
         if rel.is_empty() {
             return match kind {

@@ -539,8 +539,7 @@ impl<'a> Layer<'a> {
                 names.push(path.clone());
             }
             let mode = header.mode().map_err(archive_err(Some(&name)))? & 0o7777;
-            let uid = header.uid().map_err(archive_err(Some(&name)))?;
-            let gid = header.gid().map_err(archive_err(Some(&name)))?;
+            let (uid, gid) = entry_owner(&mut item).map_err(archive_err(Some(&name)))?;
             // Owners are 32-bit everywhere a layer is unpacked (GNU tar
             // refuses an archive with more).
             for (what, id) in [("uid", uid), ("gid", gid)] {
@@ -811,6 +810,31 @@ pub(crate) fn globs(index: usize, patterns: &[String]) -> Result<GlobSet, LayerE
         pattern: patterns.join(", "),
         source,
     })
+}
+
+/// The entry's owner: the PAX `uid` and `gid` records if present (what
+/// `tar --format=pax` writes for ids beyond the header's 7 octal digits),
+/// else the header fields. Range is the caller's to check.
+pub(crate) fn entry_owner<R: Read>(item: &mut tar::Entry<'_, R>) -> io::Result<(u64, u64)> {
+    let (mut uid, mut gid) = (item.header().uid()?, item.header().gid()?);
+    if let Some(exts) = item.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            let slot = match ext.key_bytes() {
+                b"uid" => &mut uid,
+                b"gid" => &mut gid,
+                _ => continue,
+            };
+            let v = std::str::from_utf8(ext.value_bytes()).unwrap_or("");
+            *slot = v.parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "invalid PAX uid or gid record (not a decimal number)",
+                )
+            })?;
+        }
+    }
+    Ok((uid, gid))
 }
 
 /// The entry's mtime: the PAX `mtime` record's whole seconds if present

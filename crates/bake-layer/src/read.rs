@@ -120,8 +120,7 @@ pub fn read_layer_entries_with_limits<R: Read>(
         };
         let at = Some(path.as_str());
         let mode = header.mode().map_err(read_err(at))? & 0o7777;
-        let uid = header.uid().map_err(read_err(at))?;
-        let gid = header.gid().map_err(read_err(at))?;
+        let (uid, gid) = crate::layer::entry_owner(&mut item).map_err(read_err(at))?;
         let mtime = crate::layer::entry_mtime(&mut item).map_err(read_err(at))?;
         let link_target = item
             .link_name_bytes()

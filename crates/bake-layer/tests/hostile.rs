@@ -828,6 +828,38 @@ fn owners_beyond_32_bits_are_refused() {
         );
         check(what, "deb", deb_bytes(&area, &tar, &ReadLimits::DEFAULT), want);
     }
+    // PAX `uid`/`gid` records (what `tar --format=pax` writes for ids past
+    // 7 octal digits) are the owner: in range they are kept, beyond 32 bits
+    // refused, not silently replaced by the header's field.
+    let pax = |uid: &str| {
+        corpus::Tar::default()
+            .pax(&[("uid", uid), ("gid", "3000001")])
+            .file("owned", 0o644, b"x")
+            .end()
+    };
+    let area = Area::new();
+    let layer = unpack_bytes(&area, &pax("3000000"), &ReadLimits::DEFAULT).unwrap();
+    let e = read_layer_entries(&layer[..]).unwrap();
+    let owned = e.iter().find(|e| e.path == "x/owned").unwrap();
+    assert_eq!((owned.uid, owned.gid), (3_000_000, 3_000_001));
+    let raw = read_layer_entries(&pax("3000000")[..]).unwrap();
+    assert_eq!((raw[0].uid, raw[0].gid), (3_000_000, 3_000_001));
+    let applied = area.dir.path().join("pax.tar");
+    std::fs::write(&applied, pax("3000000")).unwrap();
+    apply_layer(&applied, &area.root()).unwrap();
+    let m = std::fs::symlink_metadata(area.root().join("owned")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (3_000_000, 3_000_001));
+    for (uid, want) in [
+        ("4294967296", E(&["owned", "its uid 4294967296", "out of range"])),
+        ("12x", E(&["owned", "invalid PAX uid or gid record"])),
+    ] {
+        check(
+            uid,
+            "unpack",
+            unpack_bytes(&Area::new(), &pax(uid), &ReadLimits::DEFAULT),
+            want,
+        );
+    }
 }
 
 #[test]
