@@ -416,23 +416,6 @@ fn hello_runs_under_runc() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), HELLO);
 }
 
-fn podman(tmp: &Path) -> Command {
-    let mut c = Command::new("podman");
-    c.arg("--root").arg(tmp.join("podman/root"));
-    c.arg("--runroot").arg(tmp.join("podman/run"));
-    c.args([
-        "--storage-driver",
-        "vfs",
-        "--runtime",
-        "runc",
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "none",
-    ]);
-    c
-}
-
 /// `podman load` accepts the docker-archive, and the loaded image runs.
 #[test]
 #[ignore = "needs podman and runc; run via cargo xtask test"]
@@ -444,6 +427,8 @@ fn docker_archive_loads_and_runs_in_podman() {
         v["dockerArchive"].as_str().map(|s| s.ends_with("hello.tar")),
         Some(true)
     );
+    let podman = Podman::new();
+    let podman = |_: &Path| podman.cmd();
     let out = ok(podman(tmp.path())
         .args(["load", "-i"])
         .arg(tmp.path().join("hello.tar")));

@@ -415,22 +415,8 @@ fn the_busybox_image_runs_under_podman() {
         .arg("build")
         .arg(repo().join("recipes/busybox/bake.toml"))
         .args(["--layout", "layout", "--docker-archive", "busybox.tar"]));
-    let podman = || {
-        let mut c = Command::new("podman");
-        c.arg("--root").arg(tmp.path().join("podman/root"));
-        c.arg("--runroot").arg(tmp.path().join("podman/run"));
-        c.args([
-            "--storage-driver",
-            "vfs",
-            "--runtime",
-            "runc",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "none",
-        ]);
-        c
-    };
+    let podman = Podman::new();
+    let podman = || podman.cmd();
     ok(podman().args(["load", "-i"]).arg(tmp.path().join("busybox.tar")));
     let out = ok(podman().args([
         "run",

@@ -190,3 +190,42 @@ pub fn require(tool: &str) {
         "{tool} is not installed: run the suite with `cargo xtask test`"
     );
 }
+
+/// podman with storage of its own (vfs, runc, cgroupfs, no events), removed
+/// with it. Its run root is a short temporary directory in `/tmp`: podman
+/// refuses a run root longer than 50 characters, which one below a
+/// checkout's `target/` easily is (`cargo xtask test` puts `TMPDIR` there).
+pub struct Podman {
+    root: tempfile::TempDir,
+    run: tempfile::TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        Podman {
+            root: tempfile::tempdir().unwrap(),
+            run: tempfile::Builder::new()
+                .prefix("bake-podman-")
+                .tempdir_in("/tmp")
+                .unwrap(),
+        }
+    }
+
+    /// `podman` with the global flags for this storage.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.arg("--root").arg(self.root.path());
+        c.arg("--runroot").arg(self.run.path());
+        c.args([
+            "--storage-driver",
+            "vfs",
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ]);
+        c
+    }
+}
