@@ -535,7 +535,8 @@ impl Cache {
 
     /// Makes the entry's blob present in `layout`: a hard link to the
     /// cache's copy (replacing any other file of that name), or, across file
-    /// systems, a verified copy.
+    /// systems or when the cached file's mode is not what the umask gives
+    /// new files, a verified copy.
     pub(crate) fn materialise(&self, entry: &Entry, layout: &BlobStore) -> Result<(), CacheError> {
         let src = self.store.path(&entry.digest);
         let dst = layout.path(&entry.digest);
@@ -547,7 +548,9 @@ impl Cache {
         }
         let seq = self.link_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = dst.with_file_name(format!(".tmp-link-{}-{seq}", std::process::id()));
-        if fs::hard_link(&src, &tmp).is_ok() {
+        // A blob cached under another umask is copied: a link would give the
+        // output the cache's mode.
+        if bake_store::linkable(&src_meta) && fs::hard_link(&src, &tmp).is_ok() {
             let renamed = fs::rename(&tmp, &dst).map_err(io_at(&dst));
             // Renaming onto a name that is already a link to the same inode
             // (another build materialised the same layer just now) succeeds

@@ -66,6 +66,27 @@ pub enum StoreError {
     NotRegularFile { path: PathBuf, kind: &'static str },
 }
 
+/// The mode a file bake writes gets: 0666 less this process's umask, read
+/// once from `/proc/self/status` (`None` where it cannot be read).
+pub fn new_file_mode() -> Option<u32> {
+    static MODE: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let umask = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        let umask = u32::from_str_radix(umask.trim(), 8).ok()?;
+        Some(0o666 & !umask)
+    })
+}
+
+/// Whether a file with `meta` may be hard-linked into an output as it is:
+/// its mode is the one a new file would get (a blob cached under another
+/// umask is copied instead, so outputs always have the modes the umask
+/// allows; a link shares the inode, and so its mode).
+pub fn linkable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    new_file_mode().is_none_or(|m| meta.permissions().mode() & 0o7777 == m)
+}
+
 /// `open(2)` flags std has no names for (Linux x86_64 and aarch64 values).
 const O_NOFOLLOW: i32 = 0o400000;
 const O_NONBLOCK: i32 = 0o4000;
@@ -334,7 +355,8 @@ impl BlobStore {
     }
 
     /// Makes the blob `digest` of `other` present here, by hard link when both
-    /// stores share a filesystem, else by a verified copy.
+    /// stores share a filesystem and its mode is what this process would
+    /// give a new file ([`linkable`]), else by a verified copy.
     pub fn import_from(&self, other: &BlobStore, digest: &Digest) -> Result<(), StoreError> {
         if self.has(digest) {
             return Ok(());
@@ -344,7 +366,8 @@ impl BlobStore {
         // Never hard-link a symlink (or anything but a regular file) in.
         other.size(digest)?;
         self.create_dirs()?;
-        if fs::hard_link(&src, &dst).is_ok() {
+        let same_mode = std::fs::symlink_metadata(&src).is_ok_and(|m| linkable(&m));
+        if same_mode && fs::hard_link(&src, &dst).is_ok() {
             return Ok(());
         }
         let mut r = other.open_verified(digest)?;

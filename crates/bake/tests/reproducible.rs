@@ -214,7 +214,10 @@ fn file_modes(dir: &Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
 #[test]
 fn outputs_are_written_with_the_modes_the_umask_allows() {
     // As other tools do: 0666 less the umask, so another user can read a
-    // layout (tempfile's default, 0600, kept them out).
+    // layout (tempfile's default, 0600, kept them out). One layer cache for
+    // all three: a blob cached under another umask is copied, not linked
+    // with the cache's mode.
+    let cache = tempfile::tempdir().unwrap();
     for (umask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
@@ -229,6 +232,7 @@ fn outputs_are_written_with_the_modes_the_umask_allows() {
             ok(Command::new("sh")
                 .current_dir(d)
                 .env("HOME", d)
+                .env("XDG_CACHE_HOME", cache.path())
                 .arg("-c")
                 .arg(format!("umask {umask} && exec \"$0\" {args}"))
                 .arg(env!("CARGO_BIN_EXE_bake")));
