@@ -204,13 +204,15 @@ fn skopeo_docker_archive_is_a_base() {
     }
 }
 
-/// podman with its storage in `dir`, not touching the host's.
-fn podman(dir: &Path) -> Command {
+/// podman with its storage in `dir` and its run root in `run`, not
+/// touching the host's. `run` must be short: podman refuses a run root
+/// longer than 50 characters (one below a checkout's target/ often is).
+fn podman(dir: &Path, run: &Path) -> Command {
     let mut c = Command::new("podman");
     c.arg("--root")
         .arg(dir.join("root"))
         .arg("--runroot")
-        .arg(dir.join("runroot"))
+        .arg(run)
         .args([
             "--storage-driver",
             "vfs",
@@ -227,6 +229,10 @@ fn podman(dir: &Path) -> Command {
 #[ignore = "needs podman; run via cargo xtask test"]
 fn podman_loads_our_archive_and_saves_one_we_read() {
     let tmp = tempfile::tempdir().unwrap();
+    let run_root = tempfile::Builder::new()
+        .prefix("bake-podman-")
+        .tempdir_in("/tmp")
+        .unwrap();
     let store = BlobStore::open(&tmp.path().join("store")).unwrap();
     let amd64 = Platform::linux_amd64();
 
@@ -282,8 +288,10 @@ fn podman_loads_our_archive_and_saves_one_we_read() {
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2, "{inspect}");
 
     // ...and podman loads it, under the config digest as image id.
-    run(podman(tmp.path()).args(["load", "-i"]).arg(&archive));
-    let id = run(podman(tmp.path()).args([
+    run(podman(tmp.path(), run_root.path())
+        .args(["load", "-i"])
+        .arg(&archive));
+    let id = run(podman(tmp.path(), run_root.path()).args([
         "image",
         "inspect",
         "--format",
@@ -294,7 +302,7 @@ fn podman_loads_our_archive_and_saves_one_we_read() {
 
     // What podman saves, we read back with the same diffIDs and config.
     let saved = tmp.path().join("saved.tar");
-    run(podman(tmp.path())
+    run(podman(tmp.path(), run_root.path())
         .args(["save", "--format", "docker-archive", "-o"])
         .arg(&saved)
         .arg("localhost/bake-test:v1"));
