@@ -26,10 +26,12 @@ pub(crate) const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 /// The largest status file read from below (Debian's full archive is ~20 MB).
 pub(crate) const DPKG_STATUS_LIMIT: u64 = 256 << 20;
 
-/// Where run layers keep their scratch root while the layer is written,
-/// with the lock on its [`LOCK`] file, held as long as the directory lives.
+/// Where run layers keep their scratch root while the layer is written:
+/// the tmpfs mounted on its `rootfs` (unmounted first when dropped: fields
+/// drop in order), the directory, and the lock on its [`LOCK`] file, held
+/// as long as the directory lives.
 #[derive(Default)]
-pub(crate) struct Scratch(Mutex<Option<(tempfile::TempDir, std::fs::File)>>);
+pub(crate) struct Scratch(Mutex<Option<(bake_run::RootFs, tempfile::TempDir, std::fs::File)>>);
 
 /// The name prefix of scratch directories in the temp dir.
 const SCRATCH_PREFIX: &str = "bake-run-";
@@ -84,6 +86,8 @@ fn remove_stale_scratch(tmp_dir: &Path) {
             resolv_conf: PathBuf::new(),
         }
         .kill_all();
+        // Its root may still be mounted: a tmpfs holding memory.
+        bake_run::rootfs::unmount(&dir.join("rootfs"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -186,8 +190,12 @@ fn run_layer(
     };
     let lock = lock_scratch(scratch.path()).map_err(io_at(scratch.path()))?;
     fs_err::create_dir(&rootfs).map_err(io_at(&rootfs))?;
-    std::fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .map_err(io_at(&rootfs))?;
+    // The same world on every machine: a tmpfs of fixed options, filled
+    // in a fixed order (see bake_run::rootfs).
+    let mounted = bake_run::RootFs::mount(&rootfs).map_err(|error| BuildError::Run {
+        pos: first_run.map_or(&layer.pos, |s| &s.pos).clone(),
+        error,
+    })?;
     for blob in blob_paths(env.store, below) {
         bake_layer::apply_layer_with_limits(&blob, &rootfs, env.limits).map_err(at_layer)?;
     }
@@ -240,7 +248,7 @@ fn run_layer(
     exclusions.mounts.sort();
     exclusions.mounts.dedup();
     let changes = bake_run::diff(&before, &after, &exclusions);
-    *slot = Some((scratch, lock));
+    *slot = Some((mounted, scratch, lock));
     Ok(vec![Source::Changes {
         root: rootfs,
         changes,

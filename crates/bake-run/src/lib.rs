@@ -59,6 +59,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod rootfs;
 pub mod snapshot;
 pub mod spec;
 pub mod user;
@@ -72,6 +73,7 @@ use std::time::{Duration, Instant};
 
 use bake_layer::Change;
 
+pub use rootfs::RootFs;
 pub use snapshot::{Exclusions, Snapshot, diff};
 pub use user::Identity;
 
