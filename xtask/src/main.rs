@@ -33,6 +33,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("openssl", "openssl"),
     ("jq", "jq"),
     ("zstd", "zstd"),
+    // same_world.rs: a loop-mounted ext4 build directory.
+    ("e2fsprogs", "mkfs.ext4"),
+    ("mount", "losetup"),
 ];
 
 fn main() -> Result<()> {
