@@ -312,38 +312,12 @@ fn base_recipe(base: &str) -> String {
     )
 }
 
-/// A base layout is built here with the bake-image API, then broken.
-fn base_layout(
-    dir: &Path,
-    layer_bytes: &[u8],
-) -> (bake_image::Layout, bake_digest::Digest, bake_digest::Digest) {
-    use bake_image::{Descriptor, media_type};
-    let layout = bake_image::Layout::create_or_open(dir).unwrap();
-    let s = layout.store();
-    let layer = Descriptor::new(
-        media_type::OCI_LAYER_TAR,
-        s.put_bytes(layer_bytes).unwrap(),
-        layer_bytes.len() as u64,
-    );
-    let config = bake_image::canonical_json(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
-    }));
-    s.put_bytes(&config).unwrap();
-    let config = Descriptor::of(media_type::OCI_CONFIG, &config);
-    let m = bake_image::build_manifest(&config, std::slice::from_ref(&layer), &Default::default());
-    s.put_bytes(&m).unwrap();
-    let m = Descriptor::of(media_type::OCI_MANIFEST, &m);
-    layout.set_tags(&m, &["base".into()]).unwrap();
-    (layout, m.digest, layer.digest)
-}
-
 #[test]
 fn hostile_base_images_fail_naming_the_blob() {
     // A layer whose bytes do not match its digest.
     let area = Area::new();
     let layer = fs_err::read(hostile("setuid.tar")).unwrap();
-    let (layout, _m, l) = base_layout(&area.ctx().join("base"), &layer);
+    let (layout, _m, l) = one_layer_layout(&area.ctx().join("base"), &layer);
     let path = layout.store().path(&l);
     let mut bytes = fs_err::read(&path).unwrap();
     bytes[700] ^= 1;
@@ -357,7 +331,7 @@ fn hostile_base_images_fail_naming_the_blob() {
 
     // A blob that is a symlink to a host file with the right digest.
     let area = Area::new();
-    let (layout, _m, l) = base_layout(&area.ctx().join("base"), &layer);
+    let (layout, _m, l) = one_layer_layout(&area.ctx().join("base"), &layer);
     let path = layout.store().path(&l);
     let host_copy = area.dir.path().join("victim/layer");
     fs_err::rename(&path, &host_copy).unwrap();
@@ -371,7 +345,7 @@ fn hostile_base_images_fail_naming_the_blob() {
 
     // A manifest of an unknown media type, and an index.json that is huge.
     let area = Area::new();
-    let (layout, m, _l) = base_layout(&area.ctx().join("base"), &layer);
+    let (layout, m, _l) = one_layer_layout(&area.ctx().join("base"), &layer);
     let odd = bake_image::Descriptor::new("application/vnd.evil+json", m.clone(), 10);
     layout.set_tags(&odd, &["base".into()]).unwrap();
     area.fails(
@@ -450,31 +424,6 @@ fn control_characters_from_archives_are_escaped() {
 /// The content of each area's host canary (see [`Area::canary`]).
 const CANARY: &[u8] = b"Package: bake-hostile-canary\nStatus: install ok installed\nVersion: 6.6.6\n";
 
-/// A layer tar of symlinks (path, target, any target allowed) below real
-/// directories `dirs`.
-fn links_tar(dirs: &[&str], links: &[(&str, &str)]) -> Vec<u8> {
-    let header = |kind: tar::EntryType, mode: u32| {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(0);
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h
-    };
-    let mut b = tar::Builder::new(Vec::new());
-    for d in dirs {
-        b.append_data(&mut header(tar::EntryType::Directory, 0o755), d, &[][..])
-            .unwrap();
-    }
-    for (path, target) in links {
-        b.append_link(&mut header(tar::EntryType::Symlink, 0o777), path, target)
-            .unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
 /// The layer blobs of the image tagged in `layout`, base first.
 fn image_layers(layout: &Path) -> Vec<PathBuf> {
     let index: serde_json::Value =
@@ -548,7 +497,7 @@ fn a_deb_step_over_a_hostile_base_reads_only_the_base() {
                 ),
             };
             let case = format!("{case} (no cache: {no_cache})");
-            base_layout(&area.ctx().join("base"), &layer);
+            one_layer_layout(&area.ctx().join("base"), &layer);
             fs_err::write(area.ctx().join("good.deb"), &deb).unwrap();
             let extra: &[&str] = if no_cache { &["--no-cache"] } else { &[] };
             let out = area.build_with(&recipe, extra);
@@ -609,7 +558,7 @@ fn a_run_step_over_a_hostile_base_stays_in_its_scratch_root() {
             ("var/lib/dpkg", &format!("{up}{}", area.canary().display())),
         ],
     );
-    base_layout(&area.ctx().join("base"), &base);
+    one_layer_layout(&area.ctx().join("base"), &base);
     let busybox = repo().join("recipes/busybox/debs").join(BUSYBOX_DEB);
     assert!(
         busybox.is_file(),

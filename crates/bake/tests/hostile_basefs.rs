@@ -153,30 +153,6 @@ fn layer_tar() -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// A valid base layout at `dir`, tagged `base`.
-fn base_layout(dir: &Path) -> bake_image::Layout {
-    use bake_image::{Descriptor, media_type};
-    let layout = bake_image::Layout::create_or_open(dir).unwrap();
-    let s = layout.store();
-    let bytes = layer_tar();
-    let layer = Descriptor::new(
-        media_type::OCI_LAYER_TAR,
-        s.put_bytes(&bytes).unwrap(),
-        bytes.len() as u64,
-    );
-    let config = bake_image::canonical_json(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
-    }));
-    s.put_bytes(&config).unwrap();
-    let config = Descriptor::of(media_type::OCI_CONFIG, &config);
-    let m = bake_image::build_manifest(&config, std::slice::from_ref(&layer), &Default::default());
-    s.put_bytes(&m).unwrap();
-    let m = Descriptor::of(media_type::OCI_MANIFEST, &m);
-    layout.set_tags(&m, &["base".into()]).unwrap();
-    layout
-}
-
 fn copy_dir(src: &Path, dst: &Path) {
     for e in fs_err::read_dir(src).unwrap() {
         let e = e.unwrap();
@@ -192,7 +168,7 @@ fn copy_dir(src: &Path, dst: &Path) {
 fn a_base_whose_blobs_is_a_symlink_is_refused_and_creates_nothing() {
     let area = Area::new();
     let base = area.ctx().join("base");
-    base_layout(&base);
+    one_layer_layout(&base, &layer_tar());
     fs_err::remove_dir_all(base.join("blobs")).unwrap();
     std::os::unix::fs::symlink(area.path("canary"), base.join("blobs")).unwrap();
     area.fails(
@@ -214,7 +190,7 @@ fn store_gc_never_deletes_through_a_linked_blobs_directory() {
     for link_at in ["blobs", "blobs/sha256"] {
         let area = Area::new();
         let dir = area.ctx().join("layout");
-        let layout = base_layout(&dir);
+        let (layout, _, _) = one_layer_layout(&dir, &layer_tar());
         // The host directory holds the layout's own blobs (so the index can
         // be followed) and a host file named like an unreferenced blob.
         let canary = area.path("canary");
@@ -311,7 +287,7 @@ fn special_files_in_a_base_fail_promptly_naming_the_file() {
     ] {
         let area = Area::new();
         let base = area.ctx().join("base");
-        base_layout(&base);
+        one_layer_layout(&base, &layer_tar());
         let path = base.join(name);
         fs_err::remove_file(&path).unwrap();
         let what = if kind == "fifo" {
@@ -427,7 +403,7 @@ fn a_docker_archive_that_is_not_a_tar_is_refused_without_echoing_it() {
 #[test]
 fn an_oci_base_linking_out_of_the_context_is_refused() {
     let area = Area::new();
-    base_layout(&area.path("outside/layout"));
+    one_layer_layout(&area.path("outside/layout"), &layer_tar());
     std::os::unix::fs::symlink(area.path("outside/layout"), area.ctx().join("base")).unwrap();
     area.fails(
         "oci link out",

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
 
@@ -67,53 +67,6 @@ impl Area {
     }
 }
 
-/// A layer tar of real directories `dirs` and symlinks (path, target, any
-/// target allowed).
-fn links_tar(dirs: &[&str], links: &[(&str, &str)]) -> Vec<u8> {
-    let header = |kind: tar::EntryType, mode: u32| {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(0);
-        h.set_mtime(1_600_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        h
-    };
-    let mut b = tar::Builder::new(Vec::new());
-    for d in dirs {
-        b.append_data(&mut header(tar::EntryType::Directory, 0o755), d, &[][..])
-            .unwrap();
-    }
-    for (path, target) in links {
-        b.append_link(&mut header(tar::EntryType::Symlink, 0o777), path, target)
-            .unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-/// A one-layer base layout at `dir`, tagged `base`.
-fn base_layout(dir: &Path, layer_bytes: &[u8]) {
-    use bake_image::{Descriptor, media_type};
-    let layout = bake_image::Layout::create_or_open(dir).unwrap();
-    let s = layout.store();
-    let layer = Descriptor::new(
-        media_type::OCI_LAYER_TAR,
-        s.put_bytes(layer_bytes).unwrap(),
-        layer_bytes.len() as u64,
-    );
-    let config = bake_image::canonical_json(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
-    }));
-    s.put_bytes(&config).unwrap();
-    let config = Descriptor::of(media_type::OCI_CONFIG, &config);
-    let m = bake_image::build_manifest(&config, std::slice::from_ref(&layer), &Default::default());
-    s.put_bytes(&m).unwrap();
-    let m = Descriptor::of(media_type::OCI_MANIFEST, &m);
-    layout.set_tags(&m, &["base".into()]).unwrap();
-}
-
 fn run_recipe(extra: &str) -> String {
     format!(
         "base = \"oci:base:base\"\n[image]\nname = \"hostile\"\n\n\
@@ -148,7 +101,7 @@ fn a_run_step_never_mounts_or_creates_through_a_link_in_the_image() {
         } else {
             canary.display().to_string()
         };
-        base_layout(
+        one_layer_layout(
             &area.ctx().join("base"),
             &links_tar(&["etc/"], &[(link, &target)]),
         );

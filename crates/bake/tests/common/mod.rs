@@ -229,3 +229,56 @@ impl Podman {
         c
     }
 }
+
+/// A layer tar of real directories `dirs`, then symlinks (path, target,
+/// any target allowed: the hostile tests' bases).
+pub fn links_tar(dirs: &[&str], links: &[(&str, &str)]) -> Vec<u8> {
+    let header = |kind: tar::EntryType, mode: u32| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    for d in dirs {
+        b.append_data(&mut header(tar::EntryType::Directory, 0o755), d, &[][..])
+            .unwrap();
+    }
+    for (path, target) in links {
+        b.append_link(&mut header(tar::EntryType::Symlink, 0o777), path, target)
+            .unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A one-layer base layout at `dir` (an uncompressed layer, a minimal
+/// amd64 config), tagged `base`; returns it with the manifest's and the
+/// layer's digests.
+pub fn one_layer_layout(
+    dir: &Path,
+    layer_bytes: &[u8],
+) -> (bake_image::Layout, bake_digest::Digest, bake_digest::Digest) {
+    use bake_image::{Descriptor, media_type};
+    let layout = bake_image::Layout::create_or_open(dir).unwrap();
+    let s = layout.store();
+    let layer = Descriptor::new(
+        media_type::OCI_LAYER_TAR,
+        s.put_bytes(layer_bytes).unwrap(),
+        layer_bytes.len() as u64,
+    );
+    let config = bake_image::canonical_json(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
+    }));
+    s.put_bytes(&config).unwrap();
+    let config = Descriptor::of(media_type::OCI_CONFIG, &config);
+    let m = bake_image::build_manifest(&config, std::slice::from_ref(&layer), &Default::default());
+    s.put_bytes(&m).unwrap();
+    let m = Descriptor::of(media_type::OCI_MANIFEST, &m);
+    layout.set_tags(&m, &["base".into()]).unwrap();
+    (layout, m.digest, layer.digest)
+}
