@@ -296,6 +296,13 @@ pub fn links_in_layers(
     Ok(links_and_measure(layers, None, limits)?.0)
 }
 
+/// The symlinks a stack of layers leaves (path → target), and each
+/// layer's diffID.
+pub type LinksAndDiffIds = (
+    std::collections::BTreeMap<String, String>,
+    Vec<bake_digest::Digest>,
+);
+
 /// [`links_in_layers`], and in the same one pass over each layer what
 /// [`measure_layer`](crate::measure_layer) says of it: its diffID, its
 /// bytes checked against the compression `declared[i]` its media type
@@ -304,13 +311,7 @@ pub fn links_and_diff_ids(
     layers: &[&Path],
     declared: &[crate::LayerCompression],
     limits: &ReadLimits,
-) -> Result<
-    (
-        std::collections::BTreeMap<String, String>,
-        Vec<bake_digest::Digest>,
-    ),
-    LayerError,
-> {
+) -> Result<LinksAndDiffIds, LayerError> {
     if declared.len() != layers.len() {
         return Err(LayerError::Measure {
             source: io::Error::new(io::ErrorKind::InvalidInput, "one declared compression per layer"),
@@ -319,18 +320,11 @@ pub fn links_and_diff_ids(
     links_and_measure(layers, Some(declared), limits)
 }
 
-#[allow(clippy::type_complexity)]
 fn links_and_measure(
     layers: &[&Path],
     declared: Option<&[crate::LayerCompression]>,
     limits: &ReadLimits,
-) -> Result<
-    (
-        std::collections::BTreeMap<String, String>,
-        Vec<bake_digest::Digest>,
-    ),
-    LayerError,
-> {
+) -> Result<LinksAndDiffIds, LayerError> {
     let mut diff_ids = Vec::new();
     let mut links: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     let remove_tree = |links: &mut std::collections::BTreeMap<String, String>, path: &str| {
