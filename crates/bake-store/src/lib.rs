@@ -78,13 +78,19 @@ pub fn new_file_mode() -> Option<u32> {
     })
 }
 
-/// Whether a file with `meta` may be hard-linked into an output as it is:
-/// its mode is the one a new file would get (a blob cached under another
-/// umask is copied instead, so outputs always have the modes the umask
-/// allows; a link shares the inode, and so its mode).
+/// Whether a file with `meta` may be hard-linked into an output as it is: a
+/// link shares the inode, its mode and its owner. So the mode must be the
+/// one a new file would get (a blob cached under another umask is copied
+/// instead, so outputs always have the modes the umask allows), and the
+/// owner must be this process's user: a base layout's blob owned by someone
+/// else is copied, or its owner could rewrite our output in place after it
+/// was verified.
 pub fn linkable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    new_file_mode().is_none_or(|m| meta.permissions().mode() & 0o7777 == m)
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    static EUID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    // The owner of /proc/self is the process's effective uid.
+    let euid = *EUID.get_or_init(|| std::fs::metadata("/proc/self").ok().map(|m| m.uid()));
+    euid == Some(meta.uid()) && new_file_mode().is_none_or(|m| meta.permissions().mode() & 0o7777 == m)
 }
 
 /// `open(2)` flags std has no names for (Linux x86_64 and aarch64 values).
@@ -637,5 +643,38 @@ mod tests {
         let d = a.put_bytes(b"shared").unwrap();
         b.import_from(&a, &d).unwrap();
         assert_eq!(b.read_verified(&d).unwrap(), b"shared");
+    }
+
+    /// A blob of our own, with the mode a new file gets, is linked; one of
+    /// another owner or another mode is copied, so no one else can rewrite
+    /// our store's file in place and its mode is the umask's.
+    #[test]
+    fn only_our_own_blobs_with_our_mode_are_linked() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (_a, a) = store();
+        let ino = |s: &BlobStore, d: &Digest| std::fs::metadata(s.path(d)).unwrap().ino();
+        let ours = a.put_bytes(b"ours").unwrap();
+        let (_b, b) = store();
+        b.import_from(&a, &ours).unwrap();
+        assert_eq!(ino(&a, &ours), ino(&b, &ours), "linked");
+
+        let other_mode = a.put_bytes(b"other mode").unwrap();
+        std::fs::set_permissions(
+            a.path(&other_mode),
+            std::fs::Permissions::from_mode(0o600 ^ 0o004),
+        )
+        .unwrap();
+        b.import_from(&a, &other_mode).unwrap();
+        assert_ne!(ino(&a, &other_mode), ino(&b, &other_mode), "copied");
+        assert_eq!(b.read_verified(&other_mode).unwrap(), b"other mode");
+
+        // Another owner: only root can make one here.
+        if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
+            let theirs = a.put_bytes(b"theirs").unwrap();
+            std::os::unix::fs::lchown(a.path(&theirs), Some(4242), None).unwrap();
+            b.import_from(&a, &theirs).unwrap();
+            assert_ne!(ino(&a, &theirs), ino(&b, &theirs), "copied");
+            assert_eq!(std::fs::metadata(b.path(&theirs)).unwrap().uid(), 0);
+        }
     }
 }
