@@ -343,7 +343,7 @@ impl Cache {
     }
 
     fn hash_file(&self, path: &Path, walked: &Stat, buf: &mut [u8]) -> Result<Digest, CacheError> {
-        let mut f = fs::File::open(path).map_err(io_at(path))?;
+        let mut f = bake_layer::open_input(path).map_err(io_at(path))?;
         let mut h = Hasher::new();
         loop {
             match f.read(buf) {

@@ -315,6 +315,9 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
             StepKind::Unpack { src, .. } => {
                 let host = context.resolve(src).map_err(at)?;
                 let m = fs_err::symlink_metadata(&host).map_err(io(&host))?;
+                // A fifo or device is refused here, naming the step, before
+                // the cache would try to hash it.
+                bake_layer::open_input(&host).map_err(io(&host))?;
                 items.push(Item::File(watched.len()));
                 watched.push((host, Stat::of(&m)));
             }
@@ -394,9 +397,9 @@ fn copy_items(
             items.push(Item::Tag(b"l"));
             items.push(Item::Bytes(target.as_os_str().as_bytes().to_vec()));
         } else {
-            // Refused when the layer is built.
-            items.push(Item::Tag(b"o"));
-            items.push(Item::U64(u64::from(m.mode())));
+            // What the layer refuses, refused here too (the cache key and
+            // the lock read this walk), with the layer's words.
+            return Err(at(bake_layer::unsupported_file(index, &node.path, ft)));
         }
     }
     Ok(())
@@ -423,7 +426,7 @@ pub fn copy_input_digest(
     let mut digests = Vec::with_capacity(watched.len());
     let mut bytes = 0u64;
     for (path, _) in &watched {
-        let file = fs_err::File::open(path).map_err(|source| BuildError::Step {
+        let file = bake_layer::open_input(path).map_err(|source| BuildError::Step {
             pos: step.pos.clone(),
             source: LayerError::Io {
                 index: 0,

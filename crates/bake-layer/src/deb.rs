@@ -388,7 +388,7 @@ impl<'a> Layer<'a> {
     pub(crate) fn add_deb(&mut self, index: usize, src: &Path, expected: &Digest) -> Result<(), LayerError> {
         // First the whole file against the pin, so a wrong file is reported
         // as such rather than as whatever parse error it would cause.
-        let mut file = fs_err::File::open(src).map_err(io_err(index, src))?;
+        let mut file = crate::open_input(src).map_err(io_err(index, src))?;
         let mut hashing = HashingReader::new(&mut file);
         io::copy(&mut hashing, &mut io::sink()).map_err(io_err(index, src))?;
         let (_, actual, _) = hashing.finish();
@@ -402,7 +402,7 @@ impl<'a> Layer<'a> {
         }
 
         // Then parse it, hashing again, so a file swapped meanwhile fails.
-        let file = fs_err::File::open(src).map_err(io_err(index, src))?;
+        let file = crate::open_input(src).map_err(io_err(index, src))?;
         let mut r = HashingReader::new(io::BufReader::new(file));
         let package = self.parse_deb(index, src, &mut r)?;
         io::copy(&mut r, &mut io::sink()).map_err(io_err(index, src))?;

@@ -173,3 +173,47 @@ mod tests {
         assert!(err.to_string().contains("nope"), "{err}");
     }
 }
+
+/// Opens an input file bake reads whole (an `unpack` archive, a `.deb`, a
+/// copied file being hashed or written): it must be a regular file. The
+/// open does not block on a fifo (`O_NONBLOCK`; it has no effect on a
+/// regular file), and the opened handle is checked (`fstat`), so a fifo,
+/// socket or device put in a file's place — even after the walk looked —
+/// is an error naming the path instead of a hang or an endless read.
+/// Links are followed: the path was resolved inside the context already.
+pub fn open_input(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    const O_NONBLOCK: i32 = 0o4000;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot open {}: {e}", crate::error::esc(path.display())),
+            )
+        })?;
+    let ft = file.metadata()?.file_type();
+    if !ft.is_file() {
+        let kind = if ft.is_fifo() {
+            "a fifo"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_block_device() || ft.is_char_device() {
+            "a device"
+        } else if ft.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {kind}, not a regular file",
+                crate::error::esc(path.display())
+            ),
+        ));
+    }
+    Ok(file)
+}

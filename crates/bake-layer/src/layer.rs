@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs::Metadata;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -428,22 +428,7 @@ impl<'a> Layer<'a> {
                 index,
             }
         } else {
-            let kind = if ft.is_socket() {
-                "socket"
-            } else if ft.is_fifo() {
-                "fifo"
-            } else if ft.is_block_device() {
-                "block device"
-            } else if ft.is_char_device() {
-                "character device"
-            } else {
-                "special file"
-            };
-            return Err(LayerError::UnsupportedFile {
-                index,
-                path: host.to_owned(),
-                kind,
-            });
+            return Err(crate::unsupported_file(index, host, ft));
         };
         self.insert(index, dest, entry)
     }
@@ -468,7 +453,7 @@ impl<'a> Layer<'a> {
     }
 
     fn add_unpack(&mut self, index: usize, src: &Path, to: &str) -> Result<(), LayerError> {
-        let file = fs_err::File::open(src).map_err(io_err(index, src))?;
+        let file = crate::open_input(src).map_err(io_err(index, src))?;
         let reader =
             crate::compress::decompress(io::BufReader::new(file)).map_err(|source| LayerError::Archive {
                 index,
@@ -903,7 +888,10 @@ pub(crate) fn write_records<W: Write>(records: Vec<Record<'_>>, out: &mut W) -> 
             Some((Content::Bytes(bytes), _)) => out.write_all(bytes).map_err(write_err)?,
             Some((Content::Owned(bytes), _)) => out.write_all(&bytes).map_err(write_err)?,
             Some((Content::Disk(path), size)) => {
-                let mut f = fs_err::File::open(&path).map_err(io_err(r.index, &path))?;
+                let mut f = fs_err::File::from_parts(
+                    crate::open_input(&path).map_err(io_err(r.index, &path))?,
+                    &path,
+                );
                 stream_exact(&mut f, size, out, &mut buf, r.index, &path)?;
             }
             None => {}
@@ -951,5 +939,28 @@ fn stream_exact<W: Write>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io_err(index, path)(e)),
         }
+    }
+}
+
+/// The error for a host file a `copy` cannot hold (socket, fifo, device),
+/// as the layer and the cache key and the lock (which read the same walk)
+/// all report it.
+pub fn unsupported_file(index: usize, host: &Path, ft: std::fs::FileType) -> LayerError {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = if ft.is_socket() {
+        "socket"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else {
+        "special file"
+    };
+    LayerError::UnsupportedFile {
+        index,
+        path: host.to_owned(),
+        kind,
     }
 }

@@ -218,7 +218,8 @@ pub use compress::{CHUNK as COMPRESSION_CHUNK, compression_name, decoded_prefix_
 pub use context::Context;
 pub use error::LayerError;
 pub use identity::{LayerCompression, measure_layer};
-pub use inputs::{InputNode, copy_inputs};
+pub use inputs::{InputNode, copy_inputs, open_input};
+pub use layer::unsupported_file;
 pub use limits::{ReadLimits, TarGuard, exceeds_tar_limit};
 pub use read::{EntryKind, EntrySummary, HeaderFormat, read_layer_entries, read_layer_entries_with_limits};
 

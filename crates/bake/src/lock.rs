@@ -99,10 +99,20 @@ pub fn compute(recipe: &Recipe, base: Option<LockedBase>, hidden: &[PathBuf]) ->
                     add(name, "copy", src, bake_build::copy_input_digest(&context, step)?);
                 }
                 StepKind::Unpack { src, .. } => {
-                    add(name, "unpack", src, file_digest(&context.resolve(src)?)?);
+                    let digest = context
+                        .resolve(src)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|p| file_digest(&p))
+                        .with_context(|| format!("{}: unpack {src}", step.pos))?;
+                    add(name, "unpack", src, digest);
                 }
                 StepKind::Deb { src, .. } => {
-                    add(name, "deb", src, file_digest(&context.resolve(src)?)?);
+                    let digest = context
+                        .resolve(src)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|p| file_digest(&p))
+                        .with_context(|| format!("{}: deb {src}", step.pos))?;
+                    add(name, "deb", src, digest);
                 }
                 _ => {}
             }
@@ -117,7 +127,7 @@ pub fn compute(recipe: &Recipe, base: Option<LockedBase>, hidden: &[PathBuf]) ->
 }
 
 fn file_digest(path: &Path) -> Result<(Digest, u64, u64)> {
-    let mut f = fs_err::File::open(path)?;
+    let mut f = bake_layer::open_input(path)?;
     let mut h = Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {

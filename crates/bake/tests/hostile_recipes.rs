@@ -71,6 +71,86 @@ fn symlink_loops_are_copied_as_links_and_refused_as_sources() {
     }
 }
 
+/// A fifo where an `unpack` archive, a `.deb` or a copied file should be
+/// (a fifo blocks an open and never ends a read): every command that reads
+/// it — a build with and without the cache, `bake lock` — fails at once,
+/// naming the recipe line and the file, instead of hanging.
+#[test]
+fn a_fifo_as_an_input_file_fails_promptly_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path();
+    let st = std::process::Command::new("mkfifo")
+        .arg(ctx.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let recipes = [
+        (
+            "unpack",
+            "[[layer.step]]\nunpack = \"pipe\"\nto = \"/x\"\n".to_owned(),
+        ),
+        (
+            "deb",
+            format!(
+                "[[layer.step]]\ndeb = \"pipe\"\nsha256 = \"{}\"\n",
+                "0".repeat(64)
+            ),
+        ),
+        (
+            "copy",
+            "[[layer.step]]\ncopy = \"pipe\"\nto = \"/x\"\n".to_owned(),
+        ),
+    ];
+    for (what, step) in recipes {
+        fs_err::write(
+            ctx.join("bake.toml"),
+            format!("[image]\nname = \"f\"\n[[layer]]\n{step}"),
+        )
+        .unwrap();
+        for args in [
+            &["build", "bake.toml", "--layout", "l"][..],
+            &["build", "bake.toml", "--layout", "l", "--no-cache"],
+            &["lock", "bake.toml"],
+        ] {
+            let mut child = bake(ctx)
+                .args(args)
+                .env("XDG_CACHE_HOME", ctx.join("cache"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break status;
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("{what} {args:?}: still running after 60 s (reading the fifo?)");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            assert_eq!(status.code(), Some(1), "{what} {args:?}: {stderr}");
+            assert!(stderr.contains("bake.toml:5:1:"), "{what} {args:?}: {stderr}");
+            assert!(stderr.contains("pipe is a fifo"), "{what} {args:?}: {stderr}");
+        }
+        // No image, no blob: nothing of the fifo's reached the layout.
+        if ctx.join("l").exists() {
+            assert_eq!(
+                fs_err::read_dir(ctx.join("l/blobs/sha256")).unwrap().count(),
+                0,
+                "{what}"
+            );
+            let index: serde_json::Value =
+                serde_json::from_slice(&fs_err::read(ctx.join("l/index.json")).unwrap()).unwrap();
+            assert_eq!(index["manifests"], serde_json::json!([]), "{what}");
+        }
+        assert!(!ctx.join("bake.toml.lock").exists(), "{what}: a lock was written");
+    }
+}
+
 fn is_root() -> bool {
     fs_err::read_to_string("/proc/self/status")
         .unwrap()
