@@ -33,6 +33,7 @@ mod cache;
 mod layers;
 mod registry;
 mod run;
+pub use bake_run::Interrupt;
 pub use cache::{CacheError, CacheStats};
 use fs_err as fs;
 pub use layers::{NoProgress, Progress, copy_input_digest};
@@ -118,6 +119,12 @@ pub struct BuildSettings {
     /// docker-archive, the cache and the temp directory, no `copy` reads
     /// them when they lie inside the context ([`own_outputs`]).
     pub own_outputs: Vec<PathBuf>,
+    /// Raised (by the caller's signal handler) to stop the build: a running
+    /// `run` step's container is killed, a layer being written stops, a
+    /// base being pulled is dropped, no tag is set, and the build returns
+    /// [`BuildError::Interrupted`] having removed its scratch root and
+    /// temp blobs. Never raised by default.
+    pub interrupt: Interrupt,
 }
 
 /// What the build produced.
@@ -214,6 +221,9 @@ pub enum BuildError {
     Image(#[from] bake_image::ImageError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// [`BuildSettings::interrupt`] was raised; nothing partial is left.
+    #[error("the build was interrupted")]
+    Interrupted,
 }
 
 /// Parses the recipe named in `settings`.
@@ -319,6 +329,7 @@ pub fn build_recipe_with(
         store,
         scratch: &scratch,
         limits: &settings.limits,
+        interrupt: &settings.interrupt,
     };
     let sources = |layer: &bake_recipe::Layer, below: &[BuiltLayer], output: &mut dyn FnMut(&[u8])| {
         run::sources(&run_env, layer, below, output)
@@ -335,6 +346,7 @@ pub fn build_recipe_with(
             base: &layers,
             sources: &sources,
             progress,
+            interrupt: &settings.interrupt,
         },
         &mut timings,
     )?;
@@ -365,6 +377,10 @@ pub fn build_recipe_with(
         manifest_bytes.len() as u64,
     );
     manifest.platform = Some(platform.clone());
+    // The last moment to stop: after this the image is tagged.
+    if settings.interrupt.is_raised() {
+        return Err(BuildError::Interrupted);
+    }
     layout
         .set_tags(&manifest, &recipe.image.tags)
         .map_err(|source| BuildError::Layout {

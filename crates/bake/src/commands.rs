@@ -120,11 +120,14 @@ pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
         limits: args.limits.read_limits(),
         // The build log joins these once its path is known (`build`).
         own_outputs: vec![crate::lock::lock_path(&args.recipe)],
+        // `build` raises it on a signal (`interrupt::install`).
+        interrupt: bake_build::Interrupt::default(),
     })
 }
 
 fn build(args: BuildArgs) -> Result<()> {
     let mut settings = build_settings(&args)?;
+    settings.interrupt = crate::interrupt::install().context("cannot install the signal handlers")?;
     if !settings.recipe.exists() {
         bail!("recipe {} does not exist", settings.recipe.display());
     }
