@@ -45,6 +45,18 @@ pub trait Progress: Sync {
     /// wrote them: not necessarily UTF-8. The failing step's last lines are
     /// also in its error.
     fn output(&self, _index: usize, _line: &[u8]) {}
+    /// Base layer `index` (from 0), which a docker-archive holds
+    /// uncompressed as `from`, is `to` in the image: compressed now with
+    /// `compression` (its id), or taken from the cache (`cached`).
+    fn base_layer_compressed(
+        &self,
+        _index: usize,
+        _from: &Descriptor,
+        _to: &Descriptor,
+        _compression: &str,
+        _cached: bool,
+    ) {
+    }
 }
 
 /// Reports nothing.
@@ -528,6 +540,7 @@ fn hit(plan: &Plan<'_>, index: usize, key: Option<&Digest>) -> Result<Option<Bui
         diff_id: entry.diff_id,
         from_base: false,
         cached: true,
+        compressed: false,
     };
     plan.progress.layer_finished(index, &layer, Duration::ZERO);
     Ok(Some(layer))
@@ -599,6 +612,7 @@ fn build_one(
         diff_id: entry.diff_id,
         from_base: false,
         cached: false,
+        compressed: false,
     };
     plan.progress.layer_finished(index, &built, started.elapsed());
     Ok(built)

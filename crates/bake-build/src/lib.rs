@@ -30,6 +30,7 @@ use bake_layer::{Compression, Context, LayerOptions, ReadLimits, Source};
 use bake_recipe::{BaseRef, Pos, Recipe, StepKind};
 
 mod cache;
+mod compressed;
 mod layers;
 mod registry;
 mod run;
@@ -158,6 +159,9 @@ pub struct BuiltLayer {
     pub from_base: bool,
     /// Taken from the layer cache rather than built.
     pub cached: bool,
+    /// A base layer the base held uncompressed (a docker-archive's), which
+    /// the image has compressed with the build's compression.
+    pub compressed: bool,
 }
 
 /// Why a build failed.
@@ -311,13 +315,24 @@ pub fn build_recipe_with(
 
     let mut layers: Vec<BuiltLayer> = Vec::new();
     if let Some(base) = &base {
-        for (descriptor, diff_id) in base.layers.iter().zip(&base.diff_ids) {
+        // A docker-archive's uncompressed layers enter the image compressed.
+        let descriptors = compressed::base_layers(
+            base,
+            matches!(recipe.base, BaseRef::DockerArchive { .. }),
+            compression,
+            store,
+            cache.as_ref(),
+            progress,
+            &settings.interrupt,
+        )?;
+        for ((descriptor, diff_id), as_stored) in descriptors.iter().zip(&base.diff_ids).zip(&base.layers) {
             layers.push(BuiltLayer {
                 name: "base".to_owned(),
                 descriptor: descriptor.clone(),
                 diff_id: diff_id.clone(),
                 from_base: true,
                 cached: false,
+                compressed: descriptor != as_stored,
             });
         }
     }

@@ -400,6 +400,7 @@ pub fn build_json(out: &BuildOutput) -> serde_json::Value {
                 "mediaType": l.descriptor.media_type,
                 "fromBase": l.from_base,
                 "cached": l.cached,
+                "compressed": l.compressed,
             })
         })
         .collect();
@@ -465,7 +466,9 @@ fn write_human(w: &mut impl Write, out: &BuildOutput, elapsed: std::time::Durati
             l.name,
             l.descriptor.digest,
             human_size(l.descriptor.size),
-            if l.from_base {
+            if l.compressed {
+                "  (base, compressed)"
+            } else if l.from_base {
                 "  (base, reused)"
             } else if l.cached {
                 "  (cached)"
