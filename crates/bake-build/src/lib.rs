@@ -49,7 +49,9 @@ pub use registry::ResolvedBase;
 /// frame per chunk, with its content size).
 /// 3: entries whose path goes through a symlink of the base are written
 /// where the link leads (`LayerOptions::below_links`).
-pub const OUTPUT_FORMAT_VERSION: u32 = 3;
+/// 4: a docker-archive base's uncompressed layers are compressed with the
+/// build's compression (`compressed` module).
+pub const OUTPUT_FORMAT_VERSION: u32 = 4;
 
 /// A build epoch and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
