@@ -30,9 +30,14 @@ fn main() -> ExitCode {
     let result = commands::run(args);
     // A build stopped by a signal (its clean-up done): one line, 128 + N.
     if let Some(sig) = interrupt::received() {
+        let what = if result.is_ok() {
+            "it came as the build finished: its output is complete"
+        } else {
+            "the build stopped and removed its sandbox, scratch root and partial blobs"
+        };
         let _ = writeln!(
             std::io::stderr().lock(),
-            "bake: interrupted by {}: the build stopped and removed its sandbox, scratch root and partial blobs",
+            "bake: interrupted by {}: {what}",
             interrupt::name(sig)
         );
         return ExitCode::from(u8::try_from(128 + sig).unwrap_or(u8::MAX));
