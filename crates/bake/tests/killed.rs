@@ -1,6 +1,7 @@
 //! Invariant 5: a build killed at any point leaves no corrupt blob, and the
 //! next build succeeds with the same digest; an interrupted one (SIGINT)
 //! leaves no temp blob either.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
