@@ -45,6 +45,18 @@ pub trait Progress: Sync {
     /// wrote them: not necessarily UTF-8. The failing step's last lines are
     /// also in its error.
     fn output(&self, _index: usize, _line: &[u8]) {}
+    /// Base layer `index` (from 0), which a docker-archive holds
+    /// uncompressed as `from`, is `to` in the image: compressed now with
+    /// `compression` (its id), or taken from the cache (`cached`).
+    fn base_layer_compressed(
+        &self,
+        _index: usize,
+        _from: &Descriptor,
+        _to: &Descriptor,
+        _compression: &str,
+        _cached: bool,
+    ) {
+    }
 }
 
 /// Reports nothing.
@@ -70,6 +82,9 @@ pub(crate) struct Plan<'a> {
     pub base: &'a [BuiltLayer],
     pub sources: &'a SourcesFn<'a>,
     pub progress: &'a dyn Progress,
+    /// Raised: no layer starts, and one being written stops at its next
+    /// write with [`BuildError::Interrupted`].
+    pub interrupt: &'a bake_run::Interrupt,
 }
 
 /// Whether a layer's bytes can depend on the layers below it. Kinds not
@@ -114,6 +129,10 @@ pub(crate) fn build_layers(
         if abort.load(Ordering::Relaxed) {
             return Ok(None);
         }
+        if plan.interrupt.is_raised() {
+            abort.store(true, Ordering::Relaxed);
+            return Err(BuildError::Interrupted);
+        }
         let i = independent[j];
         let r = keyed(plan, i, &Below::Independent, &keying).and_then(|(key, inputs)| {
             match hit(plan, i, key.as_ref())? {
@@ -134,6 +153,9 @@ pub(crate) fn build_layers(
     }
     // Dependent layers, in order, on top of everything below.
     for i in (0..n).filter(|&i| dependent[i]) {
+        if plan.interrupt.is_raised() {
+            return Err(BuildError::Interrupted);
+        }
         let mut below: Vec<BuiltLayer> = plan.base.to_vec();
         below.extend(done[..i].iter().flatten().cloned());
         let on = match plan.cache {
@@ -521,6 +543,7 @@ fn hit(plan: &Plan<'_>, index: usize, key: Option<&Digest>) -> Result<Option<Bui
         diff_id: entry.diff_id,
         from_base: false,
         cached: true,
+        compressed: false,
     };
     plan.progress.layer_finished(index, &layer, Duration::ZERO);
     Ok(Some(layer))
@@ -548,9 +571,14 @@ fn build_one(
         inner: store.writer().map_err(store_err)?,
         index,
         progress: plan.progress,
+        interrupt: plan.interrupt,
     };
     let (writer, out) = bake_layer::write_layer_with_limits(&sources, plan.options, plan.limits, writer)
         .map_err(|source| {
+            if plan.interrupt.is_raised() {
+                // The writer's own error: the temp blob is dropped unnamed.
+                return BuildError::Interrupted;
+            }
             let pos = source
                 .source_index()
                 .and_then(|i| layer.steps.get(i))
@@ -587,20 +615,26 @@ fn build_one(
         diff_id: entry.diff_id,
         from_base: false,
         cached: false,
+        compressed: false,
     };
     plan.progress.layer_finished(index, &built, started.elapsed());
     Ok(built)
 }
 
-/// Reports compressed bytes as they are written.
+/// Reports compressed bytes as they are written, and stops writing when
+/// the build is interrupted.
 struct Counting<'a, W> {
     inner: W,
     index: usize,
     progress: &'a dyn Progress,
+    interrupt: &'a bake_run::Interrupt,
 }
 
 impl<W: Write> Write for Counting<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.interrupt.is_raised() {
+            return Err(io::Error::other("the build was interrupted"));
+        }
         let n = self.inner.write(buf)?;
         self.progress.layer_bytes(self.index, n as u64);
         Ok(n)

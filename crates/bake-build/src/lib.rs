@@ -30,9 +30,11 @@ use bake_layer::{Compression, Context, LayerOptions, ReadLimits, Source};
 use bake_recipe::{BaseRef, Pos, Recipe, StepKind};
 
 mod cache;
+mod compressed;
 mod layers;
 mod registry;
 mod run;
+pub use bake_run::Interrupt;
 pub use cache::{CacheError, CacheStats};
 use fs_err as fs;
 pub use layers::{NoProgress, Progress, copy_input_digest};
@@ -47,7 +49,9 @@ pub use registry::ResolvedBase;
 /// frame per chunk, with its content size).
 /// 3: entries whose path goes through a symlink of the base are written
 /// where the link leads (`LayerOptions::below_links`).
-pub const OUTPUT_FORMAT_VERSION: u32 = 3;
+/// 4: a docker-archive base's uncompressed layers are compressed with the
+/// build's compression (`compressed` module).
+pub const OUTPUT_FORMAT_VERSION: u32 = 4;
 
 /// A build epoch and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +122,12 @@ pub struct BuildSettings {
     /// docker-archive, the cache and the temp directory, no `copy` reads
     /// them when they lie inside the context ([`own_outputs`]).
     pub own_outputs: Vec<PathBuf>,
+    /// Raised (by the caller's signal handler) to stop the build: a running
+    /// `run` step's container is killed, a layer being written stops, a
+    /// base being pulled is dropped, no tag is set, and the build returns
+    /// [`BuildError::Interrupted`] having removed its scratch root and
+    /// temp blobs. Never raised by default.
+    pub interrupt: Interrupt,
 }
 
 /// What the build produced.
@@ -151,6 +161,9 @@ pub struct BuiltLayer {
     pub from_base: bool,
     /// Taken from the layer cache rather than built.
     pub cached: bool,
+    /// A base layer the base held uncompressed (a docker-archive's), which
+    /// the image has compressed with the build's compression.
+    pub compressed: bool,
 }
 
 /// Why a build failed.
@@ -214,6 +227,9 @@ pub enum BuildError {
     Image(#[from] bake_image::ImageError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// [`BuildSettings::interrupt`] was raised; nothing partial is left.
+    #[error("the build was interrupted")]
+    Interrupted,
 }
 
 /// Parses the recipe named in `settings`.
@@ -301,13 +317,24 @@ pub fn build_recipe_with(
 
     let mut layers: Vec<BuiltLayer> = Vec::new();
     if let Some(base) = &base {
-        for (descriptor, diff_id) in base.layers.iter().zip(&base.diff_ids) {
+        // A docker-archive's uncompressed layers enter the image compressed.
+        let descriptors = compressed::base_layers(
+            base,
+            matches!(recipe.base, BaseRef::DockerArchive { .. }),
+            compression,
+            store,
+            cache.as_ref(),
+            progress,
+            &settings.interrupt,
+        )?;
+        for ((descriptor, diff_id), as_stored) in descriptors.iter().zip(&base.diff_ids).zip(&base.layers) {
             layers.push(BuiltLayer {
                 name: "base".to_owned(),
                 descriptor: descriptor.clone(),
                 diff_id: diff_id.clone(),
                 from_base: true,
                 cached: false,
+                compressed: descriptor != as_stored,
             });
         }
     }
@@ -319,6 +346,7 @@ pub fn build_recipe_with(
         store,
         scratch: &scratch,
         limits: &settings.limits,
+        interrupt: &settings.interrupt,
     };
     let sources = |layer: &bake_recipe::Layer, below: &[BuiltLayer], output: &mut dyn FnMut(&[u8])| {
         run::sources(&run_env, layer, below, output)
@@ -335,6 +363,7 @@ pub fn build_recipe_with(
             base: &layers,
             sources: &sources,
             progress,
+            interrupt: &settings.interrupt,
         },
         &mut timings,
     )?;
@@ -365,6 +394,10 @@ pub fn build_recipe_with(
         manifest_bytes.len() as u64,
     );
     manifest.platform = Some(platform.clone());
+    // The last moment to stop: after this the image is tagged.
+    if settings.interrupt.is_raised() {
+        return Err(BuildError::Interrupted);
+    }
     layout
         .set_tags(&manifest, &recipe.image.tags)
         .map_err(|source| BuildError::Layout {

@@ -45,8 +45,16 @@ pub(crate) fn pull_base(
         .enable_all()
         .build()
         .map_err(BuildError::Io)?;
+    // An interrupt drops the pull: blobs in flight are temp files, removed
+    // with it.
     let pulled = rt
-        .block_on(client.pull_image(&parsed, platform, store, &NoProgress))
+        .block_on(async {
+            tokio::select! {
+                pulled = client.pull_image(&parsed, platform, store, &NoProgress) => Some(pulled),
+                () = interrupted(&settings.interrupt) => None,
+            }
+        })
+        .ok_or(BuildError::Interrupted)?
         .map_err(registry_err)?;
     let desc = Descriptor::new(
         &pulled.media_type,
@@ -67,4 +75,11 @@ pub(crate) fn pull_base(
             from_tag: pulled.resolved_from_tag,
         },
     ))
+}
+
+/// Completes when `interrupt` is raised (polled every [`bake_run::POLL`]).
+pub(crate) async fn interrupted(interrupt: &crate::Interrupt) {
+    while !interrupt.is_raised() {
+        tokio::time::sleep(bake_run::POLL).await;
+    }
 }

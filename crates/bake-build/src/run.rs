@@ -84,6 +84,7 @@ fn remove_stale_scratch(tmp_dir: &Path) {
             runtime: PathBuf::from("runc"),
             work: dir.join("sandbox"),
             resolv_conf: PathBuf::new(),
+            interrupt: bake_run::Interrupt::default(),
         }
         .kill_all();
         // Its root may still be mounted: a tmpfs holding memory.
@@ -110,6 +111,9 @@ pub(crate) struct Env<'a> {
     pub scratch: &'a Scratch,
     /// Bounds on every archive read (unpack, `.deb` data, lower layers).
     pub limits: &'a ReadLimits,
+    /// Stops a running `run` step (its container is killed); the scratch
+    /// root goes with the error.
+    pub interrupt: &'a bake_run::Interrupt,
 }
 
 /// The sources of `layer`'s tar; `below` holds every layer under it, base
@@ -158,6 +162,7 @@ fn run_layer(
         runtime: PathBuf::from("runc"),
         work,
         resolv_conf: PathBuf::from("/etc/resolv.conf"),
+        interrupt: env.interrupt.clone(),
     };
     // Root and runc, before the work of assembling the root filesystem.
     let first_run = layer.steps.iter().find(|s| matches!(s.kind, StepKind::Run(_)));
@@ -233,9 +238,12 @@ fn run_layer(
         };
         let used = sandbox
             .exec(&rootfs, &step_spec, output)
-            .map_err(|error| BuildError::Run {
-                pos: step.pos.clone(),
-                error,
+            .map_err(|error| match error {
+                bake_run::RunError::Interrupted { .. } => BuildError::Interrupted,
+                error => BuildError::Run {
+                    pos: step.pos.clone(),
+                    error,
+                },
             })?;
         exclusions.mounts.extend(used.mounts);
     }

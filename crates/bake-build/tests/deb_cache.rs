@@ -71,6 +71,7 @@ impl Project {
             locked: false,
             limits: Default::default(),
             own_outputs: Vec::new(),
+            interrupt: Default::default(),
         })
         .unwrap()
     }

@@ -109,6 +109,7 @@ impl Area {
             locked: false,
             limits: Default::default(),
             own_outputs: Vec::new(),
+            interrupt: Default::default(),
         })
     }
 }

@@ -290,6 +290,21 @@ pub(crate) struct Compressor<W: Write> {
     total: u64,
 }
 
+/// Compresses the tar stream `r` as it is (its bytes are not re-tarred)
+/// into `out` with the same pinned, chunked compressor as every layer bake
+/// writes, and returns `out`: the output is a function of the bytes of `r`
+/// and `compression` only (not of the thread count), so a layer that a
+/// docker-archive holds uncompressed gets the same compressed digest on
+/// every build. Its diffID stays the sha256 of `r`.
+pub fn compress_tar<R: Read, W: Write>(mut r: R, compression: Compression, out: W) -> io::Result<W> {
+    compression
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let mut c = Compressor::new(out, compression)?;
+    io::copy(&mut r, &mut c)?;
+    c.finish()
+}
+
 /// Worker threads when the caller does not say: one per core the process may
 /// run on, at most 8 (more buys nothing on the few-core hosts this
 /// targets and costs memory: two chunks in flight per worker).
@@ -644,6 +659,36 @@ mod tests {
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(gz).read_to_end(&mut back).unwrap();
         back
+    }
+
+    /// A tar compressed by [`compress_tar`] has the bytes of the same layer
+    /// written compressed: one compressor, one output format (over several
+    /// chunks, so chunking and priming are the same too).
+    #[test]
+    fn compress_tar_gives_the_bytes_write_layer_gives() {
+        let sources = [crate::Source::Inline {
+            path: "/big".into(),
+            content: sample(3 * CHUNK + 12_345),
+            mode: 0o644,
+            owner: crate::Owner::default(),
+        }];
+        let opts = |compression| crate::LayerOptions {
+            epoch: 1_700_000_000,
+            compression,
+            tmp_dir: std::env::temp_dir(),
+            below_links: Default::default(),
+        };
+        let (tar, _) = crate::write_layer(&sources, &opts(Compression::None), Vec::new()).unwrap();
+        for c in [Compression::Gzip { level: 6 }, Compression::Zstd { level: 3 }] {
+            let (written, _) = crate::write_layer(&sources, &opts(c), Vec::new()).unwrap();
+            let compressed = compress_tar(&tar[..], c, Vec::new()).unwrap();
+            assert!(
+                compressed == written,
+                "{c:?}: compress_tar differs from write_layer"
+            );
+            assert_eq!(compress_tar(&tar[..], c, Vec::new()).unwrap(), compressed);
+        }
+        assert!(compress_tar(&tar[..], Compression::Gzip { level: 0 }, Vec::new()).is_err());
     }
 
     #[test]

@@ -214,7 +214,7 @@ pub use apply::{
     FileEffect, apply_layer, apply_layer_with_limits, file_in_layer, links_and_diff_ids, links_in_layers,
     read_file_from_layers,
 };
-pub use compress::{CHUNK as COMPRESSION_CHUNK, compression_name, decoded_prefix_len};
+pub use compress::{CHUNK as COMPRESSION_CHUNK, compress_tar, compression_name, decoded_prefix_len};
 pub use context::Context;
 pub use error::LayerError;
 pub use identity::{LayerCompression, measure_layer};

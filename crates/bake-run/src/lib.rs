@@ -36,6 +36,10 @@
 //! in its own process group kills and deletes the container when the pipe
 //! from bake closes without a `done` (the container's init is the first
 //! process of its PID namespace, so its death ends every process in it).
+//! When the caller sets the sandbox's [`Interrupt`] (bake's SIGINT, SIGTERM
+//! or SIGHUP handler), the running container is killed and deleted as on a
+//! timeout, and the step fails with [`RunError::Interrupted`]; no further
+//! command starts.
 //!
 //! # The diff
 //!
@@ -68,6 +72,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +82,31 @@ use bake_layer::Change;
 pub use rootfs::RootFs;
 pub use snapshot::{Exclusions, Snapshot, diff};
 pub use user::Identity;
+
+/// A request to stop, set from elsewhere (a signal handler) and polled by
+/// whoever does long work: the sandbox checks it at least every
+/// [`POLL`]. Clones share one flag; the default is never set.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+/// How often a running command checks its [`Interrupt`].
+pub const POLL: Duration = Duration::from_millis(100);
+
+impl Interrupt {
+    /// An interrupt raised when `flag` is set (e.g. by
+    /// `signal_hook::flag::register`).
+    pub fn from_flag(flag: Arc<AtomicBool>) -> Interrupt {
+        Interrupt(flag)
+    }
+
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// How many of the last output lines a failure reports.
 pub const TAIL_LINES: usize = 20;
@@ -108,6 +139,9 @@ pub struct Sandbox {
     pub work: PathBuf,
     /// The host's resolver configuration, bound into steps with network.
     pub resolv_conf: PathBuf,
+    /// When raised, the running command's container is killed and the
+    /// step fails with [`RunError::Interrupted`].
+    pub interrupt: Interrupt,
 }
 
 /// Why a step could not run, or failed.
@@ -147,6 +181,9 @@ pub enum RunError {
         timeout: Duration,
         tail: Vec<String>,
     },
+    /// The caller's [`Interrupt`] was raised: the container was killed.
+    #[error("run[{index}] `{command}` was interrupted and its sandbox stopped")]
+    Interrupted { index: usize, command: String },
     #[error("unknown user `{user}`: the image has no such entry in /etc/passwd")]
     UnknownUser { user: String },
     #[error("unknown group `{group}`: the image has no such entry in /etc/group")]
@@ -292,6 +329,12 @@ impl Sandbox {
             };
             let spec = spec::spec(&bundle)?;
             spec::check_root(&rootfs, &spec)?;
+            if self.interrupt.is_raised() {
+                return Err(RunError::Interrupted {
+                    index,
+                    command: command.to_owned(),
+                });
+            }
             self.run_one(index, command, &spec, deadline, step.timeout, output)?;
         }
         Ok(Exclusions { mounts })
@@ -376,11 +419,13 @@ impl Sandbox {
         drop(tx);
 
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
-        // After a timeout: how long to wait for the pipes to close.
+        // After a timeout or an interrupt: how long to wait for the pipes
+        // to close.
         let mut grace: Option<Instant> = None;
         loop {
             let until = grace.unwrap_or(deadline);
-            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            let wait = until.saturating_duration_since(Instant::now()).min(POLL);
+            match rx.recv_timeout(wait) {
                 Ok(line) => {
                     output(&line);
                     if tail.len() == TAIL_LINES {
@@ -388,6 +433,9 @@ impl Sandbox {
                     }
                     tail.push_back(String::from_utf8_lossy(&line).into_owned());
                 }
+                // Not yet the deadline (or the grace's end), no interrupt.
+                Err(mpsc::RecvTimeoutError::Timeout)
+                    if Instant::now() < until && (grace.is_some() || !self.interrupt.is_raised()) => {}
                 Err(mpsc::RecvTimeoutError::Timeout) if grace.is_none() => {
                     // Kill the container (all of it: `delete --force` kills
                     // what is left in its cgroup), then the runtime.
@@ -410,8 +458,8 @@ impl Sandbox {
                 Err(_) => break,
             }
         }
-        let timed_out = grace.is_some();
-        if !timed_out {
+        let stopped = grace.is_some();
+        if !stopped {
             for r in readers {
                 let _ = r.join();
             }
@@ -435,7 +483,16 @@ impl Sandbox {
             .status();
 
         let tail: Vec<String> = tail.into();
-        if timed_out {
+        // Interrupted: the container was killed, or the command ended
+        // (perhaps of the same signal, sent to bake's whole process group)
+        // while bake was being interrupted.
+        if self.interrupt.is_raised() {
+            return Err(RunError::Interrupted {
+                index,
+                command: command.to_owned(),
+            });
+        }
+        if stopped {
             return Err(RunError::TimedOut {
                 index,
                 command: command.to_owned(),
@@ -661,6 +718,56 @@ mod tests {
         assert_eq!(runtime_error(&t.path().join("none")), None);
     }
 
+    /// A raised interrupt stops a running command within a poll or two: the
+    /// runtime (here a stand-in that sleeps) is killed and the step fails
+    /// as interrupted, not timed out or failed.
+    #[test]
+    fn an_interrupt_stops_a_running_command() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let runtime = t.path().join("fake-runc");
+        fs_err::write(
+            &runtime,
+            "#!/bin/sh\ncase \"$*\" in *' run '*) echo started; exec /bin/sleep 600;; esac\nexit 0\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sandbox = Sandbox {
+            runtime,
+            work: t.path().join("work"),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            interrupt: Interrupt::default(),
+        };
+        fs_err::create_dir_all(&sandbox.work).unwrap();
+        let interrupt = sandbox.interrupt.clone();
+        let started = Instant::now();
+        let mut lines = Vec::new();
+        let err = sandbox
+            .run_one(
+                0,
+                "sleep 600",
+                &oci_spec::runtime::Spec::default(),
+                Instant::now() + Duration::from_secs(60),
+                Duration::from_secs(60),
+                &mut |line| {
+                    lines.push(line.to_vec());
+                    interrupt.raise();
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(err, RunError::Interrupted { index: 0, .. }), "{err}");
+        assert_eq!(lines, [b"started".to_vec()]);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err.to_string(),
+            "run[0] `sleep 600` was interrupted and its sandbox stopped"
+        );
+    }
+
     #[test]
     fn a_missing_runtime_says_what_to_install() {
         let t = tempfile::tempdir().unwrap();
@@ -668,6 +775,7 @@ mod tests {
             runtime: PathBuf::from("bake-no-such-runtime"),
             work: t.path().join("work"),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            interrupt: Interrupt::default(),
         };
         fs_err::create_dir_all(&sandbox.work).unwrap();
         let spec = oci_spec::runtime::Spec::default();

@@ -120,11 +120,14 @@ pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
         limits: args.limits.read_limits(),
         // The build log joins these once its path is known (`build`).
         own_outputs: vec![crate::lock::lock_path(&args.recipe)],
+        // `build` raises it on a signal (`interrupt::install`).
+        interrupt: bake_build::Interrupt::default(),
     })
 }
 
 fn build(args: BuildArgs) -> Result<()> {
     let mut settings = build_settings(&args)?;
+    settings.interrupt = crate::interrupt::install().context("cannot install the signal handlers")?;
     if !settings.recipe.exists() {
         bail!("recipe {} does not exist", settings.recipe.display());
     }
@@ -397,6 +400,7 @@ pub fn build_json(out: &BuildOutput) -> serde_json::Value {
                 "mediaType": l.descriptor.media_type,
                 "fromBase": l.from_base,
                 "cached": l.cached,
+                "compressed": l.compressed,
             })
         })
         .collect();
@@ -462,7 +466,9 @@ fn write_human(w: &mut impl Write, out: &BuildOutput, elapsed: std::time::Durati
             l.name,
             l.descriptor.digest,
             human_size(l.descriptor.size),
-            if l.from_base {
+            if l.compressed {
+                "  (base, compressed)"
+            } else if l.from_base {
                 "  (base, reused)"
             } else if l.cached {
                 "  (cached)"

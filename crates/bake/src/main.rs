@@ -4,12 +4,14 @@
 //! file resolves them against the environment into settings (the only place
 //! that reads environment variables, the clock or the working directory), and
 //! the `commands` run them. Exit codes are decided in [`main`] alone: 0 on
-//! success, 1 when the command failed, 2 for a usage error.
+//! success, 1 when the command failed, 2 for a usage error, 128 + N when
+//! signal N (SIGINT, SIGTERM, SIGHUP) interrupted a build ([`interrupt`]).
 
 mod check;
 mod cli;
 mod commands;
 mod diff;
+mod interrupt;
 mod lock;
 mod progress;
 mod registry;
@@ -25,7 +27,22 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let json = args.command.json();
-    match commands::run(args) {
+    let result = commands::run(args);
+    // A build stopped by a signal (its clean-up done): one line, 128 + N.
+    if let Some(sig) = interrupt::received() {
+        let what = if result.is_ok() {
+            "it came as the build finished: its output is complete"
+        } else {
+            "the build stopped and removed its sandbox, scratch root and partial blobs"
+        };
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "bake: interrupted by {}: {what}",
+            interrupt::name(sig)
+        );
+        return ExitCode::from(u8::try_from(128 + sig).unwrap_or(u8::MAX));
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // `bake diff` or `bake check` found differences: the report is on stdout.
         Err(err) if err.is::<diff::ImagesDiffer>() => ExitCode::FAILURE,
@@ -88,7 +105,7 @@ pub(crate) fn error_text(err: &anyhow::Error) -> String {
 /// {"file", "line", "column"} | null}`. The message and causes are those
 /// of [`error_text`] (control characters escaped); `kind` says what was at
 /// fault, from the error's type: `recipe`, `step`, `base`, `context`,
-/// `output`, `cache`, `image`, `registry`, `signature`, `diff`, `io` or
+/// `output`, `cache`, `image`, `registry`, `signature`, `diff`, `io`, `interrupted` or
 /// `error`; `position` is the recipe position the message starts with.
 pub(crate) fn error_json(err: &anyhow::Error) -> serde_json::Value {
     let message = printable(&err.to_string());
@@ -124,6 +141,7 @@ fn error_kind(err: &anyhow::Error) -> &'static str {
                 B::Cache(_) => "cache",
                 B::Image(_) => "image",
                 B::Io(_) => "io",
+                B::Interrupted => "interrupted",
             };
         }
         if cause.is::<bake_recipe::RecipeError>() {

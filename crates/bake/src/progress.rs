@@ -161,6 +161,25 @@ fn finished_line(layer: &BuiltLayer, elapsed: Duration) -> String {
     }
 }
 
+/// The line for a base layer a docker-archive held uncompressed.
+fn base_compressed_line(
+    index: usize,
+    from: &bake_image::Descriptor,
+    to: &bake_image::Descriptor,
+    compression: &str,
+    cached: bool,
+) -> String {
+    format!(
+        "base layer {}: uncompressed in the docker archive ({}, {}), compressed with {compression} to {} ({}){}",
+        index + 1,
+        human_size(from.size),
+        from.digest.short(),
+        human_size(to.size),
+        to.digest.short(),
+        if cached { ", from the cache" } else { "" }
+    )
+}
+
 impl bake_build::Progress for Reporter {
     fn plan(&self, names: &[&str]) {
         *self.names.lock().unwrap_or_else(|p| p.into_inner()) = names.iter().map(|s| s.to_string()).collect();
@@ -233,6 +252,25 @@ impl bake_build::Progress for Reporter {
         }
     }
 
+    fn base_layer_compressed(
+        &self,
+        index: usize,
+        from: &bake_image::Descriptor,
+        to: &bake_image::Descriptor,
+        compression: &str,
+        cached: bool,
+    ) {
+        let line = base_compressed_line(index, from, to, compression, cached);
+        if let Some(log) = &self.log {
+            log.text(&line);
+        }
+        match &self.view {
+            View::Quiet => {}
+            View::Plain => eprintln!("{line}"),
+            View::Bars(b) => b.multi.suspend(|| eprintln!("{line}")),
+        }
+    }
+
     fn output(&self, index: usize, line: &[u8]) {
         let prefix = format!("[{}] ", self.name(index));
         if let Some(log) = &self.log {
@@ -266,6 +304,7 @@ mod tests {
             diff_id: bake_digest::Digest::of(b""),
             from_base: false,
             cached: false,
+            compressed: false,
         };
         assert_eq!(
             finished_line(&layer, Duration::from_millis(420)),
@@ -273,5 +312,22 @@ mod tests {
         );
         layer.cached = true;
         assert_eq!(finished_line(&layer, Duration::ZERO), "cached");
+    }
+
+    #[test]
+    fn compressed_base_layers_are_named_with_both_sizes() {
+        let from = bake_image::Descriptor::new("x", bake_digest::Digest::of(b"a"), 3 << 20);
+        let to = bake_image::Descriptor::new("y", bake_digest::Digest::of(b"b"), 1 << 20);
+        let line = base_compressed_line(0, &from, &to, "gzip-6/zlib-rs/chunked-1MiB", false);
+        assert_eq!(
+            line,
+            format!(
+                "base layer 1: uncompressed in the docker archive (3.00 MiB, {}), compressed with \
+                 gzip-6/zlib-rs/chunked-1MiB to 1.00 MiB ({})",
+                from.digest.short(),
+                to.digest.short()
+            )
+        );
+        assert!(base_compressed_line(1, &from, &to, "z", true).ends_with(", from the cache"));
     }
 }

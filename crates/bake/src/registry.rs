@@ -126,9 +126,12 @@ pub fn push_manifest(
         manifest: &bytes,
         media_type: &manifest.media_type,
     };
-    let report = rt
-        .block_on(registry.push_image(image, &target, tags, mount_from, &progress))
-        .with_context(|| format!("pushing {} to {target}", dir.display()))?;
+    let report = crate::interrupt::block_on(&rt, async {
+        registry
+            .push_image(image, &target, tags, mount_from, &progress)
+            .await
+            .with_context(|| format!("pushing {} to {target}", dir.display()))
+    })?;
     reports.push(report);
     let sig = sig_tag(&manifest.digest);
     if let Some(sig_desc) = find_tag(&layout, &sig)? {
@@ -140,9 +143,12 @@ pub fn push_manifest(
             manifest: &sig_bytes,
             media_type: &sig_desc.media_type,
         };
-        let report = rt
-            .block_on(registry.push_image(image, &repo, std::slice::from_ref(&sig), None, &progress))
-            .with_context(|| format!("pushing the signature {sig} to {repo}"))?;
+        let report = crate::interrupt::block_on(&rt, async {
+            registry
+                .push_image(image, &repo, std::slice::from_ref(&sig), None, &progress)
+                .await
+                .with_context(|| format!("pushing the signature {sig} to {repo}"))
+        })?;
         reports.push(report);
     }
     progress.finish();
@@ -181,7 +187,7 @@ pub fn sign(opts: &Options, reference: &str, identity: Option<&str>, key: &Signi
     let identity = identity.map_or_else(|| repo.to_string(), str::to_owned);
     let registry = client(opts)?;
     let rt = runtime()?;
-    rt.block_on(async {
+    crate::interrupt::block_on(&rt, async {
         let digest = resolve(&registry, &r).await?;
         let payload = Payload::new(&identity, &digest)?.to_bytes();
         let signature = key.sign(&payload);

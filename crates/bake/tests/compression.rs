@@ -165,3 +165,110 @@ fn the_lock_records_the_effective_compression() {
         "{err}"
     );
 }
+
+/// A docker-archive base whose layer is an uncompressed tar (what `docker
+/// save` writes; here bake's own `--compression none` archive) enters the
+/// image compressed with the build's compression (issue 16.7): gzip by
+/// default, zstd with `--compression zstd`, with the bytes bake gives the
+/// same layer built compressed (one pinned compressor), the diffID of the
+/// tar, the same digest from a warm cache, a cold one and none; the build
+/// says so once per layer, and a rebuild takes it from the cache.
+#[test]
+fn a_docker_archive_bases_uncompressed_layers_are_compressed_once() {
+    let d = tempfile::tempdir().unwrap();
+    // Over 3 MiB: several compression chunks.
+    let text: String = (0..100_000)
+        .map(|i| format!("line {i} of a compressible file\n"))
+        .collect();
+    write_files(
+        d.path(),
+        &[
+            ("ctx/bake.toml", RECIPE),
+            ("ctx/app/data.txt", &text),
+            (
+                "ctx/on.toml",
+                "base = \"docker-archive:base.tar\"\nepoch = 1700000000\n[image]\nname = \"on\"\n\
+                 [[layer]]\nname = \"top\"\n[[layer.step]]\nfile = \"/etc/top\"\ncontent = \"hi\\n\"\n",
+            ),
+        ],
+    );
+    let gzip = build(d.path(), "gzip", &[]);
+    let zstd = build(d.path(), "zstd", &["--compression", "zstd"]);
+    let plain = build(
+        d.path(),
+        "plain",
+        &["--compression", "none", "--docker-archive", "ctx/base.tar"],
+    );
+    assert_eq!(
+        layer(&plain)["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+
+    let on = |layout: &str, extra: &[&str]| {
+        let out = ok(bake(d.path())
+            .args(["build", "ctx/on.toml", "--layout", layout, "--json"])
+            .args(extra));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let said = |stderr: &str| {
+        stderr
+            .matches("base layer 1: uncompressed in the docker archive")
+            .count()
+    };
+    let (first, stderr) = on("on1", &["--cache-dir", "cache"]);
+    let base = layer(&first);
+    assert_eq!(base["fromBase"], true);
+    assert_eq!(base["compressed"], true);
+    assert_eq!(base["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    assert_eq!(base["diffID"], layer(&plain)["diffID"], "the diffID is the tar's");
+    assert_eq!(
+        base["digest"],
+        layer(&gzip)["digest"],
+        "the bytes of bake's own gzip layer"
+    );
+    assert_eq!(base["size"], layer(&gzip)["size"]);
+    assert_eq!(said(&stderr), 1, "{stderr}");
+    assert!(
+        stderr.contains("compressed with gzip-6/zlib-rs/chunked-1MiB to ")
+            && !stderr.contains("from the cache"),
+        "{stderr}"
+    );
+
+    // Warm cache: not compressed again, the same image.
+    let (again, stderr) = on("on2", &["--cache-dir", "cache"]);
+    assert_eq!(again["digest"], first["digest"]);
+    assert_eq!(said(&stderr), 1, "{stderr}");
+    assert!(stderr.contains(", from the cache"), "{stderr}");
+    // No cache: compressed again, to the same bytes.
+    let (cold, stderr) = on("on3", &["--no-cache"]);
+    assert_eq!(cold["digest"], first["digest"]);
+    assert!(
+        !stderr.contains("from the cache") && said(&stderr) == 1,
+        "{stderr}"
+    );
+    // The manifest names the compressed blob, which is in the layout and sound.
+    let layout = d.path().join("on3");
+    assert_store_clean(&layout);
+    let manifest_digest = first["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(layout.join("blobs/sha256").join(manifest_digest)).unwrap())
+            .unwrap();
+    assert_eq!(manifest["layers"][0]["digest"], base["digest"]);
+    assert_eq!(manifest["layers"][0]["mediaType"], base["mediaType"]);
+
+    // zstd builds compress it with zstd: bake's own zstd layer's bytes.
+    let (z, stderr) = on("onz", &["--cache-dir", "cache", "--compression", "zstd"]);
+    assert_eq!(
+        layer(&z)["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    assert_eq!(layer(&z)["digest"], layer(&zstd)["digest"]);
+    assert_eq!(layer(&z)["diffID"], layer(&plain)["diffID"]);
+    assert!(stderr.contains("compressed with zstd-3/"), "{stderr}");
+    // With no compression, the tar is kept as it is.
+    let (none, stderr) = on("onn", &["--cache-dir", "cache", "--compression", "none"]);
+    assert_eq!(layer(&none)["digest"], layer(&plain)["digest"]);
+    assert_eq!(layer(&none)["compressed"], false);
+    assert_eq!(said(&stderr), 0, "{stderr}");
+}

@@ -458,7 +458,9 @@ fn docker_archive_loads_and_runs_in_podman() {
 }
 
 /// A docker-archive written by a third party (skopeo) works as a base: its
-/// layers are reused as they are, and the result runs.
+/// uncompressed layer enters the image gzip-compressed by bake's own
+/// compressor (the bytes of the layer bake built in the first place), which
+/// skopeo copies and umoci unpacks, and the result runs.
 #[test]
 #[ignore = "needs skopeo, umoci and runc; run via cargo xtask test"]
 fn docker_archive_base_from_skopeo() {
@@ -485,8 +487,12 @@ fn docker_archive_base_from_skopeo() {
     let layers = v["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 2);
     assert_eq!(layers[0]["fromBase"], true);
-    // skopeo wrote the layer uncompressed: reused as is, so digest == diffID.
-    assert_eq!(layers[0]["digest"], layers[0]["diffID"]);
+    // skopeo wrote the layer uncompressed: compressed now, so digest != diffID.
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert_ne!(layers[0]["digest"], layers[0]["diffID"]);
     let hello: serde_json::Value = serde_json::from_slice(
         &ok(bake(tmp.path())
             .arg("build")
@@ -496,6 +502,20 @@ fn docker_archive_base_from_skopeo() {
     )
     .unwrap();
     assert_eq!(layers[0]["diffID"], hello["layers"][0]["diffID"]);
+    assert_eq!(layers[0]["digest"], hello["layers"][0]["digest"]);
+    // skopeo reads (and verifies) every blob of the derived image.
+    ok(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:latest", tmp.path().join("derived").display()))
+        .arg(format!("dir:{}", tmp.path().join("copied").display())));
+    let copied = tmp.path().join("copied").join(
+        layers[0]["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap(),
+    );
+    assert_eq!(&fs_err::read(&copied).unwrap()[..2], &[0x1f, 0x8b], "gzip");
     // The entrypoint is inherited and still runs.
     let bundle = tmp.path().join("bundle");
     ok(Command::new("umoci")

@@ -1,7 +1,8 @@
 //! `run` steps over hostile bases and a killed bake: the container runtime
 //! never writes to the host through a link in the image (issue 15.2), and
 //! a `kill -9` of bake does not leave the sandbox running or its scratch
-//! root behind (issue 15.8).
+//! root behind (issue 15.8), and neither does a SIGINT or SIGTERM, to bake
+//! or to its process group (issue 16.7).
 
 #![allow(clippy::unwrap_used)]
 
@@ -210,4 +211,118 @@ fn a_killed_build_leaves_no_sandbox_running_and_no_scratch_root() {
         "left behind: {:?}",
         area.tmp_entries()
     );
+}
+
+/// Every file under `dir` whose name starts with `.tmp` (a temp blob, a
+/// half-written record).
+fn temp_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = fs_err::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            if e.file_name().to_string_lossy().starts_with(".tmp") {
+                found.push(e.path());
+            }
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// SIGINT or SIGTERM to bake alone, and SIGINT to its whole process group
+/// (what a terminal's Ctrl-C does: runc and the command get it too), while
+/// a run step's command runs: bake kills and deletes the container, removes
+/// its scratch root, and exits 128 + N with one line saying so, at once —
+/// no process with the command's token is left, TMPDIR is empty without
+/// another build, the layout has no tag and no partial blob, the cache no
+/// temp file. Without the handler bake died of the signal (no exit code)
+/// and left its scratch root for the next build to remove.
+#[test]
+#[ignore = "needs root, runc and fetched debs; run via cargo xtask test"]
+fn an_interrupted_build_stops_its_sandbox_and_leaves_nothing_behind() {
+    use std::os::unix::process::CommandExt;
+    use std::time::Duration;
+    require("runc");
+    for (case, signal, group, code) in [
+        ("SIGINT to bake", "INT", false, 130),
+        ("SIGINT to its process group", "INT", true, 130),
+        ("SIGTERM to bake", "TERM", false, 143),
+    ] {
+        let area = Area::new();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let token = format!("bake-interrupted-{}-{nanos}", std::process::id());
+        let recipe = busybox_recipe(&area, &format!("sleep 600 & wait # {token}"));
+        let stderr_path = area.dir.path().join("stderr");
+        let mut command = area.command(&recipe);
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(fs_err::File::create(&stderr_path).unwrap().into_parts().0);
+        if group {
+            command.process_group(0);
+        }
+        let mut bake = command.spawn().unwrap();
+        let started = wait_for(Duration::from_secs(60), || !processes_with(&token).is_empty());
+        if !started {
+            let _ = bake.kill();
+            panic!("{case}: the command never started");
+        }
+        let pid = bake.id().to_string();
+        let target = if group { format!("-{pid}") } else { pid };
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), "--", &target])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "{case}: kill failed");
+        let exited = wait_for(Duration::from_secs(30), || bake.try_wait().unwrap().is_some());
+        if !exited {
+            let _ = bake.kill();
+            panic!("{case}: bake did not exit within 30 s of the signal");
+        }
+        let status = bake.wait().unwrap();
+        let stderr = fs_err::read_to_string(&stderr_path).unwrap();
+        assert_eq!(status.code(), Some(code), "{case}: {status:?}, stderr: {stderr}");
+        let want = format!("bake: interrupted by SIG{signal}: ");
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with(&want)).count(),
+            1,
+            "{case}: {stderr:?} lacks one line {want:?}"
+        );
+        assert!(!stderr.contains("error:"), "{case}: {stderr}");
+        // The container is deleted before bake exits; its processes are
+        // gone at once (a moment for the kernel to reap them).
+        assert!(
+            wait_for(Duration::from_secs(2), || processes_with(&token).is_empty()),
+            "{case}: still running after bake exited: {:?}",
+            processes_with(&token)
+        );
+        assert!(
+            area.tmp_entries().is_empty(),
+            "{case}: left behind in TMPDIR: {:?}",
+            area.tmp_entries()
+        );
+        let layout = area.ctx().join("layout");
+        let index = layout.join("index.json");
+        if index.exists() {
+            let index: serde_json::Value = serde_json::from_slice(&fs_err::read(&index).unwrap()).unwrap();
+            assert_eq!(
+                index["manifests"],
+                serde_json::json!([]),
+                "{case}: tagged: {index}"
+            );
+        }
+        if layout.join("blobs/sha256").exists() {
+            assert_store_clean(&layout);
+        }
+        let temps = temp_files_under(area.dir.path());
+        assert!(temps.is_empty(), "{case}: temp files left: {temps:?}");
+    }
 }

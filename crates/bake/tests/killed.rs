@@ -1,5 +1,7 @@
 //! Invariant 5: a build killed at any point leaves no corrupt blob, and the
-//! next build succeeds with the same digest.
+//! next build succeeds with the same digest; an interrupted one (SIGINT)
+//! leaves no temp blob either.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -66,4 +68,97 @@ fn killed_builds_leave_no_corrupt_blob() {
     let index: serde_json::Value =
         serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], first["digest"]);
+}
+
+/// SIGINT while a large layer is being compressed (issue 16.7): the build
+/// stops at the layer's next write, exits 130 with one line, and leaves no
+/// temp blob in the layout or the cache, no tag, and a log that ends with
+/// the interruption. (Without bake's handler it died of the signal and left
+/// the temp blob.)
+#[test]
+fn an_interrupted_build_leaves_no_temp_blob_and_no_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    // ~96 MiB of poorly compressible data: compressing it takes seconds.
+    let mut f = fs_err::File::create(tmp.path().join("big.bin")).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..96 {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        f.write_all(&buf).unwrap();
+    }
+    drop(f);
+    fs_err::write(
+        tmp.path().join("bake.toml"),
+        "[image]\nname = \"big\"\n[[layer]]\nname = \"big\"\n[[layer.step]]\ncopy = \"big.bin\"\nto = \"/big.bin\"\n",
+    )
+    .unwrap();
+    let log = tmp.path().join("build.log");
+    let stderr = tmp.path().join("stderr");
+    let mut child = bake(tmp.path())
+        .args([
+            "build",
+            "bake.toml",
+            "--layout",
+            "layout",
+            "--cache-dir",
+            "cache",
+            "--log",
+        ])
+        .arg(&log)
+        .stdout(std::process::Stdio::null())
+        .stderr(fs_err::File::create(&stderr).unwrap().into_parts().0)
+        .spawn()
+        .unwrap();
+    // Until the layer is being written (its inputs hashed, compression on).
+    let start = std::time::Instant::now();
+    while !fs_err::read_to_string(&log).is_ok_and(|l| l.contains("layer big: building")) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the build ended before it was interrupted"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the layer never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("bake did not stop within 30 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = fs_err::read_to_string(&stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}: {text}");
+    assert!(text.contains("bake: interrupted by SIGINT: "), "{text}");
+    assert!(!text.contains("error:"), "{text}");
+    for dir in ["layout", "cache"] {
+        let blobs = tmp.path().join(dir).join("blobs/sha256");
+        if blobs.exists() {
+            assert_store_clean(&tmp.path().join(dir));
+        }
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(tmp.path().join("layout/index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"], serde_json::json!([]), "{index}");
+    let log = fs_err::read_to_string(&log).unwrap();
+    assert!(
+        log.trim_end().ends_with("error: the build was interrupted"),
+        "{log}"
+    );
 }
