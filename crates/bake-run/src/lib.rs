@@ -439,17 +439,7 @@ impl Sandbox {
                 Err(mpsc::RecvTimeoutError::Timeout) if grace.is_none() => {
                     // Kill the container (all of it: `delete --force` kills
                     // what is left in its cgroup), then the runtime.
-                    for args in [
-                        &["kill", id.as_str(), "KILL"][..],
-                        &["delete", "--force", id.as_str()],
-                    ] {
-                        let _ = self
-                            .runtime()
-                            .args(args)
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::null())
-                            .status();
-                    }
+                    self.kill_container(&id);
                     let _ = child.kill();
                     grace = Some(Instant::now() + Duration::from_secs(10));
                 }
@@ -516,6 +506,19 @@ impl Sandbox {
         })
     }
 
+    /// Kills the container `id` (all of it: `delete --force` kills what is
+    /// left in its cgroup) and deletes it; best effort, quietly.
+    fn kill_container(&self, id: &str) {
+        for args in [&["kill", id, "KILL"][..], &["delete", "--force", id]] {
+            let _ = self
+                .runtime()
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
     /// Kills and deletes every container whose state is in this scratch
     /// directory: for the scratch directory of a bake that died. Best
     /// effort; the runtime's errors are ignored.
@@ -528,17 +531,7 @@ impl Sandbox {
             let Some(id) = e.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            for args in [
-                &["kill", id.as_str(), "KILL"][..],
-                &["delete", "--force", id.as_str()],
-            ] {
-                let _ = self
-                    .runtime()
-                    .args(args)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
+            self.kill_container(&id);
         }
     }
 
