@@ -238,6 +238,8 @@ pub fn check(args: CheckArgs, opts: Options) -> Result<()> {
     if !args.recipe.is_file() {
         bail!("recipe {} does not exist", args.recipe.display());
     }
+    // Ctrl-C stops the running child build and removes the temporary roots.
+    crate::interrupt::install().context("cannot install the signal handlers")?;
     // The settings a `bake build` with the same flags would use here: the
     // recipe is parsed with the same variables, and the epoch is the same.
     let settings =
@@ -507,8 +509,7 @@ fn build_variant(
             cmd.env(&k, val);
         }
     }
-    let out = cmd
-        .output()
+    let out = run_child(&mut cmd, &crate::interrupt::current())
         .with_context(|| format!("cannot run bake build in {}", base.display()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -546,6 +547,65 @@ fn build_variant(
     };
     progress(format!("build {}: {}", v.number, built.digest));
     Ok(built)
+}
+
+/// Runs a child build to its end, like `Command::output`. When `bake
+/// check` is interrupted (SIGINT, SIGTERM or SIGHUP, to it alone or to its
+/// process group), the child gets SIGTERM — it stops its sandbox and cleans
+/// up as on its own interrupt — and once it has exited, the interruption is
+/// returned as an error, so the check's temporary roots are removed as on
+/// any failure.
+fn run_child(cmd: &mut Command, interrupt: &bake_build::Interrupt) -> Result<std::process::Output> {
+    let mut child = cmd.spawn()?;
+    // Drain the pipes meanwhile, so a chatty child never blocks on them.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let mut passed_on = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if interrupt.is_raised() && !passed_on {
+            passed_on = true;
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SAFETY: kill(2) on our own child's pid, which it keeps
+                // until we reap it below.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let output = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    if interrupt.is_raised() {
+        bail!("interrupted: the child build was stopped ({})", output.status);
+    }
+    Ok(output)
 }
 
 /// `taskset` and the first CPU this process may run on, when there is more

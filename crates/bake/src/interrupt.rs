@@ -7,8 +7,10 @@
 //! that code (what is left then is what `kill -9` leaves: the sandbox's
 //! watchdog stops the container, the next build removes the scratch root).
 //!
-//! Only `bake build` installs the handlers: every other command keeps the
-//! default action, which leaves nothing a kill would not.
+//! `bake build` and `bake check` install the handlers (`check` passes the
+//! signal on to its child build as SIGTERM, waits for it, and removes its
+//! temporary roots); every other command keeps the default action, which
+//! leaves nothing a kill would not.
 //!
 //! Why `signal-hook` rather than tokio's signals: the build is synchronous
 //! and polls a flag; `signal_hook::flag` sets one from an async-signal-safe

@@ -592,3 +592,87 @@ fn a_lock_covers_hard_link_grouping() {
         "{err}"
     );
 }
+
+/// Ctrl-C during `bake check` (SIGINT to it alone, or to its whole process
+/// group as a terminal sends it): the running child build is stopped, the
+/// check exits 130 with one line, and its temporary roots are gone.
+#[test]
+fn an_interrupted_check_stops_its_build_and_removes_its_roots() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // ~64 MiB of poorly compressible data: each build takes seconds.
+    let mut f = fs_err::File::create(d.join("big.bin")).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        f.write_all(&buf).unwrap();
+    }
+    drop(f);
+    write_files(
+        d,
+        &[(
+            "bake.toml",
+            "[image]\nname = \"big\"\n[[layer]]\nname = \"big\"\n[[layer.step]]\ncopy = \"big.bin\"\nto = \"/big.bin\"\n",
+        )],
+    );
+    for group in [false, true] {
+        let t = d.join("t");
+        fs_err::create_dir_all(&t).unwrap();
+        let stderr = d.join("stderr");
+        let mut child = bake(d)
+            .args(["check", "bake.toml"])
+            .env("TMPDIR", &t)
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(fs_err::File::create(&stderr).unwrap().into_parts().0)
+            .spawn()
+            .unwrap();
+        // Until the first child build has started.
+        let start = std::time::Instant::now();
+        while !fs_err::read_to_string(&stderr).is_ok_and(|l| l.contains("check: build 1 of 2")) {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the check ended before it was interrupted"
+            );
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "no build started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let target = if group {
+            format!("-{}", child.id())
+        } else {
+            child.id().to_string()
+        };
+        let sent = Command::new("kill")
+            .args(["-INT", "--", &target])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("bake check did not stop within 30 s of SIGINT");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let text = fs_err::read_to_string(&stderr).unwrap();
+        assert_eq!(status.code(), Some(130), "group {group}: {status:?}: {text}");
+        assert!(text.contains("bake: interrupted by SIGINT: "), "{text}");
+        // The roots (contexts, layouts, the child's TMPDIR) are gone.
+        assert_empty(&t);
+    }
+}
