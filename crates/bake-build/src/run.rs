@@ -12,7 +12,7 @@
 //! so nothing is left behind either way.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bake_layer::{Compression, Context, LayerOptions, ReadLimits, Source};
@@ -31,7 +31,7 @@ pub(crate) const DPKG_STATUS_LIMIT: u64 = 256 << 20;
 /// drop in order), the directory, and the lock on its [`LOCK`] file, held
 /// as long as the directory lives.
 #[derive(Default)]
-pub(crate) struct Scratch(Mutex<Option<(bake_run::RootFs, tempfile::TempDir, std::fs::File)>>);
+pub(crate) struct Scratch(Mutex<Option<(bake_run::RootFs, tempfile::TempDir, Arc<std::fs::File>)>>);
 
 /// The name prefix of scratch directories in the temp dir.
 const SCRATCH_PREFIX: &str = "bake-run-";
@@ -85,6 +85,7 @@ fn remove_stale_scratch(tmp_dir: &Path) {
             work: dir.join("sandbox"),
             resolv_conf: PathBuf::new(),
             interrupt: bake_run::Interrupt::default(),
+            hold: None,
         }
         .kill_all();
         // Its root may still be mounted: a tmpfs holding memory.
@@ -158,18 +159,21 @@ fn run_layer(
         pos: layer.pos.clone(),
         source,
     };
-    let sandbox = |work: PathBuf| bake_run::Sandbox {
+    let sandbox = |work: PathBuf, hold: Option<Arc<std::fs::File>>| bake_run::Sandbox {
         runtime: PathBuf::from("runc"),
         work,
         resolv_conf: PathBuf::from("/etc/resolv.conf"),
         interrupt: env.interrupt.clone(),
+        hold,
     };
     // Root and runc, before the work of assembling the root filesystem.
     let first_run = layer.steps.iter().find(|s| matches!(s.kind, StepKind::Run(_)));
-    sandbox(PathBuf::new()).check().map_err(|error| BuildError::Run {
-        pos: first_run.map_or(&layer.pos, |s| &s.pos).clone(),
-        error,
-    })?;
+    sandbox(PathBuf::new(), None)
+        .check()
+        .map_err(|error| BuildError::Run {
+            pos: first_run.map_or(&layer.pos, |s| &s.pos).clone(),
+            error,
+        })?;
     // The previous run layer's root is no longer needed: its tar is written.
     let mut slot = env.scratch.0.lock().unwrap_or_else(|p| p.into_inner());
     *slot = None;
@@ -193,7 +197,7 @@ fn run_layer(
             BuildError::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
         }
     };
-    let lock = lock_scratch(scratch.path()).map_err(io_at(scratch.path()))?;
+    let lock = Arc::new(lock_scratch(scratch.path()).map_err(io_at(scratch.path()))?);
     fs_err::create_dir(&rootfs).map_err(io_at(&rootfs))?;
     // The same world on every machine: a tmpfs of fixed options, filled
     // in a fixed order (see bake_run::rootfs).
@@ -210,7 +214,7 @@ fn run_layer(
         error: source,
     })?;
     let mut exclusions = bake_run::Exclusions::default();
-    let sandbox = sandbox(scratch.path().join("sandbox"));
+    let sandbox = sandbox(scratch.path().join("sandbox"), Some(Arc::clone(&lock)));
     fs_err::create_dir(&sandbox.work).map_err(io_at(&sandbox.work))?;
 
     // Consecutive non-run steps, written and applied together.

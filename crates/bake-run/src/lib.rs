@@ -142,6 +142,12 @@ pub struct Sandbox {
     /// When raised, the running command's container is killed and the
     /// step fails with [`RunError::Interrupted`].
     pub interrupt: Interrupt,
+    /// A file whose `flock` the watchdog holds for as long as it lives
+    /// (the scratch directory's lock): after a `kill -9` of bake, the next
+    /// build's clean-up leaves `work` alone until the watchdog has killed
+    /// and deleted the container (the runtime would make its state
+    /// directory again under a removed `work`).
+    pub hold: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// Why a step could not run, or failed.
@@ -547,8 +553,11 @@ impl Sandbox {
         const SCRIPT: &str = "read line\n[ \"$line\" = done ] && exit 0\n\
             for i in 1 2 3 4 5; do \"$0\" --root \"$1\" kill \"$2\" KILL; sleep 1; done\n\
             exec \"$0\" --root \"$1\" delete --force \"$2\"\n";
-        Command::new("/bin/sh")
-            .arg("-c")
+        let mut cmd = Command::new("/bin/sh");
+        if let Some(hold) = &self.hold {
+            hold_in_child(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(hold.as_ref()));
+        }
+        cmd.arg("-c")
             .arg(SCRIPT)
             .arg(&self.runtime)
             .arg(self.work.join("state"))
@@ -570,6 +579,25 @@ impl Sandbox {
         let work = std::path::absolute(&self.work).unwrap_or_else(|_| self.work.clone());
         let digest = bake_digest::Digest::of(work.as_os_str().as_encoded_bytes());
         format!("bake-{}-{index}", &digest.hex()[..16])
+    }
+}
+
+/// Gives the process `c` spawns the open file `fd` as its fd 3 (without
+/// close-on-exec), so a `flock` on it stays held while that process, or
+/// what it execs, lives.
+#[allow(unsafe_code)]
+fn hold_in_child(c: &mut Command, fd: std::os::fd::RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls dup2(2), which is async-signal-safe; `fd` stays open in the
+    // parent until spawn returns (the caller holds the file).
+    unsafe {
+        c.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -730,6 +758,7 @@ mod tests {
             work: t.path().join("work"),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             interrupt: Interrupt::default(),
+            hold: None,
         };
         fs_err::create_dir_all(&sandbox.work).unwrap();
         let interrupt = sandbox.interrupt.clone();
@@ -769,6 +798,7 @@ mod tests {
             work: t.path().join("work"),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             interrupt: Interrupt::default(),
+            hold: None,
         };
         fs_err::create_dir_all(&sandbox.work).unwrap();
         let spec = oci_spec::runtime::Spec::default();

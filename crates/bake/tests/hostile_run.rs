@@ -211,6 +211,11 @@ fn a_killed_build_leaves_no_sandbox_running_and_no_scratch_root() {
         "still running after bake was killed: {:?}",
         processes_with(&token)
     );
+    // The watchdog (which holds the scratch directory's lock while it kills
+    // and deletes the container) ends on its own too.
+    let scratch = area.dir.path().join("tmp").display().to_string();
+    let done = wait_for(Duration::from_secs(30), || processes_with(&scratch).is_empty());
+    assert!(done, "the watchdog still runs: {:?}", processes_with(&scratch));
 
     let out = area.build(&busybox_recipe(&area, "true"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
