@@ -33,6 +33,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("openssl", "openssl"),
     ("jq", "jq"),
     ("zstd", "zstd"),
+    // getcap: file capabilities of unpacked images (issue 16.5).
+    ("libcap2-bin", "getcap"),
 ];
 
 fn main() -> Result<()> {

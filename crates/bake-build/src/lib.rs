@@ -47,7 +47,10 @@ pub use registry::ResolvedBase;
 /// frame per chunk, with its content size).
 /// 3: entries whose path goes through a symlink of the base are written
 /// where the link leads (`LayerOptions::below_links`).
-pub const OUTPUT_FORMAT_VERSION: u32 = 3;
+/// 4: regular files keep their capabilities (a PAX
+/// `SCHILY.xattr.security.capability` record) from archives and `run`
+/// steps, where version 3 dropped them.
+pub const OUTPUT_FORMAT_VERSION: u32 = 4;
 
 /// A build epoch and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,9 +323,11 @@ pub fn build_recipe_with(
         scratch: &scratch,
         limits: &settings.limits,
     };
-    let sources = |layer: &bake_recipe::Layer, below: &[BuiltLayer], output: &mut dyn FnMut(&[u8])| {
-        run::sources(&run_env, layer, below, output)
-    };
+    let sources =
+        |layer: &bake_recipe::Layer,
+         below: &[BuiltLayer],
+         output: &mut dyn FnMut(&[u8]),
+         warn: &mut dyn FnMut(String)| { run::sources(&run_env, layer, below, output, warn) };
     timings.push(("prepare".to_owned(), started.elapsed()));
     let built = layers::build_layers(
         &layers::Plan {
@@ -685,6 +690,7 @@ fn layer_sources(
                 owner: o,
                 exclude,
                 mtime,
+                capabilities,
             } => {
                 let src = context.resolve(src).map_err(at)?;
                 Source::Copy {
@@ -698,6 +704,7 @@ fn layer_sources(
                         bake_recipe::CopyMtime::Source => bake_layer::CopyMtime::Source,
                         bake_recipe::CopyMtime::SourceUnclamped => bake_layer::CopyMtime::SourceUnclamped,
                     },
+                    capabilities: *capabilities,
                 }
             }
             StepKind::File {
@@ -705,11 +712,13 @@ fn layer_sources(
                 content,
                 mode,
                 owner: o,
+                capabilities,
             } => Source::Inline {
                 path: path.clone(),
                 content: content.clone().into_bytes(),
                 mode: *mode,
                 owner: owner(o),
+                capabilities: *capabilities,
             },
             StepKind::Dir { path, mode, owner: o } => Source::Dir {
                 path: path.clone(),
