@@ -1,7 +1,9 @@
 //! File capabilities end to end (issue 16.5): declared on `copy`/`file`
-//! steps, kept from an `unpack`ed archive and through a `run` step, seen by
-//! `getcap` after `umoci unpack`; the same digest twice; other extended
-//! attributes dropped with one warning line naming the file.
+//! steps, kept from an `unpack`ed archive and through a `run` step (one
+//! that sets them, as `setcap` does, and one that moves, links and chmods
+//! files that have them), seen by `getcap` after `umoci unpack`; the same
+//! digest twice; other extended attributes dropped with one warning line
+//! naming the file.
 //!
 //! `umoci unpack` sets `security.capability` only as root, so these need
 //! root, umoci and getcap (libcap2-bin); the run test also runc and the
@@ -149,6 +151,58 @@ name = "tools"
     assert_eq!(build(dir, "three").0, first);
 }
 
+/// A 206-byte static x86-64 ELF, `setcap cap_net_raw+ep FILE` in one
+/// system call: `setxattr(argv[1], "security.capability", <the 20 bytes
+/// setcap writes>, 20, 0)`, exiting with the errno it returns (0 on
+/// success). busybox has no setcap, and the host's needs libcap.
+fn setcap_net_raw_elf() -> Vec<u8> {
+    const BASE: u64 = 0x40_0000;
+    let name = b"security.capability\0";
+    let value = [1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut code = Vec::new();
+    code.extend([0xb8, 188, 0, 0, 0]); //               mov  eax, 188      ; setxattr
+    code.extend([0x48, 0x8b, 0x7c, 0x24, 0x10]); //     mov  rdi, [rsp+16] ; argv[1]
+    code.extend([0x48, 0x8d, 0x35, 29, 0, 0, 0]); //    lea  rsi, [rip+29] ; the name, after the code
+    code.extend([0x48, 0x8d, 0x15, 42, 0, 0, 0]); //    lea  rdx, [rip+42] ; the value, after the name
+    code.extend([0x41, 0xba, 20, 0, 0, 0]); //          mov  r10d, 20      ; its size
+    code.extend([0x45, 0x31, 0xc0]); //                 xor  r8d, r8d      ; flags 0
+    code.extend([0x0f, 0x05]); //                       syscall
+    code.extend([0x89, 0xc7]); //                       mov  edi, eax
+    code.extend([0xf7, 0xdf]); //                       neg  edi           ; -errno, or 0
+    code.extend([0xb8, 60, 0, 0, 0]); //                mov  eax, 60       ; exit
+    code.extend([0x0f, 0x05]); //                       syscall
+    assert_eq!(code.len(), 46);
+    let total = (64 + 56 + code.len() + name.len() + value.len()) as u64;
+    let mut f = Vec::new();
+    f.extend(b"\x7fELF");
+    f.extend([2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    f.extend(2u16.to_le_bytes()); // executable
+    f.extend(0x3eu16.to_le_bytes()); // x86-64
+    f.extend(1u32.to_le_bytes());
+    f.extend((BASE + 120).to_le_bytes()); // entry: the code after both headers
+    f.extend(64u64.to_le_bytes()); // program headers
+    f.extend(0u64.to_le_bytes()); // no sections
+    f.extend(0u32.to_le_bytes());
+    f.extend(64u16.to_le_bytes());
+    f.extend(56u16.to_le_bytes());
+    f.extend(1u16.to_le_bytes());
+    f.extend(64u16.to_le_bytes());
+    f.extend(0u16.to_le_bytes());
+    f.extend(0u16.to_le_bytes());
+    f.extend(1u32.to_le_bytes()); // PT_LOAD of the whole file, R + X
+    f.extend(5u32.to_le_bytes());
+    f.extend(0u64.to_le_bytes());
+    f.extend(BASE.to_le_bytes());
+    f.extend(BASE.to_le_bytes());
+    f.extend(total.to_le_bytes());
+    f.extend(total.to_le_bytes());
+    f.extend(0x1000u64.to_le_bytes());
+    f.extend(&code);
+    f.extend(name);
+    f.extend(value);
+    f
+}
+
 /// A tar whose regular files carry `security.capability` (and one also a
 /// `user.*` attribute) as PAX records, as GNU tar `--xattrs` writes them.
 fn capable_archive(caps: &[u8]) -> Vec<u8> {
@@ -210,6 +264,7 @@ fn capabilities_survive_unpack_and_run_steps() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     fs_err::copy(&deb, dir.join("busybox.deb")).unwrap();
+    fs_err::write(dir.join("setcap-net-raw"), setcap_net_raw_elf()).unwrap();
     // What setcap cap_net_raw+ep writes.
     let net_raw = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     fs_err::write(dir.join("caps.tar"), capable_archive(&net_raw)).unwrap();
@@ -231,6 +286,10 @@ name = "base"
 name = "caps"
   [[layer.step]]
   unpack = "caps.tar"
+  [[layer.step]]
+  file = "/usr/local/bin/below"
+  content = "#!/bin/sh\n"
+  mode = 0o755
 
 [[layer]]
 name = "run"
@@ -242,7 +301,21 @@ name = "run"
   mode = 0o755
   capabilities = "cap_net_admin+ep"
   [[layer.step]]
+  copy = "setcap-net-raw"
+  to = "/usr/local/sbin/setcap-net-raw"
+  mode = 0o755
+  [[layer.step]]
+  file = "/usr/local/bin/fresh"
+  content = "#!/bin/sh\n"
+  mode = 0o755
+  [[layer.step]]
   run = [
+    # setcap in a run step, on a file of this layer and on one from below.
+    "setcap-net-raw /usr/local/bin/fresh",
+    # (Not on /bin/busybox, the sandbox's /bin/sh: without NET_RAW in
+    # its bounding set, the kernel refuses to exec a file whose effective
+    # capabilities it cannot grant.)
+    "setcap-net-raw /usr/local/bin/below",
     "mv /usr/local/bin/moved /usr/local/bin/moved2",
     "ln /usr/local/bin/linked /usr/local/bin/linked2",
     "chmod 0750 /usr/local/bin/chmodded",
@@ -268,6 +341,8 @@ name = "run"
 
     let rootfs = umoci_unpack(dir, "one");
     let all = [
+        "/usr/local/bin/fresh",
+        "/usr/local/bin/below",
         "/usr/local/bin/keep",
         "/usr/local/bin/moved2",
         "/usr/local/bin/linked",
@@ -280,6 +355,9 @@ name = "run"
     assert_eq!(
         getcap(&rootfs, &all),
         expect(&[
+            // What setcap in the run step wrote.
+            ("/usr/local/bin/fresh", "cap_net_raw=ep"),
+            ("/usr/local/bin/below", "cap_net_raw=ep"),
             // Untouched by the run step: the caps layer's.
             ("/usr/local/bin/keep", "cap_net_raw=ep"),
             // Moved, linked, chmodded in the run root: read back from it,
