@@ -207,7 +207,8 @@ fn setcap_net_raw_elf() -> Vec<u8> {
 /// `user.*` attribute) as PAX records, as GNU tar `--xattrs` writes them.
 fn capable_archive(caps: &[u8]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let files: &[(&str, &[(&str, &[u8])])] = &[
+    type Pax<'a> = &'a [(&'a str, &'a [u8])];
+    let files: &[(&str, Pax<'_>)] = &[
         (
             "usr/local/bin/keep",
             &[
