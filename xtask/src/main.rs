@@ -36,6 +36,8 @@ const PACKAGES: &[(&str, &str)] = &[
     // same_world.rs: a loop-mounted ext4 build directory.
     ("e2fsprogs", "mkfs.ext4"),
     ("mount", "losetup"),
+    // getcap: file capabilities of unpacked images (issue 16.5).
+    ("libcap2-bin", "getcap"),
 ];
 
 fn main() -> Result<()> {

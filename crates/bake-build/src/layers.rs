@@ -57,6 +57,12 @@ pub trait Progress: Sync {
         _cached: bool,
     ) {
     }
+    /// Something about layer `index` the user should know, though the
+    /// build goes on: one line, without `warning:` or the layer's name
+    /// (e.g. extended attributes the layer could not keep, naming the
+    /// file). Given when the layer is built, not when it comes from the
+    /// cache.
+    fn warning(&self, _index: usize, _message: &str) {}
 }
 
 /// Reports nothing.
@@ -67,8 +73,15 @@ impl Progress for NoProgress {}
 /// Turns a recipe layer into its tar's sources. `below` holds every layer
 /// under it (base first) for layers that depend on them; it is empty for
 /// the others. `output` takes each line a `run` step prints.
-pub(crate) type SourcesFn<'a> =
-    dyn Fn(&Layer, &[BuiltLayer], &mut dyn FnMut(&[u8])) -> Result<Vec<Source>, BuildError> + Sync + 'a;
+/// `warn` takes each warning (see [`Progress::warning`]).
+pub(crate) type SourcesFn<'a> = dyn Fn(
+        &Layer,
+        &[BuiltLayer],
+        &mut dyn FnMut(&[u8]),
+        &mut dyn FnMut(String),
+    ) -> Result<Vec<Source>, BuildError>
+    + Sync
+    + 'a;
 
 /// Everything the loop needs.
 pub(crate) struct Plan<'a> {
@@ -323,7 +336,11 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
         items.push(Item::Bytes(format!("{:?}", step.kind).into_bytes()));
         match &step.kind {
             StepKind::Copy {
-                src, exclude, mtime, ..
+                src,
+                exclude,
+                mtime,
+                capabilities,
+                ..
             } => copy_items(
                 context,
                 index,
@@ -331,6 +348,7 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
                 src,
                 exclude,
                 *mtime,
+                *capabilities,
                 &mut items,
                 &mut watched,
             )?,
@@ -361,7 +379,8 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
 /// every node the layer walk reads, with what the layer takes from it —
 /// name, kind, size, "any x bit", hardlink grouping (first-seen order), link
 /// target, content (as a watched file), and the mtime when the step keeps
-/// source mtimes. The lock ([`copy_input_digest`]) uses exactly this.
+/// source mtimes; then the capabilities the files get. The lock
+/// ([`copy_input_digest`]) uses exactly this.
 #[allow(clippy::too_many_arguments)]
 fn copy_items(
     context: &Context,
@@ -370,6 +389,7 @@ fn copy_items(
     src: &str,
     exclude: &[String],
     mtime: bake_recipe::CopyMtime,
+    caps: Option<bake_recipe::FileCaps>,
     items: &mut Vec<Item>,
     watched: &mut Vec<(PathBuf, Stat)>,
 ) -> Result<(), BuildError> {
@@ -384,6 +404,15 @@ fn copy_items(
             source: LayerError::Io { index, path, source },
         }
     };
+    // The capabilities every copied file gets: the value written, so
+    // spellings of the same capabilities are one key.
+    match caps {
+        None => items.push(Item::Tag(b"no capabilities")),
+        Some(caps) => {
+            items.push(Item::Tag(b"capabilities"));
+            items.push(Item::Bytes(caps.to_xattr().to_vec()));
+        }
+    }
     let host = context.resolve(src).map_err(at)?;
     let exclude = context.copy_excludes(&host, exclude);
     let nodes = bake_layer::copy_inputs(index, &host, &exclude).map_err(at)?;
@@ -435,7 +464,11 @@ pub fn copy_input_digest(
     step: &bake_recipe::Step,
 ) -> Result<(Digest, u64, u64), BuildError> {
     let StepKind::Copy {
-        src, exclude, mtime, ..
+        src,
+        exclude,
+        mtime,
+        capabilities,
+        ..
     } = &step.kind
     else {
         return Err(BuildError::Io(io::Error::new(
@@ -444,7 +477,17 @@ pub fn copy_input_digest(
         )));
     };
     let (mut items, mut watched) = (Vec::new(), Vec::new());
-    copy_items(context, 0, step, src, exclude, *mtime, &mut items, &mut watched)?;
+    copy_items(
+        context,
+        0,
+        step,
+        src,
+        exclude,
+        *mtime,
+        *capabilities,
+        &mut items,
+        &mut watched,
+    )?;
     let mut digests = Vec::with_capacity(watched.len());
     let mut bytes = 0u64;
     for (path, _) in &watched {
@@ -561,7 +604,12 @@ fn build_one(
     let layer = &plan.layers[index];
     plan.progress.layer_started(index);
     let started = Instant::now();
-    let sources = (plan.sources)(layer, below, &mut |line| plan.progress.output(index, line))?;
+    let sources = (plan.sources)(
+        layer,
+        below,
+        &mut |line| plan.progress.output(index, line),
+        &mut |message| plan.progress.warning(index, &message),
+    )?;
     let store = plan.cache.map_or(plan.layout, |c| c.store());
     let store_err = |source| BuildError::Store {
         layer: layer.name.clone(),
@@ -588,6 +636,9 @@ fn build_one(
                 source,
             }
         })?;
+    for dropped in &out.dropped_xattrs {
+        plan.progress.warning(index, &dropped.to_string());
+    }
     let (digest, size) = writer.inner.finish().map_err(store_err)?;
     let entry = Entry {
         diff_id: out.diff_id,

@@ -50,7 +50,9 @@ pub use registry::ResolvedBase;
 /// 3: entries whose path goes through a symlink of the base are written
 /// where the link leads (`LayerOptions::below_links`).
 /// 4: a docker-archive base's uncompressed layers are compressed with the
-/// build's compression (`compressed` module).
+/// build's compression (`compressed` module); regular files keep their
+/// capabilities (a PAX `SCHILY.xattr.security.capability` record) from
+/// archives and `run` steps, where version 3 dropped them.
 pub const OUTPUT_FORMAT_VERSION: u32 = 4;
 
 /// A build epoch and where it came from.
@@ -348,9 +350,11 @@ pub fn build_recipe_with(
         limits: &settings.limits,
         interrupt: &settings.interrupt,
     };
-    let sources = |layer: &bake_recipe::Layer, below: &[BuiltLayer], output: &mut dyn FnMut(&[u8])| {
-        run::sources(&run_env, layer, below, output)
-    };
+    let sources =
+        |layer: &bake_recipe::Layer,
+         below: &[BuiltLayer],
+         output: &mut dyn FnMut(&[u8]),
+         warn: &mut dyn FnMut(String)| { run::sources(&run_env, layer, below, output, warn) };
     timings.push(("prepare".to_owned(), started.elapsed()));
     let built = layers::build_layers(
         &layers::Plan {
@@ -718,6 +722,7 @@ fn layer_sources(
                 owner: o,
                 exclude,
                 mtime,
+                capabilities,
             } => {
                 let src = context.resolve(src).map_err(at)?;
                 Source::Copy {
@@ -731,6 +736,7 @@ fn layer_sources(
                         bake_recipe::CopyMtime::Source => bake_layer::CopyMtime::Source,
                         bake_recipe::CopyMtime::SourceUnclamped => bake_layer::CopyMtime::SourceUnclamped,
                     },
+                    capabilities: *capabilities,
                 }
             }
             StepKind::File {
@@ -738,11 +744,13 @@ fn layer_sources(
                 content,
                 mode,
                 owner: o,
+                capabilities,
             } => Source::Inline {
                 path: path.clone(),
                 content: content.clone().into_bytes(),
                 mode: *mode,
                 owner: owner(o),
+                capabilities: *capabilities,
             },
             StepKind::Dir { path, mode, owner: o } => Source::Dir {
                 path: path.clone(),

@@ -119,16 +119,18 @@ pub(crate) struct Env<'a> {
 
 /// The sources of `layer`'s tar; `below` holds every layer under it, base
 /// first (only read when the layer depends on them). `output` takes each
-/// line its `run` steps print.
+/// line its `run` steps print, `warn` each warning of the steps applied
+/// to a run layer's root (the layer's own are the caller's).
 pub(crate) fn sources(
     env: &Env<'_>,
     layer: &Layer,
     below: &[BuiltLayer],
     output: &mut dyn FnMut(&[u8]),
+    warn: &mut dyn FnMut(String),
 ) -> Result<Vec<Source>, BuildError> {
     let has_run = layer.steps.iter().any(|s| matches!(s.kind, StepKind::Run(_)));
     if has_run {
-        return run_layer(env, layer, below, output);
+        return run_layer(env, layer, below, output, warn);
     }
     let mut sources = crate::layer_sources(env.recipe, layer, env.context)?;
     if depends_on_below(layer) {
@@ -154,6 +156,7 @@ fn run_layer(
     layer: &Layer,
     below: &[BuiltLayer],
     output: &mut dyn FnMut(&[u8]),
+    warn: &mut dyn FnMut(String),
 ) -> Result<Vec<Source>, BuildError> {
     let at_layer = |source| BuildError::Step {
         pos: layer.pos.clone(),
@@ -228,7 +231,7 @@ fn run_layer(
             pending.push(step.clone());
             continue;
         };
-        apply_steps(env, layer, &pending, first, &rootfs, scratch.path())?;
+        apply_steps(env, layer, &pending, first, &rootfs, scratch.path(), warn)?;
         pending.clear();
         let epoch = env.options.epoch;
         let step_spec = bake_run::Step {
@@ -251,7 +254,7 @@ fn run_layer(
             })?;
         exclusions.mounts.extend(used.mounts);
     }
-    apply_steps(env, layer, &pending, first, &rootfs, scratch.path())?;
+    apply_steps(env, layer, &pending, first, &rootfs, scratch.path(), warn)?;
 
     let after = bake_run::Snapshot::take(&rootfs).map_err(|source| BuildError::Run {
         pos: layer.pos.clone(),
@@ -269,6 +272,7 @@ fn run_layer(
 
 /// Writes `steps` (the layer's steps from index `first`) as a plain tar and
 /// applies it to `rootfs`. `deb` steps merge the status file found there.
+/// What the tar could not keep goes to `warn`.
 fn apply_steps(
     env: &Env<'_>,
     layer: &Layer,
@@ -276,6 +280,7 @@ fn apply_steps(
     first: usize,
     rootfs: &Path,
     scratch: &Path,
+    warn: &mut dyn FnMut(String),
 ) -> Result<(), BuildError> {
     if steps.is_empty() {
         return Ok(());
@@ -305,7 +310,11 @@ fn apply_steps(
             source,
         }
     };
-    bake_layer::write_layer_with_limits(&sources, &options, env.limits, file).map_err(step_err)?;
+    let (_, out) =
+        bake_layer::write_layer_with_limits(&sources, &options, env.limits, file).map_err(step_err)?;
+    for dropped in &out.dropped_xattrs {
+        warn(dropped.to_string());
+    }
     bake_layer::apply_layer_with_limits(&tar, rootfs, env.limits).map_err(step_err)?;
     fs_err::remove_file(&tar).map_err(BuildError::Io)?;
     Ok(())

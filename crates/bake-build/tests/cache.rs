@@ -218,6 +218,42 @@ fn changing_the_epoch_or_the_steps_rebuilds() {
 }
 
 #[test]
+fn capabilities_are_in_the_key_and_the_copy_input_digest() {
+    let p = Project::new();
+    let first = p.build("layout", Some("cache"));
+    let with = |caps: &str| {
+        RECIPE.replace(
+            "  copy = \"three\"\n  to = \"/three\"\n",
+            &format!("  copy = \"three\"\n  to = \"/three\"\n  capabilities = \"{caps}\"\n"),
+        )
+    };
+    fs::write(p.root.join("bake.toml"), with("cap_net_raw+ep")).unwrap();
+    let raw = p.build("layout", Some("cache"));
+    assert_eq!(cached(&raw), [true, true, false]);
+    assert_ne!(raw.layers[2].diff_id, first.layers[2].diff_id);
+    // Another spelling of the same capabilities: the same layer, cached.
+    fs::write(p.root.join("bake.toml"), with("CAP_NET_RAW=pe")).unwrap();
+    let same = p.build("layout", Some("cache"));
+    assert_eq!(cached(&same), [true, true, true]);
+    assert_eq!(same.manifest.digest, raw.manifest.digest);
+    fs::write(p.root.join("bake.toml"), with("cap_net_admin+ep")).unwrap();
+    let admin = p.build("layout", Some("cache"));
+    assert_eq!(cached(&admin), [true, true, false]);
+    assert_ne!(admin.layers[2].diff_id, raw.layers[2].diff_id);
+
+    // What `bake lock` records for the copy moves with them too.
+    let context = bake_layer::Context::new(&p.root).unwrap();
+    let digest = |caps: &str| {
+        let recipe = bake_recipe::parse(&p.root.join("bake.toml"), &with(caps), &Default::default()).unwrap();
+        bake_build::copy_input_digest(&context, &recipe.layers[2].steps[0])
+            .unwrap()
+            .0
+    };
+    assert_eq!(digest("cap_net_raw+ep"), digest("cap_net_raw=pe"));
+    assert_ne!(digest("cap_net_raw+ep"), digest("cap_net_admin+ep"));
+}
+
+#[test]
 fn corrupt_or_missing_cache_blobs_are_detected_and_rebuilt() {
     let p = Project::new();
     let first = p.build("layout", Some("cache"));

@@ -143,7 +143,7 @@ fn fields(a: &EntrySummary, b: &EntrySummary) -> Vec<FieldChange> {
     push(o, "name", json!(a.path), json!(b.path));
     let xattr_names: BTreeSet<&String> = a.xattrs.keys().chain(b.xattrs.keys()).collect();
     for name in xattr_names {
-        let text = |v: Option<&Vec<u8>>| v.map_or(Value::Null, |v| Value::String(xattr_text(v)));
+        let text = |v: Option<&Vec<u8>>| v.map_or(Value::Null, |v| Value::String(xattr_text(name, v)));
         push(
             o,
             &format!("xattr:{name}"),
@@ -184,20 +184,31 @@ fn push(out: &mut Vec<FieldChange>, field: &str, a: Value, b: Value) {
     }
 }
 
-/// An extended attribute's value: as text when it is printable UTF-8, else
-/// `0x` and hex.
-fn xattr_text(v: &[u8]) -> String {
-    match std::str::from_utf8(v) {
-        Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
-        _ => {
-            let mut out = String::from("0x");
-            for b in v {
-                out.push_str(&format!("{b:02x}"));
-            }
-            out
+/// An extended attribute's value: file capabilities as `getcap` shows them
+/// and their bytes (`cap_net_raw=ep (0x0100…)`: two encodings of the same
+/// capabilities differ), other values as text when they are printable
+/// UTF-8, else `0x` and hex.
+fn xattr_text(name: &str, v: &[u8]) -> String {
+    let hex = || {
+        let mut out = String::from("0x");
+        for b in v {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    };
+    if name == CAPS_XATTR {
+        if let Ok(caps) = bake_layer::FileCaps::from_xattr(v) {
+            return format!("{caps} ({})", hex());
         }
     }
+    match std::str::from_utf8(v) {
+        Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
+        _ => hex(),
+    }
 }
+
+/// The extended attribute that holds file capabilities.
+const CAPS_XATTR: &str = "security.capability";
 
 /// The first position where the entries both layers have come in another
 /// order.
@@ -246,7 +257,14 @@ mod tests {
             Some(Whiteout::Opaque("usr/share/".into()))
         );
         assert_eq!(whiteout("usr/.whatever"), None);
-        assert_eq!(xattr_text(b"user.x"), "user.x");
-        assert_eq!(xattr_text(&[1, 0, 0, 2]), "0x01000002");
+        assert_eq!(xattr_text("user.a", b"user.x"), "user.x");
+        assert_eq!(xattr_text("user.a", &[1, 0, 0, 2]), "0x01000002");
+        let caps = bake_layer::FileCaps::parse("cap_net_raw+ep").unwrap().to_xattr();
+        assert_eq!(
+            xattr_text("security.capability", &caps),
+            "cap_net_raw=ep (0x0100000200200000000000000000000000000000)"
+        );
+        // Malformed: bytes as they are.
+        assert_eq!(xattr_text("security.capability", &[1, 0, 0, 2]), "0x01000002");
     }
 }

@@ -601,6 +601,33 @@ fn tar_header_fields_uname_format_xattrs_and_pax() {
     }
 }
 
+/// File capabilities read as `getcap` shows them, with their bytes.
+#[test]
+fn capability_changes_are_shown_as_text() {
+    let caps = |t: &str| bake_layer::FileCaps::parse(t).unwrap().to_xattr().to_vec();
+    let with = |value: Vec<u8>| {
+        let mut files = base_files();
+        files[4].pax = vec![("SCHILY.xattr.security.capability".into(), value)];
+        files
+    };
+    let a = with(caps("cap_net_raw+ep"));
+    let b = with(caps("cap_net_raw,cap_net_admin+ep"));
+    let (_t, r) = pair((&[plain(&a)], &spec()), (&[plain(&b)], &spec()));
+    let line = "  ~ usr/bin/app  xattr security.capability cap_net_raw=ep (0x0100000200200000000000000000000000000000) \
+                → cap_net_admin,cap_net_raw=ep (0x0100000200300000000000000000000000000000)\n";
+    let text = human(&r);
+    assert!(text.contains(line), "no {line:?} in:\n{text}");
+    // Removing them is a difference too.
+    let (_t, r) = pair((&[plain(&a)], &spec()), (&[plain(&base_files())], &spec()));
+    assert!(
+        human(&r).contains(
+            "xattr security.capability cap_net_raw=ep (0x0100000200200000000000000000000000000000) → (none)"
+        ),
+        "{}",
+        human(&r)
+    );
+}
+
 #[test]
 fn pax_path_against_a_plain_name_is_a_header_difference_only() {
     let a = [file("etc/motd", "hi")];

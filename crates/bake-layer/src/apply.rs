@@ -37,7 +37,11 @@ const MAX_HOPS: usize = 40;
 /// - a directory over a directory takes the entry's metadata and keeps its
 ///   children; anything else replaces what was at the path;
 /// - owners (numeric), permission bits including setuid/setgid/sticky, and
-///   mtimes are set as the entry says; xattrs are not;
+///   mtimes are set as the entry says; of the extended attributes, only a
+///   regular file's capabilities (`SCHILY.xattr.security.capability`, set
+///   with `lsetxattr`, which needs `CAP_SETFCAP`), so a `run` step sees
+///   them and what it leaves untouched keeps them; a malformed value is
+///   an error naming the entry;
 /// - device nodes and fifos are skipped (the sandbox's `/dev` is the
 ///   runtime's), hardlinks must name an entry that exists by then.
 ///
@@ -115,6 +119,13 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
                 dir_times.push((host, mtime));
             }
             EntryType::Regular | EntryType::Continuous => {
+                let xattrs = crate::layer::entry_xattrs(item).map_err(|e| ctx.read_err(name, e))?;
+                let caps = xattrs
+                    .into_iter()
+                    .find_map(|(key, value)| value.filter(|_| key == bake_caps::XATTR))
+                    .map(|value| bake_caps::FileCaps::from_xattr(&value))
+                    .transpose()
+                    .map_err(|e| ctx.refuse(name, &e.to_string()))?;
                 let host = ctx.parent(parent, name)?.join(base);
                 remove_any(&host).map_err(ctx.io(&host))?;
                 let mut out = std::fs::OpenOptions::new()
@@ -132,6 +143,10 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
                 owner(&host)?;
                 std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode))
                     .map_err(ctx.io(&host))?;
+                // After the owner: a chown clears a file's capabilities.
+                if let Some(caps) = caps {
+                    crate::xattrs::set_caps(&host, &caps).map_err(ctx.io(&host))?;
+                }
                 set_mtime(&host, mtime).map_err(ctx.io(&host))?;
             }
             EntryType::Symlink => {

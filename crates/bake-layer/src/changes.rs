@@ -57,6 +57,7 @@ impl<'a> Layer<'a> {
                 uid: u64::from(m.uid()),
                 gid: u64::from(m.gid()),
                 mtime: epoch,
+                caps: None,
             };
             match change {
                 Change::Whiteout(_) => {
@@ -75,6 +76,7 @@ impl<'a> Layer<'a> {
                             uid: 0,
                             gid: 0,
                             mtime: self.epoch,
+                            caps: None,
                         },
                         index,
                     };
@@ -128,10 +130,18 @@ impl<'a> Layer<'a> {
                             &format!("is a {kind}: only regular files, directories and symlinks can be kept"),
                         ));
                     };
-                    let meta = match kind {
+                    let mut meta = match kind {
                         Kind::Symlink { .. } => Meta { mode: 0o777, ..meta },
                         _ => meta,
                     };
+                    // Capabilities are kept (regular files); the rest is
+                    // dropped, and said so.
+                    let (caps, others) =
+                        crate::xattrs::read(&host, ft.is_file()).map_err(io_err(index, &host))?;
+                    meta.caps = caps.transpose().map_err(|e| bad(&rel, &format!("has a {e}")))?;
+                    for name in others {
+                        self.drop_xattr(&rel, name);
+                    }
                     self.insert(index, rel, Entry { kind, meta, index })?;
                 }
             }
@@ -165,6 +175,7 @@ impl<'a> Layer<'a> {
                 uid: u64::from(m.uid()),
                 gid: u64::from(m.gid()),
                 mtime: self.epoch,
+                caps: None,
             };
             self.insert(
                 index,

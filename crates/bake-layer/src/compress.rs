@@ -671,6 +671,7 @@ mod tests {
             content: sample(3 * CHUNK + 12_345),
             mode: 0o644,
             owner: crate::Owner::default(),
+            capabilities: None,
         }];
         let opts = |compression| crate::LayerOptions {
             epoch: 1_700_000_000,

@@ -134,6 +134,7 @@ mod tests {
             owner: Owner::default(),
             exclude,
             mtime: crate::CopyMtime::Epoch,
+            capabilities: None,
         };
         let opts = LayerOptions {
             epoch: 0,

@@ -1,6 +1,6 @@
 //! The entry map: sources in, sorted tar records out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::Metadata;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -12,7 +12,7 @@ use tar::EntryType;
 use crate::limits::{ReadLimits, TarGuard, after_entry};
 use crate::paths::{ancestors, follow_links, join, normalise_archive, normalise_dest};
 use crate::tarfmt::{self, BLOCK, Meta};
-use crate::{CopyMtime, LayerError, Owner, Source};
+use crate::{CopyMtime, FileCaps, LayerError, Owner, Source};
 
 /// Where a regular file's bytes come from when the tar is written.
 #[derive(Debug, Clone)]
@@ -88,6 +88,8 @@ pub(crate) struct Layer<'a> {
     /// Off while a `Changes` source is added: a snapshot of the real root
     /// already went through the real symlinks.
     follow: bool,
+    /// Extended attributes not kept, by normalised path (for warnings).
+    pub(crate) dropped: BTreeMap<String, BTreeSet<String>>,
 }
 
 pub(crate) fn io_err(index: usize, path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
@@ -104,6 +106,7 @@ pub(crate) fn owner_meta(mode: u32, owner: Owner, epoch: u64) -> Meta {
         uid: u64::from(owner.uid),
         gid: u64::from(owner.gid),
         mtime: epoch,
+        caps: None,
     }
 }
 
@@ -118,6 +121,7 @@ impl<'a> Layer<'a> {
             tmp_count: 0,
             below_links: BTreeMap::new(),
             follow: true,
+            dropped: BTreeMap::new(),
             limits,
             dpkg: Default::default(),
         }
@@ -144,22 +148,36 @@ impl<'a> Layer<'a> {
                 owner,
                 exclude,
                 mtime,
+                capabilities,
             } => {
                 let to = dest(to)?;
-                self.add_copy(index, src, &to, *mode, *owner, exclude, *mtime)
+                let walk = Walk {
+                    index,
+                    mode: mode.map(|m| m & 0o7777),
+                    owner: *owner,
+                    exclude: globs(index, exclude)?,
+                    links: BTreeMap::new(),
+                    mtime: *mtime,
+                    caps: *capabilities,
+                };
+                self.add_copy(walk, src, &to)
             }
             Source::Inline {
                 path,
                 content,
                 mode,
                 owner,
+                capabilities,
             } => {
                 let kind = Kind::File {
                     content: Content::Bytes(content),
                     size: content.len() as u64,
                     group: None,
                 };
-                let meta = owner_meta(mode & 0o7777, *owner, self.epoch);
+                let meta = Meta {
+                    caps: *capabilities,
+                    ..owner_meta(mode & 0o7777, *owner, self.epoch)
+                };
                 self.insert(index, dest(path)?, Entry { kind, meta, index })
             }
             Source::Dir { path, mode, owner } => {
@@ -278,26 +296,9 @@ impl<'a> Layer<'a> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn add_copy(
-        &mut self,
-        index: usize,
-        src: &Path,
-        to: &str,
-        mode: Option<u32>,
-        owner: Owner,
-        exclude: &[String],
-        mtime: CopyMtime,
-    ) -> Result<(), LayerError> {
+    fn add_copy(&mut self, mut walk: Walk, src: &Path, to: &str) -> Result<(), LayerError> {
+        let (index, owner) = (walk.index, walk.owner);
         let meta = fs_err::symlink_metadata(src).map_err(io_err(index, src))?;
-        let mut walk = Walk {
-            index,
-            mode: mode.map(|m| m & 0o7777),
-            owner,
-            exclude: globs(index, exclude)?,
-            links: BTreeMap::new(),
-            mtime,
-        };
         if !meta.is_dir() {
             // A single file (or symlink) goes exactly at `to`.
             return self.add_host_node(&mut walk, src, &meta, to.to_owned());
@@ -408,7 +409,10 @@ impl<'a> Layer<'a> {
                     size: meta.len(),
                     group,
                 },
-                meta: owner_meta(mode, w.owner, self.copy_mtime(w, meta)),
+                meta: Meta {
+                    caps: w.caps,
+                    ..owner_meta(mode, w.owner, self.copy_mtime(w, meta))
+                },
                 index,
             }
         } else if ft.is_symlink() {
@@ -536,11 +540,25 @@ impl<'a> Layer<'a> {
                 }
             }
             let mtime = entry_mtime(&mut item).map_err(archive_err(Some(&name)))?;
+            let xattrs = entry_xattrs(&mut item).map_err(archive_err(Some(&name)))?;
+            let regular = matches!(kind, EntryType::Regular | EntryType::Continuous);
+            let mut caps = None;
+            for (key, value) in xattrs {
+                if let (true, true, Some(value)) = (key == bake_caps::XATTR, regular, &value) {
+                    let parsed = FileCaps::from_xattr(value).map_err(|e| refuse(&name, e.to_string()))?;
+                    caps = Some(parsed);
+                } else if kind != EntryType::Link {
+                    // A hardlink takes its target's metadata: its own
+                    // records are ignored, not dropped.
+                    self.drop_xattr(&path, key);
+                }
+            }
             let meta = Meta {
                 mode,
                 uid,
                 gid,
                 mtime: mtime.min(self.epoch),
+                caps,
             };
             let link_name = item.link_name_bytes().map(|l| l.into_owned());
             let link = || -> Result<String, LayerError> {
@@ -651,9 +669,25 @@ impl<'a> Layer<'a> {
         Some(e.clone())
     }
 
+    /// Records that the extended attribute `name` of the entry at `path`
+    /// (normalised) is not kept.
+    pub(crate) fn drop_xattr(&mut self, path: &str, name: String) {
+        self.dropped.entry(path.to_owned()).or_default().insert(name);
+    }
+
     /// Adds implicit parent directories, resolves hardlink groups, and sorts
-    /// the entries by their tar name.
-    pub(crate) fn finish(mut self) -> Result<(Vec<Record<'a>>, Option<tempfile::TempDir>), LayerError> {
+    /// the entries by their tar name; also returns what was dropped.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn finish(
+        mut self,
+    ) -> Result<
+        (
+            Vec<Record<'a>>,
+            Option<tempfile::TempDir>,
+            Vec<crate::DroppedXattrs>,
+        ),
+        LayerError,
+    > {
         self.finish_dpkg()?;
         let mut missing: BTreeMap<String, usize> = BTreeMap::new();
         for (path, entry) in &self.entries {
@@ -743,7 +777,14 @@ impl<'a> Layer<'a> {
             records.push(record);
         }
         records.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        Ok((records, self.tmp.take()))
+        let dropped = std::mem::take(&mut self.dropped)
+            .into_iter()
+            .map(|(path, names)| crate::DroppedXattrs {
+                path: format!("/{path}"),
+                names: names.into_iter().collect(),
+            })
+            .collect();
+        Ok((records, self.tmp.take(), dropped))
     }
 }
 
@@ -772,6 +813,8 @@ struct Walk {
     /// (dev, ino) → hardlink group, within this one source.
     links: BTreeMap<(u64, u64), usize>,
     mtime: CopyMtime,
+    /// Capabilities of the regular files copied.
+    caps: Option<FileCaps>,
 }
 
 /// Exclude globs for a copy (`*` does not cross `/`); the cache's input walk
@@ -841,6 +884,35 @@ pub(crate) fn entry_mtime<R: Read>(item: &mut tar::Entry<'_, R>) -> io::Result<u
         }
     }
     item.header().mtime()
+}
+
+/// The entry's extended attributes, from its PAX records: `SCHILY.xattr.NAME`
+/// (GNU tar, Go, umoci, bsdtar), and `LIBARCHIVE.xattr.NAME` (bsdtar's
+/// other spelling: URL-encoded name, base64 value) only by name, for the
+/// warning, when no `SCHILY` record has it (the value is then `None`).
+#[allow(clippy::type_complexity)]
+pub(crate) fn entry_xattrs<R: Read>(
+    item: &mut tar::Entry<'_, R>,
+) -> io::Result<Vec<(String, Option<Vec<u8>>)>> {
+    let mut out: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+    let mut other: Vec<String> = Vec::new();
+    if let Some(exts) = item.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            let key = String::from_utf8_lossy(ext.key_bytes());
+            if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                out.push((name.to_owned(), Some(ext.value_bytes().to_vec())));
+            } else if let Some(name) = key.strip_prefix("LIBARCHIVE.xattr.") {
+                other.push(name.to_owned());
+            }
+        }
+    }
+    for name in other {
+        if !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, None));
+        }
+    }
+    Ok(out)
 }
 
 /// Streams an archive entry's content into a temp file; returns its size.

@@ -12,7 +12,7 @@
 //! use bake_layer::{write_layer, read_layer_entries, Compression, EntryKind, LayerOptions, Owner, Source};
 //!
 //! let sources = [
-//!     Source::Inline { path: "/etc/motd".into(), content: b"hi\n".to_vec(), mode: 0o644, owner: Owner::default() },
+//!     Source::Inline { path: "/etc/motd".into(), content: b"hi\n".to_vec(), mode: 0o644, owner: Owner::default(), capabilities: None },
 //!     Source::Dir { path: "/var/lib/app".into(), mode: 0o750, owner: Owner { uid: 1000, gid: 1000 } },
 //!     Source::Symlink { path: "/usr/bin/app".into(), target: "../local/bin/app".into(), owner: Owner::default() },
 //! ];
@@ -65,7 +65,8 @@
 //!   mtimes ([`CopyMtime`]); `Unpack` entries keep
 //!   `min(entry mtime, epoch)`.
 //! - uid/gid come from the step (default 0); uname/gname are empty; there is
-//!   no atime/ctime and no xattrs; device numbers are 0.
+//!   no atime/ctime; device numbers are 0; the only extended attribute is a
+//!   regular file's capabilities (see [below](#extended-attributes)).
 //! - Modes of `Copy`: without `mode`, regular files are `0o755` if any
 //!   execute bit is set on the host, else `0o644` (the umask never leaks);
 //!   directories are `0o755`, symlinks `0o777`. `mode` applies to regular
@@ -79,11 +80,37 @@
 //!   its contents, and `target/**` drops the contents but keeps `target/`.
 //! - Tar format: ustar headers; a PAX extended header (named
 //!   `././@PaxHeader`, records in the fixed order path, linkpath, size, uid,
-//!   gid, mtime) only for a field that does not fit: a name that cannot be
-//!   split into ustar prefix (155) + name (100), a link target over 100
-//!   bytes, a size or mtime of 8 GiB / 2^33 or more, a uid/gid above
-//!   0o7777777. Names are UTF-8 bytes (non-UTF-8 host names are refused).
+//!   gid, mtime, `SCHILY.xattr.security.capability`) only for a field that
+//!   does not fit: a name that cannot be split into ustar prefix (155) +
+//!   name (100), a link target over 100 bytes, a size or mtime of 8 GiB /
+//!   2^33 or more, a uid/gid above 0o7777777; or for a regular file's
+//!   capabilities. Names are UTF-8 bytes (non-UTF-8 host names are refused).
 //!   The archive ends with two zero blocks.
+//!
+//! # Extended attributes
+//!
+//! A layer keeps one extended attribute, `security.capability`, on regular
+//! files (a hardlink shares its target's): what `setcap cap_net_raw+ep`
+//! writes, without which an image's `ping` or port-80 server breaks at run
+//! time. It is written as the PAX record
+//! `SCHILY.xattr.security.capability` holding the 20-byte
+//! `VFS_CAP_REVISION_2` value of a [`FileCaps`] (from the `bake-caps`
+//! crate), so every spelling and every source of the same capabilities
+//! gives the same bytes. It comes from:
+//!
+//! - `capabilities` on [`Source::Copy`] (every copied regular file) and
+//!   [`Source::Inline`] — host xattrs are never read;
+//! - the PAX records of [`Source::Unpack`] and [`Source::Deb`] archives
+//!   (revisions 1, 2 and 3 read, revision 2 written; a malformed value is an
+//!   error naming the archive and entry);
+//! - the run root of [`Source::Changes`] (`lgetxattr`).
+//!
+//! [`apply_layer`] sets it on disk (`lsetxattr`, after the owner: a chown
+//! clears it) so a `run` step sees it. Every other extended attribute met
+//! in an archive or a run root (`user.*`, ACLs, a capability on a directory
+//! or symlink; not the host's `security.selinux` label of a run root) is
+//! dropped and listed in [`LayerOutput::dropped_xattrs`], one
+//! [`DroppedXattrs`] per path, for the caller to warn about.
 //!
 //! # Hardlinks
 //!
@@ -146,7 +173,8 @@
 //!
 //! [`Source::Changes`] turns the [`Change`]s a `run` step made to a root
 //! filesystem into entries: regular files, directories and symlinks with
-//! their mode (`& 0o7777`), uid and gid as found, mtime the epoch; regular
+//! their mode (`& 0o7777`), uid and gid as found, mtime the epoch, regular
+//! files' capabilities as found; regular
 //! files of the source that share an inode become hardlinks; sockets are
 //! skipped; fifos, devices and names starting with `.wh.` are errors.
 //! [`apply_layer`] is the other direction: it applies any layer to a
@@ -203,12 +231,15 @@ mod limits;
 mod paths;
 mod read;
 mod tarfmt;
+mod xattrs;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use bake_digest::{Digest, HashingWriter};
+
+pub use bake_caps::FileCaps;
 
 pub use apply::{
     FileEffect, apply_layer, apply_layer_with_limits, file_in_layer, links_and_diff_ids, links_in_layers,
@@ -247,6 +278,8 @@ pub enum Source {
         exclude: Vec<String>,
         /// Which mtime the copied entries get (default: the epoch).
         mtime: CopyMtime,
+        /// Capabilities of every copied regular file.,
+        capabilities: Option<FileCaps>,
     },
     /// A regular file with the given content.
     Inline {
@@ -254,6 +287,7 @@ pub enum Source {
         content: Vec<u8>,
         mode: u32,
         owner: Owner,
+        capabilities: Option<FileCaps>,
     },
     /// A directory (its parents are implicit).
     Dir { path: String, mode: u32, owner: Owner },
@@ -348,6 +382,36 @@ pub struct LayerOutput {
     pub uncompressed_size: u64,
     /// Number of tar entries (PAX extended headers not counted).
     pub entries: u64,
+    /// The entries whose extended attributes were dropped, by path.
+    pub dropped_xattrs: Vec<DroppedXattrs>,
+}
+
+/// Extended attributes of one entry that the layer does not keep: all but
+/// `security.capability`, and that too on anything but a regular file (see
+/// [the crate doc](crate#extended-attributes)). Shown as the warning a
+/// build prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedXattrs {
+    /// The absolute image path (`/usr/bin/x`).
+    pub path: String,
+    /// The attribute names, sorted.
+    pub names: Vec<String>,
+}
+
+impl std::fmt::Display for DroppedXattrs {
+    /// `"/usr/bin/x": extended attributes "user.a", "user.b" dropped …`:
+    /// path and names quoted and escaped (they come from archives and
+    /// commands).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.names.iter().map(|n| format!("{n:?}")).collect();
+        write!(
+            f,
+            "{:?}: extended attribute{} {} dropped (only security.capability, on regular files, is kept)",
+            self.path,
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        )
+    }
 }
 
 /// Builds the layer made of `sources` and writes it, compressed, to `out`.
@@ -379,7 +443,7 @@ pub fn write_layer_with_limits<W: Write>(
         layer.add(index, source)?;
     }
     // `_tmp` keeps Unpack's temp files until the tar is written.
-    let (records, _tmp) = layer.finish()?;
+    let (records, _tmp, dropped_xattrs) = layer.finish()?;
     let write_err = |source| LayerError::Write { source };
     let compressor = compress::Compressor::new(out, opts.compression).map_err(write_err)?;
     let mut tar = HashingWriter::new(compressor);
@@ -392,6 +456,7 @@ pub fn write_layer_with_limits<W: Write>(
             diff_id,
             uncompressed_size,
             entries,
+            dropped_xattrs,
         },
     ))
 }

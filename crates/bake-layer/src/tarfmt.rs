@@ -1,5 +1,5 @@
 //! The bytes of normalised ustar headers, with a PAX extended header only
-//! when a field does not fit.
+//! when a field does not fit or a regular file has capabilities.
 
 use tar::{EntryType, Header};
 
@@ -17,6 +17,10 @@ const MAX_OCTAL_7: u64 = 0o7_777_777;
 /// fixed, so it never depends on the process (GNU tar puts its pid there).
 const PAX_NAME: &[u8] = b"././@PaxHeader";
 
+/// The PAX record key of a file's capabilities, as GNU tar, Go's
+/// archive/tar and umoci write and read it.
+pub(crate) const CAPS_KEY: &str = "SCHILY.xattr.security.capability";
+
 /// Metadata of one entry as it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Meta {
@@ -24,6 +28,8 @@ pub(crate) struct Meta {
     pub uid: u64,
     pub gid: u64,
     pub mtime: u64,
+    /// File capabilities; written for regular files only.
+    pub caps: Option<bake_caps::FileCaps>,
 }
 
 /// The ustar `prefix` and `name` fields for `name`, if it fits in them.
@@ -113,6 +119,9 @@ pub(crate) fn header_bytes(
     if big_mtime {
         pax_record(&mut records, "mtime", meta.mtime.to_string().as_bytes());
     }
+    if let (Some(caps), EntryType::Regular) = (meta.caps, kind) {
+        pax_record(&mut records, CAPS_KEY, &caps.to_xattr());
+    }
 
     let mut out = Vec::with_capacity(BLOCK * 2);
     if !records.is_empty() {
@@ -121,6 +130,7 @@ pub(crate) fn header_bytes(
             uid: 0,
             gid: 0,
             mtime: 0,
+            caps: None,
         };
         let mut ph = base_header(EntryType::XHeader, pax_meta, records.len() as u64);
         put(&mut ph, 0, NAME_LEN, PAX_NAME);
@@ -137,6 +147,7 @@ pub(crate) fn header_bytes(
         uid: if big_uid { 0 } else { meta.uid },
         gid: if big_gid { 0 } else { meta.gid },
         mtime: if big_mtime { 0 } else { meta.mtime },
+        caps: None,
     };
     let mut h = base_header(kind, fixed, if big_size { 0 } else { size });
     match split {
@@ -161,6 +172,7 @@ mod tests {
         uid: 0,
         gid: 0,
         mtime: 1_700_000_000,
+        caps: None,
     };
 
     fn pax_of(bytes: &[u8]) -> Option<&[u8]> {
@@ -222,6 +234,46 @@ mod tests {
         assert_eq!(&ustar[124..136], b"00000000000\0", "size held by PAX");
         assert_eq!(&ustar[108..116], b"0000000\0", "uid held by PAX");
         assert_eq!(&ustar[116..124], b"0000005\0");
+    }
+
+    #[test]
+    fn capabilities_are_a_pax_xattr_record_of_regular_files_only() {
+        let caps = bake_caps::FileCaps::parse("cap_net_raw+ep").unwrap();
+        let meta = Meta {
+            caps: Some(caps),
+            uid: 3_000_000,
+            ..META
+        };
+        let b = header_bytes("usr/bin/ping", EntryType::Regular, meta, 5, None);
+        let mut want = b"15 uid=3000000\n".to_vec();
+        want.extend_from_slice(b"57 SCHILY.xattr.security.capability=");
+        want.extend_from_slice(&caps.to_xattr());
+        want.push(b'\n');
+        assert_eq!(pax_of(&b).unwrap(), want, "uid first, the xattr last");
+        // The tar crate (as every reader) finds the value.
+        let mut whole = b.clone();
+        whole.resize(b.len() + 3 * BLOCK, 0);
+        let mut a = tar::Archive::new(&whole[..]);
+        let mut e = a.entries().unwrap().next().unwrap().unwrap();
+        let exts: Vec<(String, Vec<u8>)> = e
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|x| {
+                let x = x.unwrap();
+                (x.key().unwrap().to_owned(), x.value_bytes().to_vec())
+            })
+            .collect();
+        assert_eq!(exts[1], (CAPS_KEY.to_owned(), caps.to_xattr().to_vec()));
+        assert_eq!(e.path().unwrap().to_str(), Some("usr/bin/ping"));
+        for kind in [EntryType::Directory, EntryType::Symlink, EntryType::Link] {
+            let meta = Meta {
+                caps: Some(caps),
+                ..META
+            };
+            let b = header_bytes("x", kind, meta, 0, Some("y"));
+            assert_eq!(b.len(), BLOCK, "{kind:?} carries no capabilities");
+        }
     }
 
     #[test]

@@ -1048,6 +1048,7 @@ fn copies_and_recipe_paths_cannot_make_whiteouts() {
         owner: Default::default(),
         exclude: Vec::new(),
         mtime: Default::default(),
+        capabilities: None,
     }];
     let err = write_layer(&copy, &opts(&area), Vec::new())
         .unwrap_err()
@@ -1064,6 +1065,7 @@ fn copies_and_recipe_paths_cannot_make_whiteouts() {
         owner: Default::default(),
         exclude: vec!["**/.wh.*".into()],
         mtime: Default::default(),
+        capabilities: None,
     }];
     write_layer(&excluded, &opts(&area), Vec::new()).unwrap();
     for path in ["/etc/.wh.passwd", "/.wh..wh..opq", "/a/.wh.b/c"] {
@@ -1072,6 +1074,7 @@ fn copies_and_recipe_paths_cannot_make_whiteouts() {
             content: b"x".to_vec(),
             mode: 0o644,
             owner: Default::default(),
+            capabilities: None,
         }];
         let err = write_layer(&inline, &opts(&area), Vec::new())
             .unwrap_err()
@@ -1101,6 +1104,7 @@ fn copies_and_recipe_paths_cannot_make_whiteouts() {
         content: b"x".to_vec(),
         mode: 0o644,
         owner: Default::default(),
+        capabilities: None,
     }];
     let err = write_layer(&through, &below, Vec::new()).unwrap_err().to_string();
     assert!(

@@ -71,6 +71,7 @@ fn copy(src: &Path, to: &str) -> Source {
         owner: Owner::default(),
         exclude: vec![],
         mtime: CopyMtime::Epoch,
+        capabilities: None,
     }
 }
 
@@ -80,6 +81,7 @@ fn inline(path: &str, content: &[u8]) -> Source {
         content: content.to_vec(),
         mode: 0o644,
         owner: Owner::default(),
+        capabilities: None,
     }
 }
 
@@ -250,6 +252,7 @@ fn headers_are_normalised() {
             content: b"hello\n".to_vec(),
             mode: 0o600,
             owner: Owner { uid: 7, gid: 8 },
+            capabilities: None,
         },
     ];
     let tar = build(&sources);
@@ -339,6 +342,7 @@ fn modes_do_not_leak_from_the_host() {
         owner: Owner { uid: 1000, gid: 100 },
         exclude: vec![],
         mtime: CopyMtime::Epoch,
+        capabilities: None,
     };
     let e = entries(&[explicit]);
     let got: Vec<(&str, u32, u64, u64)> = e
@@ -370,6 +374,7 @@ fn a_single_file_lands_exactly_at_to() {
         owner: Owner { uid: 5, gid: 6 },
         exclude: vec![],
         mtime: CopyMtime::Epoch,
+        capabilities: None,
     };
     let e = entries(&[src]);
     assert_eq!(
@@ -403,6 +408,7 @@ fn copy_mtime_source_keeps_host_mtimes_clamped_or_not() {
             owner: Owner::default(),
             exclude: vec![],
             mtime,
+            capabilities: None,
         };
         let e = entries(&[src]);
         ["t/", "t/new", "t/old"].map(|p| find(&e, p).mtime)
@@ -437,6 +443,7 @@ fn exclude_globs_match_relative_paths() {
         owner: Owner::default(),
         exclude: vec!["*.tmp".into(), "target/**".into(), "logs".into()],
         mtime: CopyMtime::Epoch,
+        capabilities: None,
     };
     assert_eq!(
         names(&entries(&[src])),
@@ -459,6 +466,7 @@ fn exclude_globs_match_relative_paths() {
         owner: Owner::default(),
         exclude: vec!["a[".into()],
         mtime: CopyMtime::Epoch,
+        capabilities: None,
     };
     let err = build_with(&[inline("/x", b""), bad], Compression::None).unwrap_err();
     assert!(matches!(err, LayerError::Exclude { index: 1, .. }), "{err:?}");
@@ -605,6 +613,7 @@ fn long_and_non_ascii_names_round_trip() {
                 uid: 3_000_000,
                 gid: 4_000_000,
             },
+            capabilities: None,
         },
     ];
     let tar = build(&sources);
@@ -1092,6 +1101,7 @@ fn golden_digests() {
             content: b"#!/bin/sh\nexec /srv/app/bin \"$@\"\n".to_vec(),
             mode: 0o755,
             owner: Owner { uid: 1000, gid: 1000 },
+            capabilities: None,
         },
         inline("/etc/motd", &b"bake golden layer\n".repeat(50)),
         symlink("/usr/bin/app", "/srv/app/run.sh"),
@@ -1280,6 +1290,7 @@ fn entries_go_through_the_links_below() {
             owner: Owner::default(),
             exclude: vec![],
             mtime: CopyMtime::Epoch,
+            capabilities: None,
         },
         Source::Dir {
             path: "/bin".into(),
@@ -1291,6 +1302,7 @@ fn entries_go_through_the_links_below() {
             content: b"ld".to_vec(),
             mode: 0o755,
             owner: Owner::default(),
+            capabilities: None,
         },
         // A symlink over a link replaces it (the last component is not
         // followed for anything but a directory).

@@ -870,3 +870,39 @@ fn one_file_can_be_read_through_a_stack_of_layers() {
     let err = read_file_from_layers(&[l3], status, 2, &bake_layer::ReadLimits::DEFAULT).unwrap_err();
     assert!(err.to_string().contains("larger than 2 bytes"), "{err}");
 }
+
+/// A `.deb` data archive's file capabilities (GNU tar `--xattrs`, as some
+/// packaging tools write them) are kept like an `unpack`'s (issue 16.5).
+#[test]
+fn a_debs_file_capabilities_are_kept() {
+    let caps = bake_layer::FileCaps::parse("cap_net_raw+ep").unwrap().to_xattr();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.security.capability", &caps[..])])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(100);
+    h.set_size(3);
+    h.set_path("./usr/bin/ping").unwrap();
+    h.set_cksum();
+    b.append(&h, &b"elf"[..]).unwrap();
+    let data = b.into_inner().unwrap();
+    let control = gzip(&tar_of(&[("./control", 'f', 0o644, 0, 0, HELLO_CONTROL)]));
+    let bytes = ar(&[
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", &control),
+        ("data.tar", &data),
+    ]);
+    let t = tmp();
+    let (path, digest) = put(t.path(), "ping.deb", &bytes);
+    let tar = build(&[deb(&path, &digest)]).unwrap();
+    let e = entries(&tar);
+    assert_eq!(
+        find(&e, "usr/bin/ping").xattrs.get("security.capability"),
+        Some(&caps.to_vec())
+    );
+    assert!(find(&e, "var/lib/dpkg/status").xattrs.is_empty());
+}

@@ -81,8 +81,8 @@ use std::path::Path;
 pub use crate::error::{OverrideOrigin, Pos, RecipeError};
 pub use crate::parse::{MAX_CONFIG_JSON, MAX_TAGS_JSON};
 pub use crate::recipe::{
-    BaseRef, Compression, Config, CopyMtime, Image, Layer, Output, Owner, Platform, Recipe, RunStep, Step,
-    StepKind, VarValue,
+    BaseRef, Compression, Config, CopyMtime, FileCaps, Image, Layer, Output, Owner, Platform, Recipe,
+    RunStep, Step, StepKind, VarValue,
 };
 
 /// Variable overrides from outside the recipe. Each list is `(name, value)`

@@ -15,8 +15,8 @@ use toml::de::{DeInteger, DeTable, DeValue};
 
 use crate::error::LineIndex;
 use crate::recipe::{
-    BaseRef, Compression, Config, CopyMtime, Image, Layer, Output, Owner, Recipe, RunStep, Step, StepKind,
-    VarValue,
+    BaseRef, Compression, Config, CopyMtime, FileCaps, Image, Layer, Output, Owner, Recipe, RunStep, Step,
+    StepKind, VarValue,
 };
 use crate::values::{self, Problem};
 use crate::{OverrideOrigin, Overrides, Pos, RecipeError};
@@ -46,8 +46,11 @@ const CONFIG_KEYS: &[&str] = &[
 
 /// The step kinds, each with the keys it accepts besides its own.
 const KINDS: &[(&str, &[&str])] = &[
-    ("copy", &["to", "mode", "owner", "exclude", "mtime"]),
-    ("file", &["content", "mode", "owner"]),
+    (
+        "copy",
+        &["to", "mode", "owner", "exclude", "mtime", "capabilities"],
+    ),
+    ("file", &["content", "mode", "owner", "capabilities"]),
     ("dir", &["mode", "owner"]),
     ("symlink", &["target", "owner"]),
     ("unpack", &["to"]),
@@ -55,8 +58,20 @@ const KINDS: &[(&str, &[&str])] = &[
     ("run", &["network", "timeout", "user", "env", "workdir"]),
 ];
 const STEP_OPTION_KEYS: &[&str] = &[
-    "to", "mode", "owner", "exclude", "content", "target", "sha256", "network", "timeout", "user", "env",
-    "workdir", "mtime",
+    "to",
+    "mode",
+    "owner",
+    "exclude",
+    "content",
+    "target",
+    "sha256",
+    "network",
+    "timeout",
+    "user",
+    "env",
+    "workdir",
+    "mtime",
+    "capabilities",
 ];
 /// The most bytes of JSON `[config]` may add to the image config, and
 /// `annotations` to the manifest. Both documents must stay within 4 MiB,
@@ -687,6 +702,7 @@ impl Cx<'_> {
                     owner,
                     exclude,
                     mtime,
+                    capabilities: self.capabilities(t.get("capabilities"))?,
                 }
             }
             "file" => {
@@ -700,6 +716,7 @@ impl Cx<'_> {
                     content,
                     mode,
                     owner,
+                    capabilities: self.capabilities(t.get("capabilities"))?,
                 }
             }
             "dir" => {
@@ -879,6 +896,14 @@ impl Cx<'_> {
             }
             _ => Err(self.wrong_type("mode", "an octal integer or string", v)),
         }
+    }
+
+    fn capabilities(&self, v: Option<&Value<'_>>) -> Result<Option<FileCaps>> {
+        v.map(|v| {
+            let s = self.string("capabilities", v)?;
+            self.place(values::capabilities(&s), v)
+        })
+        .transpose()
     }
 
     fn owner(&self, v: Option<&Value<'_>>) -> Result<Owner> {

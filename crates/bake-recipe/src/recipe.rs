@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use bake_caps::FileCaps;
 use bake_digest::Digest;
 
 use crate::Pos;
@@ -226,6 +227,9 @@ pub enum StepKind {
         /// Which mtime the copied entries get (`mtime = …`; default the
         /// epoch).
         mtime: CopyMtime,
+        /// File capabilities of every copied regular file
+        /// (`capabilities = "cap_net_raw+ep"`).
+        capabilities: Option<FileCaps>,
     },
     /// Write a file from inline content; mode defaults to 0o644.
     File {
@@ -233,6 +237,8 @@ pub enum StepKind {
         content: String,
         mode: u32,
         owner: Owner,
+        /// The file's capabilities (`capabilities = "cap_net_raw+ep"`).
+        capabilities: Option<FileCaps>,
     },
     /// Make a directory and its parents; mode defaults to 0o755.
     Dir { path: String, mode: u32, owner: Owner },

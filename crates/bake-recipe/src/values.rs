@@ -106,6 +106,12 @@ pub(crate) fn copy_mtime(s: &str) -> Result<CopyMtime, Problem> {
     }
 }
 
+/// A `capabilities` value: the textual form of `cap_from_text(3)`
+/// (`"cap_net_raw+ep"`), see [`bake_caps`].
+pub(crate) fn capabilities(s: &str) -> Result<bake_caps::FileCaps, Problem> {
+    bake_caps::FileCaps::parse(s).map_err(|e| invalid("capabilities", s, e.to_string()))
+}
+
 pub(crate) fn owner(s: &str) -> Result<Owner, Problem> {
     let parsed = match s.split_once(':') {
         Some((uid, gid)) => decimal_u32(uid).zip(decimal_u32(gid)),

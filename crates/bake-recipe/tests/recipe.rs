@@ -172,12 +172,18 @@ fn the_spec_example_parses() {
                 owner: Owner { uid: 0, gid: 0 },
                 exclude: strings(&["*.tmp", "target/**"]),
                 mtime: CopyMtime::Epoch,
+                capabilities: Some(bake_recipe::FileCaps {
+                    permitted: 1 << 10,
+                    inheritable: 0,
+                    effective: true
+                }),
             },
             &StepKind::File {
                 path: "/etc/motd".into(),
                 content: "hello from 1.0\n".into(),
                 mode: 0o644,
                 owner: Owner::default(),
+                capabilities: None,
             },
             &StepKind::Dir {
                 path: "/var/lib/hello".into(),
@@ -338,6 +344,7 @@ target = "../../x/./y"
                 owner: Owner::default(),
                 exclude: vec![],
                 mtime: CopyMtime::Epoch,
+                capabilities: None,
             },
             StepKind::Copy {
                 src: ".".into(),
@@ -346,6 +353,7 @@ target = "../../x/./y"
                 owner: Owner::default(),
                 exclude: vec![],
                 mtime: CopyMtime::Epoch,
+                capabilities: None,
             },
             StepKind::Unpack {
                 src: "root.tar".into(),
@@ -359,7 +367,8 @@ target = "../../x/./y"
                 path: "/etc/motd".into(),
                 content: "".into(),
                 mode: 0o644,
-                owner: Owner::default()
+                owner: Owner::default(),
+                capabilities: None,
             },
             StepKind::Dir {
                 path: "/".into(),
@@ -403,13 +412,15 @@ mode = 0
                 path: "/a".into(),
                 content: "x".into(),
                 mode: 0o600,
-                owner: Owner { uid: 1000, gid: 1000 }
+                owner: Owner { uid: 1000, gid: 1000 },
+                capabilities: None,
             },
             StepKind::File {
                 path: "/b".into(),
                 content: "x".into(),
                 mode: 0o4755,
-                owner: Owner { uid: 1, gid: 2 }
+                owner: Owner { uid: 1, gid: 2 },
+                capabilities: None,
             },
             StepKind::Dir {
                 path: "/c".into(),
@@ -465,6 +476,65 @@ mtime = "source-unclamped"
     assert!(e.contains(":7:9: invalid mtime `host`"), "{e}");
     let e = step_err("[[layer.step]]\nfile = \"/a\"\ncontent = \"\"\nmtime = \"source\"\n");
     assert!(e.contains("mtime"), "{e}");
+}
+
+#[test]
+fn capabilities_on_copy_and_file_steps_are_parsed_and_checked() {
+    let caps: Vec<Option<bake_recipe::FileCaps>> = steps(
+        r#"
+[[layer.step]]
+copy = "a"
+to = "/a"
+capabilities = "cap_net_raw+ep"
+[[layer.step]]
+file = "/usr/bin/x"
+content = ""
+mode = 0o755
+capabilities = "cap_net_bind_service,cap_net_raw=eip"
+[[layer.step]]
+file = "/b"
+content = ""
+"#,
+    )
+    .into_iter()
+    .map(|k| match k {
+        StepKind::Copy { capabilities, .. } | StepKind::File { capabilities, .. } => capabilities,
+        other => panic!("{other:?}"),
+    })
+    .collect();
+    let net_raw = 1 << 13;
+    let bind = 1 << 10;
+    assert_eq!(
+        caps,
+        [
+            Some(bake_recipe::FileCaps {
+                permitted: net_raw,
+                inheritable: 0,
+                effective: true
+            }),
+            Some(bake_recipe::FileCaps {
+                permitted: net_raw | bind,
+                inheritable: net_raw | bind,
+                effective: true
+            }),
+            None
+        ]
+    );
+    let e = step_err("[[layer.step]]\ncopy = \"a\"\nto = \"/a\"\ncapabilities = \"cap_net_rwa+ep\"\n");
+    assert!(
+        e.contains(":7:16: invalid capabilities `cap_net_rwa+ep`: unknown capability \"cap_net_rwa\""),
+        "{e}"
+    );
+    let e = step_err(
+        "[[layer.step]]\nfile = \"/a\"\ncontent = \"\"\ncapabilities = \"cap_net_raw+ep cap_chown+p\"\n",
+    );
+    assert!(e.contains(":7:16: invalid capabilities"), "{e}");
+    assert!(e.contains("one effective flag"), "{e}");
+    let e = step_err("[[layer.step]]\nfile = \"/a\"\ncontent = \"\"\ncapabilities = 13\n");
+    assert!(e.contains(":7:16:") && e.contains("capabilities"), "{e}");
+    // Only regular files carry capabilities.
+    let e = step_err("[[layer.step]]\ndir = \"/a\"\ncapabilities = \"cap_net_raw+ep\"\n");
+    assert!(e.contains(":6:1:") && e.contains("capabilities"), "{e}");
 }
 
 #[test]
@@ -653,6 +723,7 @@ user = "${u}"
             owner: Owner { uid: 7, gid: 7 },
             exclude: strings(&["hello.tmp"]),
             mtime: CopyMtime::Epoch,
+            capabilities: None,
         }
     );
     assert_eq!(
@@ -661,7 +732,8 @@ user = "${u}"
             path: "/f".into(),
             content: "hello ${n}".into(),
             mode: 0o644,
-            owner: Owner::default()
+            owner: Owner::default(),
+            capabilities: None,
         }
     );
     assert_eq!(recipe.config.env, map(&[("A", "hello")]));

@@ -23,7 +23,9 @@ pub enum NodeKind {
 /// The metadata of one entry that tells whether it changed: content changes
 /// move size, mtime and ctime; metadata changes move ctime; a replaced
 /// entry has another inode. ctime cannot be set by a process, so a command
-/// that restores an mtime is still seen.
+/// that restores an mtime is still seen. A regular file's capabilities
+/// (`security.capability`, which the layer keeps) are compared as they are,
+/// not only through the ctime that setting them moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub kind: NodeKind,
@@ -35,6 +37,8 @@ pub struct Node {
     /// Nanoseconds since 1970.
     pub mtime: i128,
     pub ctime: i128,
+    /// The raw `security.capability` value of a regular file.
+    pub caps: Option<Vec<u8>>,
 }
 
 impl Node {
@@ -49,6 +53,7 @@ impl Node {
             ino: m.ino(),
             mtime: ns(m.mtime(), m.mtime_nsec()),
             ctime: ns(m.ctime(), m.ctime_nsec()),
+            caps: None,
         }
     }
 
@@ -103,10 +108,23 @@ impl Snapshot {
                 } else {
                     NodeKind::Other
                 };
+                let caps = match kind {
+                    // lgetxattr: never follows a link (only files get here).
+                    NodeKind::File => match xattr::get(&host, "security.capability") {
+                        Ok(caps) => caps,
+                        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => None,
+                        Err(e) => return Err(RunError::io(&host)(e)),
+                    },
+                    _ => None,
+                };
                 if kind == NodeKind::Dir {
-                    stack.push((host, path.clone()));
+                    stack.push((host.clone(), path.clone()));
                 }
-                snap.entries.insert(path, Node::from_metadata(&m, kind));
+                let node = Node {
+                    caps,
+                    ..Node::from_metadata(&m, kind)
+                };
+                snap.entries.insert(path, node);
             }
         }
         Ok(snap)
@@ -192,6 +210,7 @@ mod tests {
             ino,
             mtime: 5,
             ctime,
+            caps: None,
         }
     }
 
@@ -266,6 +285,49 @@ mod tests {
                 put("/link"),
             ]
         );
+    }
+
+    #[test]
+    fn a_capability_change_is_a_change_even_at_the_same_ctime() {
+        let before = snap(&[("f", file(1, 1)), ("g", file(2, 1))]);
+        let after = snap(&[
+            (
+                "f",
+                Node {
+                    caps: Some(vec![1, 0, 0, 2]),
+                    ..file(1, 1)
+                },
+            ),
+            ("g", file(2, 1)),
+        ]);
+        assert_eq!(diff(&before, &after, &Exclusions::default()), [put("/f")]);
+        assert_eq!(diff(&after, &before, &Exclusions::default()), [put("/f")]);
+    }
+
+    #[test]
+    fn snapshots_read_capabilities_of_files() {
+        let t = tempfile::tempdir().unwrap();
+        fs_err::write(t.path().join("f"), "x").unwrap();
+        fs_err::write(t.path().join("g"), "y").unwrap();
+        // The unprivileged way to check it is read: a user xattr is not
+        // the capability, so `g` stays without.
+        xattr::set(t.path().join("g"), "user.other", b"1").unwrap();
+        let s = Snapshot::take(t.path()).unwrap();
+        assert_eq!(s.entries["f"].caps, None);
+        assert_eq!(s.entries["g"].caps, None);
+    }
+
+    #[test]
+    #[ignore = "needs root (CAP_SETFCAP): cargo xtask test"]
+    fn snapshots_see_capabilities_set_on_files() {
+        let t = tempfile::tempdir().unwrap();
+        fs_err::write(t.path().join("f"), "x").unwrap();
+        let before = Snapshot::take(t.path()).unwrap();
+        let value = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        xattr::set(t.path().join("f"), "security.capability", &value).unwrap();
+        let after = Snapshot::take(t.path()).unwrap();
+        assert_eq!(after.entries["f"].caps.as_deref(), Some(&value[..]));
+        assert_eq!(diff(&before, &after, &Exclusions::default()), [put("/f")]);
     }
 
     #[test]

@@ -180,6 +180,12 @@ fn base_compressed_line(
     )
 }
 
+/// A build warning as stderr and the log show it: one line.
+fn warning_line(layer: &str, message: &str) -> String {
+    let line = format!("warning: layer {layer}: {message}");
+    line.replace(['\n', '\r'], " ")
+}
+
 impl bake_build::Progress for Reporter {
     fn plan(&self, names: &[&str]) {
         *self.names.lock().unwrap_or_else(|p| p.into_inner()) = names.iter().map(|s| s.to_string()).collect();
@@ -271,6 +277,18 @@ impl bake_build::Progress for Reporter {
         }
     }
 
+    fn warning(&self, index: usize, message: &str) {
+        let line = warning_line(&self.name(index), message);
+        if let Some(log) = &self.log {
+            log.text(&line);
+        }
+        match &self.view {
+            View::Quiet => {}
+            View::Plain => eprintln!("{line}"),
+            View::Bars(b) => b.multi.suspend(|| eprintln!("{line}")),
+        }
+    }
+
     fn output(&self, index: usize, line: &[u8]) {
         let prefix = format!("[{}] ", self.name(index));
         if let Some(log) = &self.log {
@@ -295,6 +313,15 @@ impl bake_build::Progress for Reporter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warnings_are_one_line_naming_the_layer() {
+        assert_eq!(
+            warning_line("tools", "\"/usr/bin/x\": extended attribute \"user.a\" dropped"),
+            "warning: layer tools: \"/usr/bin/x\": extended attribute \"user.a\" dropped"
+        );
+        assert_eq!(warning_line("a", "b\nc"), "warning: layer a: b c");
+    }
 
     #[test]
     fn finished_lines_say_built_or_cached() {
