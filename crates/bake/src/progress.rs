@@ -186,6 +186,21 @@ fn warning_line(layer: &str, message: &str) -> String {
     line.replace(['\n', '\r'], " ")
 }
 
+impl Reporter {
+    /// A line of its own: in the log, and on stderr (above the bars) unless
+    /// quiet.
+    fn note(&self, line: &str) {
+        if let Some(log) = &self.log {
+            log.text(line);
+        }
+        match &self.view {
+            View::Quiet => {}
+            View::Plain => eprintln!("{line}"),
+            View::Bars(b) => b.multi.suspend(|| eprintln!("{line}")),
+        }
+    }
+}
+
 impl bake_build::Progress for Reporter {
     fn plan(&self, names: &[&str]) {
         *self.names.lock().unwrap_or_else(|p| p.into_inner()) = names.iter().map(|s| s.to_string()).collect();
@@ -266,27 +281,11 @@ impl bake_build::Progress for Reporter {
         compression: &str,
         cached: bool,
     ) {
-        let line = base_compressed_line(index, from, to, compression, cached);
-        if let Some(log) = &self.log {
-            log.text(&line);
-        }
-        match &self.view {
-            View::Quiet => {}
-            View::Plain => eprintln!("{line}"),
-            View::Bars(b) => b.multi.suspend(|| eprintln!("{line}")),
-        }
+        self.note(&base_compressed_line(index, from, to, compression, cached));
     }
 
     fn warning(&self, index: usize, message: &str) {
-        let line = warning_line(&self.name(index), message);
-        if let Some(log) = &self.log {
-            log.text(&line);
-        }
-        match &self.view {
-            View::Quiet => {}
-            View::Plain => eprintln!("{line}"),
-            View::Bars(b) => b.multi.suspend(|| eprintln!("{line}")),
-        }
+        self.note(&warning_line(&self.name(index), message));
     }
 
     fn output(&self, index: usize, line: &[u8]) {

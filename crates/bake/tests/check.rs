@@ -598,24 +598,11 @@ fn a_lock_covers_hard_link_grouping() {
 /// check exits 130 with one line, and its temporary roots are gone.
 #[test]
 fn an_interrupted_check_stops_its_build_and_removes_its_roots() {
-    use std::io::Write;
     use std::os::unix::process::CommandExt;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     // ~64 MiB of poorly compressible data: each build takes seconds.
-    let mut f = fs_err::File::create(d.join("big.bin")).unwrap();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..64 {
-        for chunk in buf.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-        }
-        f.write_all(&buf).unwrap();
-    }
-    drop(f);
+    write_noise(&d.join("big.bin"), 64, NOISE_SEED);
     write_files(
         d,
         &[(

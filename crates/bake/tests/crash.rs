@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -33,19 +32,9 @@ impl Rng {
 /// A context with `mib` MiB of incompressible data in two files (two
 /// layers that build in parallel) and a small third layer.
 fn big_context(dir: &Path, mib: usize) {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut x = NOISE_SEED;
     for name in ["a.bin", "b.bin"] {
-        let mut f = fs_err::File::create(dir.join(name)).unwrap();
-        let mut buf = vec![0u8; 1 << 20];
-        for _ in 0..mib / 2 {
-            for chunk in buf.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-            }
-            f.write_all(&buf).unwrap();
-        }
+        x = write_noise(&dir.join(name), mib / 2, x);
     }
     fs_err::write(
         dir.join("bake.toml"),

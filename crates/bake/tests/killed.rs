@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::Duration;
 
 use common::*;
@@ -14,19 +13,7 @@ use common::*;
 fn killed_builds_leave_no_corrupt_blob() {
     let tmp = tempfile::tempdir().unwrap();
     // ~48 MiB of poorly compressible data, so the build takes a while.
-    let mut f = fs_err::File::create(tmp.path().join("big.bin")).unwrap();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..48 {
-        for chunk in buf.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-        }
-        f.write_all(&buf).unwrap();
-    }
-    drop(f);
+    write_noise(&tmp.path().join("big.bin"), 48, NOISE_SEED);
     fs_err::write(
         tmp.path().join("bake.toml"),
         "[image]\nname = \"big\"\n[[layer]]\n[[layer.step]]\ncopy = \"big.bin\"\nto = \"/big.bin\"\n[[layer]]\n[[layer.step]]\nfile = \"/small\"\ncontent = \"s\"\n",
@@ -79,19 +66,7 @@ fn killed_builds_leave_no_corrupt_blob() {
 fn an_interrupted_build_leaves_no_temp_blob_and_no_tag() {
     let tmp = tempfile::tempdir().unwrap();
     // ~96 MiB of poorly compressible data: compressing it takes seconds.
-    let mut f = fs_err::File::create(tmp.path().join("big.bin")).unwrap();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut buf = vec![0u8; 1 << 20];
-    for _ in 0..96 {
-        for chunk in buf.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-        }
-        f.write_all(&buf).unwrap();
-    }
-    drop(f);
+    write_noise(&tmp.path().join("big.bin"), 96, NOISE_SEED);
     fs_err::write(
         tmp.path().join("bake.toml"),
         "[image]\nname = \"big\"\n[[layer]]\nname = \"big\"\n[[layer.step]]\ncopy = \"big.bin\"\nto = \"/big.bin\"\n",

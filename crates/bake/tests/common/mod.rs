@@ -282,3 +282,26 @@ pub fn one_layer_layout(
     layout.set_tags(&m, &["base".into()]).unwrap();
     (layout, m.digest, layer.digest)
 }
+
+/// Writes `mib` MiB of poorly compressible bytes (xorshift from `seed`) to
+/// `path`, for builds that must take a while; returns the generator's
+/// state, to continue the stream in another file.
+pub fn write_noise(path: &Path, mib: usize, seed: u64) -> u64 {
+    use std::io::Write;
+    let mut x = seed;
+    let mut f = fs::File::create(path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        f.write_all(&buf).unwrap();
+    }
+    x
+}
+
+/// The seed the tests' noise starts from.
+pub const NOISE_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
