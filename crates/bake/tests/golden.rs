@@ -8,10 +8,17 @@ use common::*;
 
 #[test]
 fn every_recipe_matches_its_golden_digest() {
+    let all = recipe_names();
+    assert!(
+        all.len() >= 2,
+        "expected at least two example recipes, found {all:?}"
+    );
+    // Without the full suite, those that need root, runc or fetched .debs
+    // are skipped (and say so); at least one builds anywhere.
     let names = buildable_recipe_names();
     assert!(
-        names.len() >= 2,
-        "expected at least two example recipes, found {names:?}"
+        !names.is_empty(),
+        "no example recipe builds without the full suite: {all:?}"
     );
     let tmp = tempfile::tempdir().unwrap();
     for name in names {
