@@ -13,7 +13,7 @@ pub const ESCAPE: &str = "bake-hostile-escape";
 /// point into (absolute, or by enough `..`). No test creates it: tests that
 /// need a host canary make the same layers pointing at a directory of their
 /// own ([`dpkg_status_symlink`], [`dpkg_dir_symlink`]).
-pub const CANARY_DIR: &str = "/tmp/bake-hostile-canary";
+pub const CANARY_DIR: &str = "/nonexistent/bake-hostile-canary";
 
 /// A base layer whose `var/lib/dpkg/status` links to `canary/status`.
 pub fn dpkg_status_symlink(canary: &str) -> Vec<u8> {
