@@ -327,11 +327,8 @@ impl Registry {
         }
     }
 
-    /// Refuses a bearer challenge whose realm would take our password over
-    /// plain HTTP from an HTTPS registry (or to a scheme other than HTTP(S)).
-    /// Another HTTPS host is fine: token services often live elsewhere
-    /// (`auth.docker.io` for Docker Hub).
-    async fn check_realm(&self, host: &Host, ctx: Ctx<'_>) -> Result<(), Failure> {
+    /// The bearer challenge the registry's `/v2/` answers with, if any.
+    async fn bearer_challenge(&self, host: &Host, ctx: Ctx<'_>) -> Result<Option<BearerChallenge>, Failure> {
         let ping = host
             .base
             .join("v2/")
@@ -343,12 +340,19 @@ impl Registry {
             .send()
             .await
             .map_err(|e| network_failure(e, ctx))?;
-        let Some(challenge) = resp
+        Ok(resp
             .headers()
             .get(WWW_AUTHENTICATE)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_bearer_challenge)
-        else {
+            .and_then(parse_bearer_challenge))
+    }
+
+    /// Refuses a bearer challenge whose realm would take our password over
+    /// plain HTTP from an HTTPS registry (or to a scheme other than HTTP(S)).
+    /// Another HTTPS host is fine: token services often live elsewhere
+    /// (`auth.docker.io` for Docker Hub).
+    async fn check_realm(&self, host: &Host, ctx: Ctx<'_>) -> Result<(), Failure> {
+        let Some(challenge) = self.bearer_challenge(host, ctx).await? else {
             return Ok(());
         };
         let allowed = Url::parse(&challenge.realm)
@@ -377,30 +381,14 @@ impl Registry {
         refresh_token: &str,
         ctx: Ctx<'_>,
     ) -> Result<String, Failure> {
-        let ping = host
-            .base
-            .join("v2/")
-            .map_err(|e| Failure::fatal(invalid_url(host, e)))?;
-        let resp = self
-            .inner
-            .http
-            .get(ping)
-            .send()
-            .await
-            .map_err(|e| network_failure(e, ctx))?;
-        let challenge = resp
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_bearer_challenge)
-            .ok_or_else(|| {
-                Failure::fatal(RegistryError::Unauthorized {
-                    reference: ctx.reference.to_owned(),
-                    registry: host.registry.clone(),
-                    detail: "no bearer challenge, which an identity token needs".into(),
-                    credentials: host.creds_source.clone(),
-                })
-            })?;
+        let challenge = self.bearer_challenge(host, ctx).await?.ok_or_else(|| {
+            Failure::fatal(RegistryError::Unauthorized {
+                reference: ctx.reference.to_owned(),
+                registry: host.registry.clone(),
+                detail: "no bearer challenge, which an identity token needs".into(),
+                credentials: host.creds_source.clone(),
+            })
+        })?;
         let scope = match op {
             Op::Pull => format!("repository:{repo}:pull"),
             Op::Push => format!("repository:{repo}:pull,push"),
