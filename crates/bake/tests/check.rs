@@ -623,18 +623,7 @@ fn an_interrupted_check_stops_its_build_and_removes_its_roots() {
             .spawn()
             .unwrap();
         // Until the first child build has started.
-        let start = std::time::Instant::now();
-        while !fs_err::read_to_string(&stderr).is_ok_and(|l| l.contains("check: build 1 of 2")) {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the check ended before it was interrupted"
-            );
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(60),
-                "no build started"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_for_text(&mut child, &stderr, "check: build 1 of 2");
         let target = if group {
             format!("-{}", child.id())
         } else {
@@ -645,17 +634,11 @@ fn an_interrupted_check_stops_its_build_and_removes_its_roots() {
             .status()
             .unwrap();
         assert!(sent.success());
-        let start = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if start.elapsed() > std::time::Duration::from_secs(30) {
-                let _ = child.kill();
-                panic!("bake check did not stop within 30 s of SIGINT");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
+        let status = wait_exit(
+            &mut child,
+            std::time::Duration::from_secs(30),
+            "bake check after SIGINT",
+        );
         let text = fs_err::read_to_string(&stderr).unwrap();
         assert_eq!(status.code(), Some(130), "group {group}: {status:?}: {text}");
         assert!(text.contains("bake: interrupted by SIGINT: "), "{text}");

@@ -119,17 +119,11 @@ fn a_fifo_as_an_input_file_fails_promptly_naming_it() {
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            let status = loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    break status;
-                }
-                if std::time::Instant::now() > deadline {
-                    let _ = child.kill();
-                    panic!("{what} {args:?}: still running after 60 s (reading the fifo?)");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            let status = wait_exit(
+                &mut child,
+                Duration::from_secs(60),
+                &format!("{what} {args:?} (reading the fifo?)"),
+            );
             let mut stderr = String::new();
             std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
             assert_eq!(status.code(), Some(1), "{what} {args:?}: {stderr}");

@@ -90,34 +90,13 @@ fn an_interrupted_build_leaves_no_temp_blob_and_no_tag() {
         .spawn()
         .unwrap();
     // Until the layer is being written (its inputs hashed, compression on).
-    let start = std::time::Instant::now();
-    while !fs_err::read_to_string(&log).is_ok_and(|l| l.contains("layer big: building")) {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the build ended before it was interrupted"
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the layer never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_text(&mut child, &log, "layer big: building");
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("bake did not stop within 30 s of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, Duration::from_secs(30), "bake after SIGINT");
     let text = fs_err::read_to_string(&stderr).unwrap();
     assert_eq!(status.code(), Some(130), "{status:?}: {text}");
     assert!(text.contains("bake: interrupted by SIGINT: "), "{text}");

@@ -305,3 +305,43 @@ pub fn write_noise(path: &Path, mib: usize, seed: u64) -> u64 {
 
 /// The seed the tests' noise starts from.
 pub const NOISE_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Waits at most `limit` for `child` to exit; kills it and panics naming
+/// `what` if it does not (a hang is a failure, never a stuck suite).
+pub fn wait_exit(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {} s", limit.as_secs());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Waits (at most 60 s) until the file `path` contains `text`, while
+/// `child` is still running; panics if it ends first.
+pub fn wait_for_text(child: &mut std::process::Child, path: &Path, text: &str) {
+    let start = std::time::Instant::now();
+    while !fs::read_to_string(path).is_ok_and(|l| l.contains(text)) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before {} said {text:?}",
+            path.display()
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{} never said {text:?}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
