@@ -245,11 +245,12 @@ pub use apply::{
     FileEffect, apply_layer, apply_layer_with_limits, file_in_layer, links_and_diff_ids, links_in_layers,
     read_file_from_layers,
 };
+pub use bake_store::open_input;
 pub use compress::{CHUNK as COMPRESSION_CHUNK, compress_tar, compression_name, decoded_prefix_len};
 pub use context::Context;
 pub use error::LayerError;
 pub use identity::{LayerCompression, measure_layer};
-pub use inputs::{InputNode, copy_inputs, open_input};
+pub use inputs::{InputNode, copy_inputs};
 pub use layer::unsupported_file;
 pub use limits::{ReadLimits, TarGuard, exceeds_tar_limit};
 pub use read::{EntryKind, EntrySummary, HeaderFormat, read_layer_entries, read_layer_entries_with_limits};

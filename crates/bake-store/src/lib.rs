@@ -125,10 +125,30 @@ pub fn kind_of(ft: std::fs::FileType) -> &'static str {
 /// and the opened handle itself is checked (`fstat`). Errors name the
 /// path; a missing file keeps [`io::ErrorKind::NotFound`].
 pub fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), StoreError> {
+    open_checked(path, O_NOFOLLOW | O_NONBLOCK)
+}
+
+/// Opens an input file bake reads whole (an `unpack` archive, a `.deb`, a
+/// copied file being hashed or written): like [`open_regular`], but links
+/// are followed (the path was resolved inside the build context already).
+/// A fifo, socket or device in a file's place — even one swapped in after
+/// a walk looked — is an error naming the path, not a hang or an endless
+/// read.
+pub fn open_input(path: &Path) -> io::Result<std::fs::File> {
+    match open_checked(path, O_NONBLOCK) {
+        Ok((file, _)) => Ok(file),
+        Err(StoreError::Io(e)) => Err(e),
+        Err(e) => Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())),
+    }
+}
+
+/// Opens `path` for reading with `flags`, then checks the handle is a
+/// regular file.
+fn open_checked(path: &Path, flags: i32) -> Result<(std::fs::File, std::fs::Metadata), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(O_NOFOLLOW | O_NONBLOCK)
+        .custom_flags(flags)
         .open(path)
     {
         Ok(f) => f,
