@@ -15,6 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use bake_digest::Digest;
 use filetime::FileTime;
 use tar::EntryType;
 
@@ -56,15 +57,81 @@ pub fn apply_layer(layer: &Path, root: &Path) -> Result<(), LayerError> {
 /// larger, or with a larger PAX or GNU long-name record, is an error (what
 /// was applied before it stays in `root`).
 pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -> Result<(), LayerError> {
+    apply(layer, root, limits, None).map(|_| ())
+}
+
+/// What [`apply_plain_layer`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlainApplied {
+    /// The bytes were the diffID's and the layer is applied.
+    Applied,
+    /// The bytes hash to `actual`, not to the diffID: nothing was changed.
+    Mismatch { actual: Digest },
+}
+
+/// [`apply_layer_with_limits`] for an uncompressed layer tar that should be
+/// the one whose diffID is `diff_id` (a copy kept by a cache): its bytes
+/// are hashed by the first reading pass, and only when they are the
+/// diffID's does anything change in `root`. A compressed file is an error.
+pub fn apply_plain_layer(
+    layer: &Path,
+    root: &Path,
+    limits: &ReadLimits,
+    diff_id: &Digest,
+) -> Result<PlainApplied, LayerError> {
+    match apply(layer, root, limits, Some(diff_id))? {
+        None => Ok(PlainApplied::Applied),
+        Some(actual) => Ok(PlainApplied::Mismatch { actual }),
+    }
+}
+
+/// Writes the uncompressed tar stream of the layer at `layer` (plain, gzip,
+/// zstd or xz) to `out`, at most `limits.max_tar_bytes` of it; returns how
+/// many bytes that was. The stream is not parsed (whoever reads it as a
+/// tar applies the limits on entries).
+pub fn decompress_layer(layer: &Path, limits: &ReadLimits, out: &mut dyn io::Write) -> Result<u64, LayerError> {
+    let ctx = Ctx {
+        layer,
+        root: Path::new("/"),
+        limits: *limits,
+    };
+    let file = std::fs::File::open(layer).map_err(|e| ctx.read_err("", e))?;
+    let reader = crate::compress::decompress(io::BufReader::new(file)).map_err(|e| ctx.read_err("", e))?;
+    let mut bounded = reader.take(limits.max_tar_bytes.saturating_add(1));
+    let n = io::copy(&mut bounded, out).map_err(|e| ctx.read_err("", e))?;
+    if n > limits.max_tar_bytes {
+        let too_big = io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the uncompressed layer is more than the limit of {} bytes",
+                limits.max_tar_bytes
+            ),
+        );
+        return Err(ctx.read_err("", too_big));
+    }
+    Ok(n)
+}
+
+/// Applies the layer; with `expect`, the layer must be a plain tar whose
+/// bytes hash to it, checked before anything changes: a mismatch returns
+/// the digest found.
+fn apply(
+    layer: &Path,
+    root: &Path,
+    limits: &ReadLimits,
+    expect: Option<&Digest>,
+) -> Result<Option<Digest>, LayerError> {
     let ctx = Ctx {
         layer,
         root,
         limits: *limits,
     };
 
-    // Pass 1: deletions.
+    // Pass 1: deletions (and, with `expect`, the digest).
     let mut deletions: Vec<Deletion> = Vec::new();
-    ctx.for_each_entry(|name, rel, item| {
+    let mut hasher = bake_digest::Hasher::new();
+    let tap = expect.map(|_| (crate::LayerCompression::None, &mut hasher));
+    ctx.for_each_entry_tapped(tap, |name, rel, item| {
         let (parent, base) = split(&rel);
         if base == OPAQUE {
             deletions.push(Deletion::Children(parent.to_owned()));
@@ -79,13 +146,23 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
         let _ = item;
         Ok(())
     })?;
+    if let Some(expected) = expect {
+        let actual = hasher.finish().0;
+        if actual != *expected {
+            return Ok(Some(actual));
+        }
+    }
     for deletion in &deletions {
         ctx.delete(deletion)?;
     }
 
     // Pass 2: everything else.
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    let mut parents = Parents::default();
     ctx.for_each_entry(|name, rel, item| {
+        // Whatever this entry is, a parent resolved through its path is
+        // resolved again.
+        parents.invalidate(&rel);
         let (parent, base) = split(&rel);
         if base.starts_with(WHITEOUT) {
             return Ok(());
@@ -107,7 +184,7 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
         };
         match kind {
             EntryType::Directory => {
-                let host = ctx.parent(parent, name)?.join(base);
+                let host = parents.get(&ctx, parent, name)?.join(base);
                 let is_dir = std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir());
                 if !is_dir {
                     remove_any(&host).map_err(ctx.io(&host))?;
@@ -126,13 +203,18 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
                     .map(|value| bake_caps::FileCaps::from_xattr(&value))
                     .transpose()
                     .map_err(|e| ctx.refuse(name, &e.to_string()))?;
-                let host = ctx.parent(parent, name)?.join(base);
-                remove_any(&host).map_err(ctx.io(&host))?;
-                let mut out = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&host)
-                    .map_err(ctx.io(&host))?;
+                let host = parents.get(&ctx, parent, name)?.join(base);
+                let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(&host);
+                // Most paths are new: try first, remove what is there only
+                // when something is (create_new never follows a symlink).
+                let mut out = match create() {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        remove_any(&host).map_err(ctx.io(&host))?;
+                        create()
+                    }
+                    other => other,
+                }
+                .map_err(ctx.io(&host))?;
                 let size = item.size();
                 let copied = io::copy(item, &mut out).map_err(|e| ctx.read_err(name, e))?;
                 if copied != size {
@@ -155,7 +237,7 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| ctx.refuse(name, "the symlink has no target"))?
                     .into_owned();
-                let host = ctx.parent(parent, name)?.join(base);
+                let host = parents.get(&ctx, parent, name)?.join(base);
                 remove_any(&host).map_err(ctx.io(&host))?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), &host).map_err(ctx.io(&host))?;
                 owner(&host)?;
@@ -178,7 +260,7 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
                     Ok(m) if !m.is_dir() => {}
                     _ => return Err(ctx.refuse(name, &format!("hardlink to {raw:?}, which is not a file"))),
                 }
-                let host = ctx.parent(parent, name)?.join(base);
+                let host = parents.get(&ctx, parent, name)?.join(base);
                 if host != target {
                     remove_any(&host).map_err(ctx.io(&host))?;
                     std::fs::hard_link(&target, &host).map_err(ctx.io(&host))?;
@@ -194,11 +276,16 @@ pub fn apply_layer_with_limits(layer: &Path, root: &Path, limits: &ReadLimits) -
         }
         Ok(())
     })?;
-    // Last, because creating children changed the directories' mtimes.
+    // Last, because creating children changed the directories' mtimes. A
+    // directory a later entry replaced (by a symlink, say, maybe leading
+    // out of the root) or moved under such a symlink is skipped: its path
+    // is no longer a chain of real directories inside the root.
     for (dir, mtime) in dir_times.iter().rev() {
-        set_mtime(dir, *mtime).map_err(ctx.io(dir))?;
+        if still_a_dir(root, dir) {
+            set_mtime(dir, *mtime).map_err(ctx.io(dir))?;
+        }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The content of the regular file at the absolute image path `path` in the
@@ -423,6 +510,41 @@ fn links_and_measure(
     Ok((links, diff_ids))
 }
 
+/// The last parent directory pass 2 resolved, kept while the entries that
+/// follow are in it (a layer lists a directory's files together): one
+/// `lstat` per path component saved per entry. Kept only when resolving it
+/// followed no symlink, so it depends on nothing but the entries at its own
+/// path and the paths above it, and forgotten when an entry is at one of
+/// those.
+#[derive(Default)]
+struct Parents {
+    last: Option<(String, PathBuf)>,
+}
+
+impl Parents {
+    fn get(&mut self, ctx: &Ctx<'_>, parent: &str, entry: &str) -> Result<PathBuf, LayerError> {
+        if let Some((rel, host)) = &self.last
+            && rel == parent
+        {
+            return Ok(host.clone());
+        }
+        let host = ctx.parent(parent, entry)?;
+        let mut literal = ctx.root.to_path_buf();
+        literal.extend(parent.split('/').filter(|c| !c.is_empty()));
+        self.last = (host == literal).then(|| (parent.to_owned(), host.clone()));
+        Ok(host)
+    }
+
+    /// Forgets the kept parent if `rel` is it or one of the paths above it.
+    fn invalidate(&mut self, rel: &str) {
+        if let Some((kept, _)) = &self.last
+            && (kept == rel || kept.strip_prefix(rel).is_some_and(|rest| rest.starts_with('/')) || rel.is_empty())
+        {
+            self.last = None;
+        }
+    }
+}
+
 enum Deletion {
     /// `.wh.NAME`: this path.
     Entry(String),
@@ -591,6 +713,19 @@ fn remove_any(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Whether every component of `dir` below `root` is a directory (no
+/// symlink on the way).
+fn still_a_dir(root: &Path, dir: &Path) -> bool {
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return false;
+    };
+    let mut host = root.to_path_buf();
+    rel.components().all(|c| {
+        host.push(c);
+        std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir())
+    })
 }
 
 fn set_mtime(path: &Path, mtime: u64) -> io::Result<()> {

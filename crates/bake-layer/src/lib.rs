@@ -242,8 +242,8 @@ use bake_digest::{Digest, HashingWriter};
 pub use bake_caps::FileCaps;
 
 pub use apply::{
-    FileEffect, apply_layer, apply_layer_with_limits, file_in_layer, links_and_diff_ids, links_in_layers,
-    read_file_from_layers,
+    FileEffect, PlainApplied, apply_layer, apply_layer_with_limits, apply_plain_layer, decompress_layer,
+    file_in_layer, links_and_diff_ids, links_in_layers, read_file_from_layers,
 };
 pub use bake_store::open_input;
 pub use compress::{CHUNK as COMPRESSION_CHUNK, compress_tar, compression_name, decoded_prefix_len};

@@ -520,6 +520,38 @@ fn apply_layer_resolves_lower_symlinks_inside_the_root() {
     );
 }
 
+/// `apply_layer` keeps the parent directory it resolved while a layer's
+/// entries stay in it: an entry that turns that directory (or one above
+/// it) into a symlink mid-layer must be seen, both for a directory it
+/// replaces and for a symlink leading out of the root.
+#[test]
+fn apply_layer_sees_a_parent_replaced_in_the_same_layer() {
+    let area = Area::new();
+    let root = area.root();
+    let tar = corpus::Tar::default()
+        .dir("b")
+        .dir("a")
+        .dir("a/c")
+        .file("a/c/one", 0o644, b"1\n")
+        .symlink("a", "b")
+        .file("a/c/two", 0o644, b"2\n")
+        .dir("x")
+        .dir("x/y")
+        .file("x/y/one", 0o644, b"1\n")
+        .symlink("x", "../../../../../..")
+        .file(&format!("x/{ESCAPE}"), 0o644, b"pwned\n")
+        .end();
+    let layer = area.tmp().join("layer.tar");
+    std::fs::write(&layer, tar).unwrap();
+    apply_layer(&layer, &root).unwrap();
+    std::fs::remove_file(&layer).unwrap();
+    area.assert_contained("a parent replaced mid-layer");
+    assert!(root.join("a").is_symlink());
+    assert_eq!(std::fs::read_to_string(root.join("b/c/two")).unwrap(), "2\n");
+    assert!(!root.join("b/c/one").exists(), "one went with the directory a replaced");
+    assert!(root.join(ESCAPE).is_file(), "`..` stops at the root");
+}
+
 /// What `deb` steps read and write over a base whose dpkg database is a
 /// link out of the root (to a host canary): the status below is read from
 /// the layers only — a link there is no file, so there is none (never the
