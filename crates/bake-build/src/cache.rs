@@ -14,6 +14,8 @@
 //!                             diffIDs), which the layers above write through
 //!   effects/measured-<hex>    a layer blob's compression and diffID, measured
 //!                             from its bytes (keyed on the blob's digest)
+//!   plain/blobs/sha256/<hex>  uncompressed copies of the layers below `run`
+//!                             steps, by diffID (see below)
 //! ```
 //!
 //! **The key** is the sha256 of a canonical, length-prefixed encoding of
@@ -41,6 +43,19 @@
 //! dpkg's status file; the status below a deb layer is the fold of its lower
 //! layers' effects, so each lower layer is decompressed once, ever, to key
 //! the deb layers above it.
+//!
+//! **Plain layers.** A `run` step starts from a root that every layer below
+//! it is applied to. Decompressing those layers (a Debian base is hundreds
+//! of MiB of gzip) was most of what a rebuild after a one-file change below
+//! the step cost, so the first build keeps each one uncompressed, named by
+//! its diffID, and later builds apply that copy. It is written through the
+//! store (hashed as it is written, renamed into place only if it hashes to
+//! the diffID) and hashed again by the pass that applies it, before
+//! anything is changed: a damaged copy is removed and the compressed blob
+//! used. Applying the same bytes in the same order, the root is the same
+//! as the cold build's, readdir order included. Each use refreshes the
+//! copy's mtime; `bake store gc` removes copies unused for longer than its
+//! grace period.
 //!
 //! **Entries** are written atomically (temp file + rename) and checked before
 //! use: the blob must be present with the recorded size; when its inode or
@@ -165,6 +180,8 @@ impl BlobStat {
 pub(crate) struct Cache {
     dir: PathBuf,
     store: BlobStore,
+    /// Uncompressed layers by diffID.
+    plain: BlobStore,
     layers_dir: PathBuf,
     effects_dir: PathBuf,
     stat_file: PathBuf,
@@ -185,6 +202,9 @@ pub(crate) struct Cache {
     pub(crate) layers_built: AtomicU64,
     link_seq: AtomicU64,
 }
+
+/// Where, in a cache directory, the plain layers' store is rooted.
+pub const PLAIN_DIR: &str = "plain";
 
 const STAT_MAGIC: &str = "bake stat cache 1\n";
 const EFFECT_MAGIC: &str = "bake layer effect 1\n";
@@ -232,6 +252,11 @@ impl Cache {
             path: dir.to_owned(),
             source,
         })?;
+        let plain_dir = dir.join(PLAIN_DIR);
+        let plain = BlobStore::open(&plain_dir).map_err(|source| CacheError::Store {
+            path: plain_dir.clone(),
+            source,
+        })?;
         // The file system's clock, not the process's: what mtimes are
         // compared with.
         let stamp = tempfile::Builder::new()
@@ -248,6 +273,7 @@ impl Cache {
         Ok(Cache {
             dir: dir.to_owned(),
             store,
+            plain,
             layers_dir,
             effects_dir,
             stat_file,
@@ -267,6 +293,19 @@ impl Cache {
     /// The store the cache keeps its layer blobs in.
     pub(crate) fn store(&self) -> &BlobStore {
         &self.store
+    }
+
+    /// The store of uncompressed layers, by diffID (see the module doc).
+    pub(crate) fn plain(&self) -> &BlobStore {
+        &self.plain
+    }
+
+    /// Marks the plain layer `diff_id` as used now (what `bake store gc`
+    /// goes by). A copy that cannot be touched is only collected sooner.
+    pub(crate) fn touch_plain(&self, diff_id: &Digest) {
+        if let Ok(file) = std::fs::File::open(self.plain.path(diff_id)) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
     }
 
     pub(crate) fn stats(&self) -> CacheStats {

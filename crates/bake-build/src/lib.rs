@@ -35,7 +35,7 @@ mod layers;
 mod registry;
 mod run;
 pub use bake_run::Interrupt;
-pub use cache::{CacheError, CacheStats};
+pub use cache::{CacheError, CacheStats, PLAIN_DIR};
 use fs_err as fs;
 pub use layers::{NoProgress, Progress, copy_input_digest};
 pub use registry::ResolvedBase;
@@ -347,6 +347,7 @@ pub fn build_recipe_with(
         options: &options,
         store,
         scratch: &scratch,
+        cache: cache.as_ref(),
         limits: &settings.limits,
         interrupt: &settings.interrupt,
     };

@@ -110,6 +110,8 @@ pub(crate) struct Env<'a> {
     /// Holds the blobs of every layer below (base layers included).
     pub store: &'a BlobStore,
     pub scratch: &'a Scratch,
+    /// Keeps the layers below run steps uncompressed, for the next build.
+    pub cache: Option<&'a crate::cache::Cache>,
     /// Bounds on every archive read (unpack, `.deb` data, lower layers).
     pub limits: &'a ReadLimits,
     /// Stops a running `run` step (its container is killed); the scratch
@@ -151,6 +153,112 @@ fn blob_paths(store: &BlobStore, layers: &[BuiltLayer]) -> Vec<PathBuf> {
     layers.iter().map(|l| store.path(&l.descriptor.digest)).collect()
 }
 
+/// Applies the layer `lower` to a run step's `rootfs` from its plain tar:
+/// the cache's copy when there is one (kept from an earlier build), else
+/// decompressed once now (into the cache, or into `scratch` without one)
+/// instead of once per reading pass. The bytes applied are the diffID's
+/// in every case, so the root is the same, readdir order included.
+fn apply_lower(
+    env: &Env<'_>,
+    lower: &BuiltLayer,
+    rootfs: &Path,
+    scratch: &Path,
+    pos: &bake_recipe::Pos,
+    warn: &mut dyn FnMut(String),
+) -> Result<(), BuildError> {
+    let blob = env.store.path(&lower.descriptor.digest);
+    let step = |source: bake_layer::LayerError| BuildError::Step {
+        pos: pos.clone(),
+        source: renamed(source, &blob),
+    };
+    let diff_id = &lower.diff_id;
+    let Some(cache) = env.cache else {
+        let store = BlobStore::open(&scratch.join("plain")).map_err(|source| store_err(lower, source))?;
+        let plain = decompress_into(&store, &blob, diff_id, lower, env.limits).map_err(|e| e.at(pos))?;
+        let applied = bake_layer::apply_layer_with_limits(&plain, rootfs, env.limits);
+        fs_err::remove_file(&plain).map_err(BuildError::Io)?;
+        return applied.map_err(step);
+    };
+    let plain = cache.plain().path(diff_id);
+    if cache.plain().has(diff_id) {
+        match bake_layer::apply_plain_layer(&plain, rootfs, env.limits, diff_id).map_err(step)? {
+            bake_layer::PlainApplied::Applied => {
+                cache.touch_plain(diff_id);
+                return Ok(());
+            }
+            bake_layer::PlainApplied::Mismatch { actual } => {
+                warn(format!(
+                    "layer cache: the uncompressed copy of layer {diff_id} ({}) hashes to {actual}: removed, \
+                     the layer's blob is used",
+                    plain.display()
+                ));
+                fs_err::remove_file(&plain).map_err(BuildError::Io)?;
+            }
+        }
+    }
+    let plain = decompress_into(cache.plain(), &blob, diff_id, lower, env.limits).map_err(|e| e.at(pos))?;
+    bake_layer::apply_layer_with_limits(&plain, rootfs, env.limits).map_err(step)
+}
+
+/// Why [`decompress_into`] failed.
+enum Decompress {
+    Layer(bake_layer::LayerError),
+    Build(BuildError),
+}
+
+impl Decompress {
+    fn at(self, pos: &bake_recipe::Pos) -> BuildError {
+        match self {
+            Decompress::Layer(source) => BuildError::Step {
+                pos: pos.clone(),
+                source,
+            },
+            Decompress::Build(e) => e,
+        }
+    }
+}
+
+/// Decompresses `blob` into `store` as the blob `diff_id` (renamed into
+/// place only if its bytes hash to it); returns its path.
+fn decompress_into(
+    store: &BlobStore,
+    blob: &Path,
+    diff_id: &bake_digest::Digest,
+    lower: &BuiltLayer,
+    limits: &ReadLimits,
+) -> Result<PathBuf, Decompress> {
+    let build = |source| Decompress::Build(store_err(lower, source));
+    let mut writer = store.writer().map_err(build)?;
+    bake_layer::decompress_layer(blob, limits, &mut writer).map_err(Decompress::Layer)?;
+    writer.finish_expecting(diff_id).map_err(build)?;
+    Ok(store.path(diff_id))
+}
+
+fn store_err(lower: &BuiltLayer, source: bake_store::StoreError) -> BuildError {
+    BuildError::Store {
+        layer: format!("{} ({})", lower.name, lower.descriptor.digest),
+        source,
+    }
+}
+
+/// An error applying a plain copy names the layer's blob, as applying the
+/// blob itself would have.
+fn renamed(error: bake_layer::LayerError, blob: &Path) -> bake_layer::LayerError {
+    match error {
+        bake_layer::LayerError::Apply { entry, reason, .. } => bake_layer::LayerError::Apply {
+            layer: blob.to_owned(),
+            entry,
+            reason,
+        },
+        bake_layer::LayerError::ApplyIo { path, source, .. } => bake_layer::LayerError::ApplyIo {
+            layer: blob.to_owned(),
+            path,
+            source,
+        },
+        other => other,
+    }
+}
+
 fn run_layer(
     env: &Env<'_>,
     layer: &Layer,
@@ -158,10 +266,6 @@ fn run_layer(
     output: &mut dyn FnMut(&[u8]),
     warn: &mut dyn FnMut(String),
 ) -> Result<Vec<Source>, BuildError> {
-    let at_layer = |source| BuildError::Step {
-        pos: layer.pos.clone(),
-        source,
-    };
     let sandbox = |work: PathBuf, hold: Option<Arc<std::fs::File>>| bake_run::Sandbox {
         runtime: PathBuf::from("runc"),
         work,
@@ -208,8 +312,8 @@ fn run_layer(
         pos: first_run.map_or(&layer.pos, |s| &s.pos).clone(),
         error,
     })?;
-    for blob in blob_paths(env.store, below) {
-        bake_layer::apply_layer_with_limits(&blob, &rootfs, env.limits).map_err(at_layer)?;
+    for lower in below {
+        apply_lower(env, lower, &rootfs, scratch.path(), &layer.pos, warn)?;
     }
 
     let before = bake_run::Snapshot::take(&rootfs).map_err(|source| BuildError::Run {

@@ -1,7 +1,8 @@
 //! `bake store verify` and `bake store gc`: check and clean the
 //! content-addressed stores bake writes, an OCI layout or the layer cache.
 //!
-//! **verify** re-hashes every blob under `blobs/sha256/` and reports, by
+//! **verify** re-hashes every blob under `blobs/sha256/` (and, in the layer
+//! cache, under `plain/blobs/sha256/`) and reports, by
 //! digest and path, each blob whose content does not hash to its name,
 //! anything there that is not a regular file, and (for a layout) each blob
 //! that `index.json` reaches but that is missing; leftover `.tmp-*` files
@@ -12,8 +13,9 @@
 //! indexes → their children; signature manifests are tags, so reachable);
 //! it refuses to delete anything when a reachable manifest or index cannot
 //! be read, since then it cannot know what that one references. For the
-//! layer cache: every blob no `layers/*.json` entry names. In both, stale
-//! `.tmp-*` files go too. Only what is older than `--grace` (default one
+//! layer cache: every blob no `layers/*.json` entry names, and each
+//! uncompressed layer copy (`plain/`) not used within the grace period. In
+//! both, stale `.tmp-*` files go too. Only what is older than `--grace` (default one
 //! hour; by ctime for blobs, which a write, rename or hard link refreshes,
 //! by mtime for temp files) is removed, so a build writing into the store
 //! right now keeps its blobs until it has tagged them; a layout is locked
@@ -93,6 +95,21 @@ impl Which {
         }
         Ok(store)
     }
+
+    /// The layer cache's store of uncompressed layers (`plain/`, by
+    /// diffID), when there is one; checked like the main store.
+    fn plain_store(&self) -> Result<Option<BlobStore>> {
+        let Which::Cache(root) = self else { return Ok(None) };
+        let dir = root.join(bake_build::PLAIN_DIR);
+        if !real_dir(&dir)? {
+            return Ok(None);
+        }
+        let store = BlobStore::open(&dir)?;
+        if !real_dir(&dir.join("blobs/sha256"))? {
+            return Ok(None);
+        }
+        Ok(Some(store))
+    }
 }
 
 /// Whether `path` is a directory (not following a link); an error naming it
@@ -162,7 +179,14 @@ fn verify(which: &Which, json_out: bool) -> Result<()> {
     let mut corrupt = Vec::new();
     let mut strays = Vec::new();
     let mut temps = Vec::new();
-    for item in list(&store)? {
+    let plain = which.plain_store()?;
+    for (store, item) in std::iter::once(&store)
+        .chain(plain.as_ref())
+        .map(|s| list(s).map(|items| items.into_iter().map(move |i| (s, i))))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+    {
         match item {
             Item::Blob(d, meta) => {
                 blobs += 1;
@@ -476,6 +500,27 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
                 if !named && meta.modified().is_ok_and(|m| older_than(m, grace, now)) {
                     remove(&e.path(), e.path().display().to_string(), meta.len())?;
                 }
+            }
+        }
+    }
+    // The uncompressed copies of layers below run steps (`plain/`): each
+    // use refreshes a copy's mtime, and one unused for longer than the
+    // grace period goes, whoever names its diffID (a build without it
+    // decompresses the layer again).
+    if let Some(plain) = which.plain_store()? {
+        for item in list(&plain)? {
+            match item {
+                Item::Blob(d, meta) => {
+                    if meta.modified().is_ok_and(|m| older_than(m, grace, now)) {
+                        remove(&plain.path(&d), plain.path(&d).display().to_string(), meta.len())?;
+                    } else {
+                        kept_recent += 1;
+                    }
+                }
+                Item::Temp(p, meta) if meta.modified().is_ok_and(|m| older_than(m, grace, now)) => {
+                    remove(&p, p.display().to_string(), meta.len())?;
+                }
+                _ => {}
             }
         }
     }

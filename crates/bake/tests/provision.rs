@@ -614,3 +614,113 @@ fn debs_install_through_a_merged_usr_base() {
     let out = runc_sh(d, &bundle, "ls /bin/busybox /usr/bin/sh && busybox echo merged");
     assert!(out.ends_with("merged\n"), "{out}");
 }
+
+/// `bake build` in `dir` with `args` (`--cache-dir …` or `--no-cache`):
+/// the image digest, and stderr.
+fn build_digest(dir: &Path, layout: &str, args: &[&str]) -> (String, String) {
+    let out = ok(bake(dir)
+        .args(["build", "bake.toml", "--layout", layout, "--json"])
+        .args(args));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["digest"].as_str().unwrap().to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[ignore = "needs root, runc and fetched debs; run via cargo xtask test"]
+fn run_steps_start_from_the_cached_plain_layers_and_get_the_same_root() {
+    require("runc");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let files: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("app/f-{i:02}.txt"), format!("file {i}\n")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    write_files(dir, &refs);
+    // The step records the root's readdir order (`find`), so a root made
+    // from the plain copies must match the cold one entry for entry.
+    busybox_context(
+        dir,
+        "[[layer]]\nname = \"app\"\n  [[layer.step]]\n  copy = \"app\"\n  to = \"/app\"\n\
+         [[layer]]\nname = \"sums\"\n  [[layer.step]]\n  run = [\"cd /app && busybox find / -xdev > /order && busybox sha256sum * > /sums\"]\n",
+    );
+    let cache = dir.join("cache");
+    let cache_arg = ["--cache-dir", cache.to_str().unwrap()];
+    let (cold, _) = build_digest(dir, "a", &cache_arg);
+    let (uncached, _) = build_digest(dir, "b", &["--no-cache"]);
+    assert_eq!(cold, uncached, "a cached and an uncached build differ");
+
+    // Both layers below the run step are kept uncompressed, by diffID.
+    let config = |layout: &str| -> serde_json::Value {
+        let l = dir.join(layout);
+        let index: serde_json::Value = serde_json::from_slice(&fs_err::read(l.join("index.json")).unwrap()).unwrap();
+        let blob = |d: &str| l.join("blobs/sha256").join(d.strip_prefix("sha256:").unwrap());
+        let m: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap())
+                .unwrap();
+        serde_json::from_slice(&fs_err::read(blob(m["config"]["digest"].as_str().unwrap())).unwrap()).unwrap()
+    };
+    let diff_ids: Vec<String> = config("a")["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned())
+        .collect();
+    assert_eq!(diff_ids.len(), 3);
+    let plain = cache.join("plain/blobs/sha256");
+    let mut kept: Vec<String> = fs_err::read_dir(&plain)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let mut want = diff_ids[..2].to_vec();
+    want.sort();
+    assert_eq!(kept, want, "plain copies of the two lower layers");
+
+    // One file of the app changed: the run step runs again, on the cached
+    // copy of the base; the image is what an uncached build makes.
+    fs_err::write(dir.join("app/f-07.txt"), "changed\n").unwrap();
+    let (changed, _) = build_digest(dir, "a", &cache_arg);
+    let (changed_uncached, _) = build_digest(dir, "c", &["--no-cache"]);
+    assert_ne!(changed, cold);
+    assert_eq!(changed, changed_uncached);
+
+    // A damaged copy is noticed before it is used: a warning naming it,
+    // the blob is used instead, the image is unchanged, and the copy is
+    // made again from the blob.
+    let base = plain.join(&diff_ids[0]);
+    let mut bytes = fs_err::read(&base).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x20;
+    fs_err::write(&base, &bytes).unwrap();
+    let out = bake(dir)
+        .args(["store", "verify", "--cache-dir", cache.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains(&format!("corrupt   sha256:{}", diff_ids[0])), "{report}");
+    fs_err::write(dir.join("app/f-07.txt"), "changed again\n").unwrap();
+    let (again, err) = build_digest(dir, "a", &cache_arg);
+    let (again_uncached, _) = build_digest(dir, "d", &["--no-cache"]);
+    assert_eq!(again, again_uncached);
+    assert!(
+        err.contains(&format!("the uncompressed copy of layer sha256:{}", diff_ids[0])),
+        "{err}"
+    );
+    ok(bake(dir).args(["store", "verify", "--cache-dir", cache.to_str().unwrap()]));
+    assert!(base.is_file(), "the copy is made again");
+
+    // gc keeps copies used within its grace period and removes the others.
+    ok(bake(dir).args(["store", "gc", "--cache-dir", cache.to_str().unwrap()]));
+    assert!(base.is_file());
+    let out = ok(bake(dir).args(["store", "gc", "--grace", "0", "--cache-dir", cache.to_str().unwrap()]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&diff_ids[0]));
+    let left = fs_err::read_dir(&plain).unwrap().count();
+    assert_eq!(left, 0, "gc --grace 0 leaves no plain copy");
+    // Nothing else went: the next build hits the cache, same image.
+    let (after_gc, _) = build_digest(dir, "a", &cache_arg);
+    assert_eq!(after_gc, again);
+}
