@@ -89,7 +89,11 @@ pub fn apply_plain_layer(
 /// zstd or xz) to `out`, at most `limits.max_tar_bytes` of it; returns how
 /// many bytes that was. The stream is not parsed (whoever reads it as a
 /// tar applies the limits on entries).
-pub fn decompress_layer(layer: &Path, limits: &ReadLimits, out: &mut dyn io::Write) -> Result<u64, LayerError> {
+pub fn decompress_layer(
+    layer: &Path,
+    limits: &ReadLimits,
+    out: &mut dyn io::Write,
+) -> Result<u64, LayerError> {
     let ctx = Ctx {
         layer,
         root: Path::new("/"),
@@ -204,7 +208,12 @@ fn apply(
                     .transpose()
                     .map_err(|e| ctx.refuse(name, &e.to_string()))?;
                 let host = parents.get(&ctx, parent, name)?.join(base);
-                let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(&host);
+                let create = || {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&host)
+                };
                 // Most paths are new: try first, remove what is there only
                 // when something is (create_new never follows a symlink).
                 let mut out = match create() {
@@ -538,7 +547,9 @@ impl Parents {
     /// Forgets the kept parent if `rel` is it or one of the paths above it.
     fn invalidate(&mut self, rel: &str) {
         if let Some((kept, _)) = &self.last
-            && (kept == rel || kept.strip_prefix(rel).is_some_and(|rest| rest.starts_with('/')) || rel.is_empty())
+            && (kept == rel
+                || kept.strip_prefix(rel).is_some_and(|rest| rest.starts_with('/'))
+                || rel.is_empty())
         {
             self.last = None;
         }

@@ -548,7 +548,10 @@ fn apply_layer_sees_a_parent_replaced_in_the_same_layer() {
     area.assert_contained("a parent replaced mid-layer");
     assert!(root.join("a").is_symlink());
     assert_eq!(std::fs::read_to_string(root.join("b/c/two")).unwrap(), "2\n");
-    assert!(!root.join("b/c/one").exists(), "one went with the directory a replaced");
+    assert!(
+        !root.join("b/c/one").exists(),
+        "one went with the directory a replaced"
+    );
     assert!(root.join(ESCAPE).is_file(), "`..` stops at the root");
 }
 

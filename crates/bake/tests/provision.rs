@@ -655,11 +655,13 @@ fn run_steps_start_from_the_cached_plain_layers_and_get_the_same_root() {
     // Both layers below the run step are kept uncompressed, by diffID.
     let config = |layout: &str| -> serde_json::Value {
         let l = dir.join(layout);
-        let index: serde_json::Value = serde_json::from_slice(&fs_err::read(l.join("index.json")).unwrap()).unwrap();
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(l.join("index.json")).unwrap()).unwrap();
         let blob = |d: &str| l.join("blobs/sha256").join(d.strip_prefix("sha256:").unwrap());
-        let m: serde_json::Value =
-            serde_json::from_slice(&fs_err::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap())
-                .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(
+            &fs_err::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
         serde_json::from_slice(&fs_err::read(blob(m["config"]["digest"].as_str().unwrap())).unwrap()).unwrap()
     };
     let diff_ids: Vec<String> = config("a")["rootfs"]["diff_ids"]
@@ -701,7 +703,10 @@ fn run_steps_start_from_the_cached_plain_layers_and_get_the_same_root() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains(&format!("corrupt   sha256:{}", diff_ids[0])), "{report}");
+    assert!(
+        report.contains(&format!("corrupt   sha256:{}", diff_ids[0])),
+        "{report}"
+    );
     fs_err::write(dir.join("app/f-07.txt"), "changed again\n").unwrap();
     let (again, err) = build_digest(dir, "a", &cache_arg);
     let (again_uncached, _) = build_digest(dir, "d", &["--no-cache"]);
@@ -716,7 +721,14 @@ fn run_steps_start_from_the_cached_plain_layers_and_get_the_same_root() {
     // gc keeps copies used within its grace period and removes the others.
     ok(bake(dir).args(["store", "gc", "--cache-dir", cache.to_str().unwrap()]));
     assert!(base.is_file());
-    let out = ok(bake(dir).args(["store", "gc", "--grace", "0", "--cache-dir", cache.to_str().unwrap()]));
+    let out = ok(bake(dir).args([
+        "store",
+        "gc",
+        "--grace",
+        "0",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&diff_ids[0]));
     let left = fs_err::read_dir(&plain).unwrap().count();
     assert_eq!(left, 0, "gc --grace 0 leaves no plain copy");
