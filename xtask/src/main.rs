@@ -1,17 +1,17 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! * `test`   — the whole suite: installs missing Debian packages (as root),
-//!              starts a throwaway registry on 127.0.0.1, runs every test
-//!              including the ones that need external tools, stops what it
-//!              started.
+//!   starts a throwaway registry on 127.0.0.1, runs every test
+//!   including the ones that need external tools, stops what it
+//!   started; then `cargo fmt --check` and `cargo clippy -D warnings`.
 //! * `bench`  — times bake against tar|gzip, pigz, umoci, buildah and
-//!              skopeo on generated corpora; writes `BENCHMARKS.md`
-//!              (`BAKE_BENCH_SCALE`, `BAKE_BENCH_RUNS`, `BAKE_BENCH_SKIP`).
+//!   skopeo on generated corpora; writes `BENCHMARKS.md`
+//!   (`BAKE_BENCH_SCALE`, `BAKE_BENCH_RUNS`, `BAKE_BENCH_SKIP`).
 //! * `golden` — rebuilds every recipe in `recipes/` and rewrites
-//!              `testdata/golden/` (do it on purpose, say why in the commit).
+//!   `testdata/golden/` (do it on purpose, say why in the commit).
 //! * `hello`  — regenerates `recipes/hello/hello` from `xtask/src/hello.rs`.
 //! * `fetch-debs` — downloads the `.deb`s recipes pin in `debs.lock`
-//!              (`test` and `golden` do it first).
+//!   (`test` and `golden` do it first).
 
 mod bench;
 mod debs;
@@ -205,8 +205,11 @@ fn test(extra: &[String]) -> Result<()> {
         );
     }
     std::fs::remove_dir_all(&tmp).ok();
-    // Formatting last, so a style slip never hides a test result.
-    run(cargo().args(["fmt", "--all", "--", "--check"]))
+    // Formatting and lints last, so a style slip never hides a test result.
+    // Clippy sees each crate's rust-version (the workspace's), so it also
+    // flags std APIs newer than the declared MSRV (incompatible_msrv).
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
 fn golden() -> Result<()> {

@@ -231,7 +231,7 @@ fn status_below(
                     plan.limits,
                 )
                 .map_err(|source| BuildError::Step {
-                    pos: plan.layers[index].pos.clone(),
+                    pos: Box::new(plan.layers[index].pos.clone()),
                     source,
                 })?;
                 let effect = Effect::of(&effect);
@@ -321,13 +321,13 @@ fn gather(layer: &Layer, context: &Context) -> Result<Inputs, BuildError> {
     let mut watched = Vec::new();
     for (index, step) in layer.steps.iter().enumerate() {
         let at = |source: LayerError| BuildError::Step {
-            pos: step.pos.clone(),
+            pos: Box::new(step.pos.clone()),
             source,
         };
         let io = |path: &PathBuf| {
             let path = path.clone();
             move |source: io::Error| BuildError::Step {
-                pos: step.pos.clone(),
+                pos: Box::new(step.pos.clone()),
                 source: LayerError::Io { index, path, source },
             }
         };
@@ -394,13 +394,13 @@ fn copy_items(
     watched: &mut Vec<(PathBuf, Stat)>,
 ) -> Result<(), BuildError> {
     let at = |source: LayerError| BuildError::Step {
-        pos: step.pos.clone(),
+        pos: Box::new(step.pos.clone()),
         source,
     };
     let io = |path: &PathBuf| {
         let path = path.clone();
         move |source: io::Error| BuildError::Step {
-            pos: step.pos.clone(),
+            pos: Box::new(step.pos.clone()),
             source: LayerError::Io { index, path, source },
         }
     };
@@ -492,7 +492,7 @@ pub fn copy_input_digest(
     let mut bytes = 0u64;
     for (path, _) in &watched {
         let file = bake_layer::open_input(path).map_err(|source| BuildError::Step {
-            pos: step.pos.clone(),
+            pos: Box::new(step.pos.clone()),
             source: LayerError::Io {
                 index: 0,
                 path: path.clone(),
@@ -501,7 +501,7 @@ pub fn copy_input_digest(
         })?;
         let mut r = bake_digest::HashingReader::new(io::BufReader::with_capacity(256 * 1024, file));
         io::copy(&mut r, &mut io::sink()).map_err(|source| BuildError::Step {
-            pos: step.pos.clone(),
+            pos: Box::new(step.pos.clone()),
             source: LayerError::Io {
                 index: 0,
                 path: path.clone(),
@@ -632,7 +632,7 @@ fn build_one(
                 .and_then(|i| layer.steps.get(i))
                 .map_or(&layer.pos, |s| &s.pos);
             BuildError::Step {
-                pos: pos.clone(),
+                pos: Box::new(pos.clone()),
                 source,
             }
         })?;

@@ -172,30 +172,33 @@ pub struct BuiltLayer {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{0}")]
-    Recipe(#[from] bake_recipe::RecipeError),
+    Recipe(#[from] Box<bake_recipe::RecipeError>),
     #[error("failed to read recipe {path}: {source}")]
     ReadRecipe { path: PathBuf, source: std::io::Error },
     #[error("{pos}: {source}")]
     Step {
-        pos: Pos,
+        pos: Box<Pos>,
         source: bake_layer::LayerError,
     },
     /// A `run` step could not run, or failed. (`error` is not a `source`:
     /// its text, with the output's tail, is shown once, here.)
     #[error("{pos}: {error}")]
-    Run { pos: Pos, error: bake_run::RunError },
+    Run {
+        pos: Box<Pos>,
+        error: bake_run::RunError,
+    },
     #[error("{pos}: base image {base}: {source}")]
     Base {
         pos: String,
         base: String,
-        source: bake_image::ImageError,
+        source: Box<bake_image::ImageError>,
     },
     /// A base path in the context that leaves it (or does not exist).
     #[error("{pos}: base image {base}: {source}")]
     BasePath {
         pos: String,
         base: String,
-        source: bake_layer::LayerError,
+        source: Box<bake_layer::LayerError>,
     },
     #[error("{pos}: base image {base}: {message}")]
     BaseRejected {
@@ -232,6 +235,12 @@ pub enum BuildError {
     /// [`BuildSettings::interrupt`] was raised; nothing partial is left.
     #[error("the build was interrupted")]
     Interrupted,
+}
+
+impl From<bake_recipe::RecipeError> for BuildError {
+    fn from(e: bake_recipe::RecipeError) -> Self {
+        BuildError::Recipe(Box::new(e))
+    }
 }
 
 /// Parses the recipe named in `settings`.
@@ -312,7 +321,7 @@ pub fn build_recipe_with(
     };
     let options = LayerOptions {
         epoch,
-        compression: compression.clone(),
+        compression,
         tmp_dir: settings.tmp_dir.clone(),
         below_links,
     };
@@ -666,7 +675,7 @@ fn load_base(
             .map_err(|source| BuildError::BasePath {
                 pos: pos.clone(),
                 base,
-                source,
+                source: Box::new(source),
             })
     };
     match &recipe.base {
@@ -679,7 +688,7 @@ fn load_base(
                 .map_err(|source| BuildError::Base {
                     pos,
                     base: format!("oci:{path}"),
-                    source,
+                    source: Box::new(source),
                 })
         }
         BaseRef::DockerArchive { path } => bake_image::load_from_docker_archive_with_limits(
@@ -692,7 +701,7 @@ fn load_base(
         .map_err(|source| BuildError::Base {
             pos,
             base: format!("docker-archive:{path}"),
-            source,
+            source: Box::new(source),
         }),
         BaseRef::Registry { reference } => {
             registry::pull_base(reference, &pos, platform, store, settings).map(|(b, r)| (Some(b), Some(r)))
@@ -712,7 +721,7 @@ fn layer_sources(
     let mut sources = Vec::with_capacity(layer.steps.len());
     for step in &layer.steps {
         let at = |source| BuildError::Step {
-            pos: step.pos.clone(),
+            pos: Box::new(step.pos.clone()),
             source,
         };
         let source = match &step.kind {

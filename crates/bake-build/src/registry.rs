@@ -64,7 +64,7 @@ pub(crate) fn pull_base(
     let base = bake_image::load_from_store(store, &desc, platform).map_err(|source| BuildError::Base {
         pos: pos.to_owned(),
         base: reference.to_owned(),
-        source,
+        source: Box::new(source),
     })?;
     Ok((
         base,

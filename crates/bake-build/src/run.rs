@@ -139,7 +139,7 @@ pub(crate) fn sources(
         let blobs = blob_paths(env.store, below);
         let status = bake_layer::read_file_from_layers(&blobs, DPKG_STATUS, DPKG_STATUS_LIMIT, env.limits)
             .map_err(|source| BuildError::Step {
-                pos: layer.pos.clone(),
+                pos: Box::new(layer.pos.clone()),
                 source,
             })?;
         if let Some(status) = status {
@@ -168,7 +168,7 @@ fn apply_lower(
 ) -> Result<(), BuildError> {
     let blob = env.store.path(&lower.descriptor.digest);
     let step = |source: bake_layer::LayerError| BuildError::Step {
-        pos: pos.clone(),
+        pos: Box::new(pos.clone()),
         source: renamed(source, &blob),
     };
     let diff_id = &lower.diff_id;
@@ -210,7 +210,7 @@ impl Decompress {
     fn at(self, pos: &bake_recipe::Pos) -> BuildError {
         match self {
             Decompress::Layer(source) => BuildError::Step {
-                pos: pos.clone(),
+                pos: Box::new(pos.clone()),
                 source,
             },
             Decompress::Build(e) => e,
@@ -278,7 +278,7 @@ fn run_layer(
     sandbox(PathBuf::new(), None)
         .check()
         .map_err(|error| BuildError::Run {
-            pos: first_run.map_or(&layer.pos, |s| &s.pos).clone(),
+            pos: Box::new(first_run.map_or(&layer.pos, |s| &s.pos).clone()),
             error,
         })?;
     // The previous run layer's root is no longer needed: its tar is written.
@@ -309,7 +309,7 @@ fn run_layer(
     // The same world on every machine: a tmpfs of fixed options, filled
     // in a fixed order (see bake_run::rootfs).
     let mounted = bake_run::RootFs::mount(&rootfs).map_err(|error| BuildError::Run {
-        pos: first_run.map_or(&layer.pos, |s| &s.pos).clone(),
+        pos: Box::new(first_run.map_or(&layer.pos, |s| &s.pos).clone()),
         error,
     })?;
     for lower in below {
@@ -317,7 +317,7 @@ fn run_layer(
     }
 
     let before = bake_run::Snapshot::take(&rootfs).map_err(|source| BuildError::Run {
-        pos: layer.pos.clone(),
+        pos: Box::new(layer.pos.clone()),
         error: source,
     })?;
     let mut exclusions = bake_run::Exclusions::default();
@@ -352,7 +352,7 @@ fn run_layer(
             .map_err(|error| match error {
                 bake_run::RunError::Interrupted { .. } => BuildError::Interrupted,
                 error => BuildError::Run {
-                    pos: step.pos.clone(),
+                    pos: Box::new(step.pos.clone()),
                     error,
                 },
             })?;
@@ -361,7 +361,7 @@ fn run_layer(
     apply_steps(env, layer, &pending, first, &rootfs, scratch.path(), warn)?;
 
     let after = bake_run::Snapshot::take(&rootfs).map_err(|source| BuildError::Run {
-        pos: layer.pos.clone(),
+        pos: Box::new(layer.pos.clone()),
         error: source,
     })?;
     exclusions.mounts.sort();
@@ -410,7 +410,7 @@ fn apply_steps(
             .and_then(|i| steps.get(i))
             .map_or(&layer.pos, |s| &s.pos);
         BuildError::Step {
-            pos: pos.clone(),
+            pos: Box::new(pos.clone()),
             source,
         }
     };

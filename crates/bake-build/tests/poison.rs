@@ -87,7 +87,7 @@ impl Area {
         fs::write(ctx.join("hello.deb"), &pkg).unwrap();
         let recipe = format!(
             "epoch = 1700000000\nbase = \"oci:base:base\"\n[image]\nname = \"{name}\"\n\n{}",
-            layers.replace("SHA", &Digest::of(&pkg).hex())
+            layers.replace("SHA", Digest::of(&pkg).hex())
         );
         fs::write(ctx.join("bake.toml"), recipe).unwrap();
         ctx

@@ -853,7 +853,7 @@ fn an_index_is_compared_for_one_platform() {
         layout.set_tags(&index, &[tag.into()]).unwrap();
     };
     put_index(&[amd.clone(), arm.clone()], "both");
-    put_index(&[arm.clone()], "arm-only");
+    put_index(std::slice::from_ref(&arm), "arm-only");
 
     let load = |tag, p: Option<&str>| {
         let p: Option<Platform> = p.map(|p| p.parse().unwrap());

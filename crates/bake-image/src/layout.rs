@@ -516,7 +516,7 @@ mod tests {
         l.set_tags(&image, &["latest".into(), "v1".into()]).unwrap();
         let sig = put_manifest(&l, b"signature");
         let tag = format!("sha256-{}.sig", image.digest.hex());
-        l.set_tags(&sig, &[tag.clone()]).unwrap();
+        l.set_tags(&sig, std::slice::from_ref(&tag)).unwrap();
         assert_eq!(l.resolve(None).unwrap().digest, image.digest);
         assert_eq!(l.resolve(Some(&tag)).unwrap().digest, sig.digest);
         // A second image still is ambiguous.

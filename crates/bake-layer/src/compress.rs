@@ -542,9 +542,12 @@ pub(crate) fn decompress<'r, R: Read + 'r>(r: R) -> io::Result<Box<dyn Read + 'r
     decompress_format(format, whole)
 }
 
+/// A reader whose first bytes were read to sniff its format, then given back.
+pub(crate) type Sniffed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
 /// Reads the first bytes of `r` and says what they are; the reader returned
 /// yields the whole stream, those bytes included.
-pub(crate) fn sniff_reader<R: Read>(mut r: R) -> io::Result<(Format, io::Chain<io::Cursor<Vec<u8>>, R>)> {
+pub(crate) fn sniff_reader<R: Read>(mut r: R) -> io::Result<(Format, Sniffed<R>)> {
     let mut head = [0u8; 6];
     let mut got = 0;
     while got < head.len() {

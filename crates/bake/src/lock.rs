@@ -234,7 +234,7 @@ pub fn parse(path: &Path) -> Result<Lock> {
             .and_then(|i| u64::try_from(i).ok())
             .ok_or_else(|| bad(k))
     };
-    let d = |t: &toml::Table, k: &str| -> Result<Digest> { Ok(s(t, k)?.parse().map_err(|_| bad(k))?) };
+    let d = |t: &toml::Table, k: &str| -> Result<Digest> { s(t, k)?.parse().map_err(|_| bad(k)) };
     let base = match v.get("base").and_then(|b| b.as_table()) {
         Some(b) => Some(LockedBase {
             reference: s(b, "reference")?,

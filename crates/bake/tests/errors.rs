@@ -1,6 +1,8 @@
 //! Bad input gets a clear error naming the file and line at fault, exit code
 //! 1, and does no damage: no blob is left half-written in the layout.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -5,6 +5,8 @@
 //! These need Debian packages and run under `cargo xtask test` (which
 //! installs them); plain `cargo test` skips them as ignored.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,8 @@
 //! checked in under `testdata/golden/`. A change here is a change of output
 //! format: regenerate on purpose with `cargo xtask golden` and say why.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -11,6 +11,8 @@
 //! moves them on purpose, rerun this test, copy the digests it prints into
 //! `GOLDEN` below and say why in the commit.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

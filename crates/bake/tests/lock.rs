@@ -2,6 +2,8 @@
 //! changed copied file, archive or .deb is refused by name; a registry base
 //! given by tag is built from its locked digest even after the tag moves.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

@@ -4,6 +4,8 @@
 //!
 //! Run by `cargo xtask test`; plain `cargo test` skips them as ignored.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

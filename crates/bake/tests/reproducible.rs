@@ -2,6 +2,8 @@
 //! build path, file mtimes, creation order, host file modes, umask, TZ,
 //! LANG and CPU count.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -4,6 +4,8 @@
 //! (readdir order, `statfs`, the root's mount line) is the same, and so is
 //! the layer.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
