@@ -659,19 +659,10 @@ fn parse_entry(bytes: &[u8]) -> Option<(Entry, BlobStat)> {
     ))
 }
 
-/// Writes `bytes` to `path` through a temp file in the same directory.
+/// Writes `bytes` to `path` atomically (`bake_store::write_atomic`), 0666
+/// less the umask, as for blobs.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        // 0666 less the umask, as for blobs (tempfile's default is 0600).
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(io_at(dir))?;
-    tmp.write_all(bytes).map_err(io_at(tmp.path()))?;
-    tmp.as_file().sync_data().map_err(io_at(path))?;
-    tmp.persist(path).map_err(|e| io_at(path)(e.error))?;
-    Ok(())
+    bake_store::write_atomic(path, bytes, 0o666).map_err(io_at(path))
 }
 
 /// A canonical, length-prefixed encoding fed straight into sha256: the

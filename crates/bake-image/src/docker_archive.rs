@@ -503,7 +503,7 @@ pub fn write_docker_archive(
         .map_err(|e| ctx(e.into_error()))?;
     tmp.as_file().sync_all().map_err(ctx)?;
     tmp.persist(out).map_err(|e| ctx(e.error))?;
-    Ok(())
+    Ok(bake_store::sync_dir(dir).map_err(ctx)?)
 }
 
 fn append<W: Write>(tar: &mut tar::Builder<W>, name: &str, size: u64, data: impl Read) -> io::Result<()> {

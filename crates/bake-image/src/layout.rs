@@ -1,6 +1,6 @@
 //! OCI image layouts on disk: `oci-layout`, `index.json`, `blobs/sha256/…`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use bake_digest::Digest;
@@ -387,24 +387,12 @@ pub(crate) fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ImageErro
     Ok(bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory
-/// and a rename, so readers see the old or the new content, never a mix.
+/// Writes `bytes` to `path` atomically (`bake_store::write_atomic`), so
+/// readers see the old or the new content, never a mix; 0666 less the
+/// umask, as for blobs.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let ctx = |e: io::Error| io::Error::new(e.kind(), format!("failed to write {}: {e}", path.display()));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        // 0666 less the umask, as for blobs (tempfile's default is 0600).
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(ctx)?;
-    tmp.write_all(bytes).map_err(ctx)?;
-    tmp.as_file().sync_all().map_err(ctx)?;
-    tmp.persist(path).map_err(|e| ctx(e.error))?;
-    Ok(())
+    bake_store::write_atomic(path, bytes, 0o666)
+        .map_err(|e| io::Error::new(e.kind(), format!("failed to write {}: {e}", path.display())).into())
 }
 
 #[cfg(test)]

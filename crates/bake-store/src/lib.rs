@@ -93,6 +93,34 @@ pub fn linkable(meta: &std::fs::Metadata) -> bool {
     euid == Some(meta.uid()) && new_file_mode().is_none_or(|m| meta.permissions().mode() & 0o7777 == m)
 }
 
+/// Writes `bytes` to `path` so that a reader, or the file system after a
+/// crash, sees the old content or the new one, never a mix or an empty
+/// file: a `.tmp-*` file in the same directory, created with `mode` (less
+/// the umask, as `open(2)` does), written, synced, renamed over `path`, and
+/// the directory synced so the rename itself is durable. On any error the
+/// temp file is removed and `path` is as it was. The one implementation for
+/// index.json, cache entries, lock files and credentials.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Makes the entries of `dir` (a rename into it, say) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// `open(2)` flags std has no names for (Linux x86_64 and aarch64 values).
 const O_NOFOLLOW: i32 = 0o400000;
 const O_NONBLOCK: i32 = 0o4000;
@@ -465,6 +493,50 @@ impl Write for BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_atomic_replaces_the_content_with_the_mode_asked_less_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        write_atomic(&path, b"one", 0o666).unwrap();
+        write_atomic(&path, b"two", 0o666).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(Some(mode), new_file_mode(), "0666 less the umask");
+        let private = dir.path().join("config.json");
+        write_atomic(&private, b"secret", 0o600).unwrap();
+        assert_eq!(
+            std::fs::metadata(&private).unwrap().permissions().mode() & 0o077,
+            0
+        );
+        // Nothing else is left in the directory.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["config.json", "index.json"]);
+    }
+
+    #[test]
+    fn write_atomic_that_fails_leaves_the_old_content_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a non-empty directory: the rename fails.
+        let path = dir.path().join("taken");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"kept").unwrap();
+        assert!(write_atomic(&path, b"new", 0o666).is_err());
+        assert_eq!(std::fs::read(path.join("inside")).unwrap(), b"kept");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+        // A directory that does not exist is an error, and creates nothing.
+        assert!(write_atomic(&dir.path().join("missing/file"), b"x", 0o666).is_err());
+        assert!(!dir.path().join("missing").exists());
+    }
 
     fn store() -> (tempfile::TempDir, BlobStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -571,17 +571,9 @@ fn lock(args: crate::cli::LockArgs) -> Result<()> {
     hidden.extend(default_cache_dir());
     let lock = crate::lock::compute(&recipe, base, &hidden)?;
     let path = crate::lock::lock_path(&args.recipe);
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    // 0666 less the umask, like the recipe beside it.
-    let mut tmp = tempfile::Builder::new()
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)?;
-    tmp.write_all(crate::lock::render(&lock).as_bytes())?;
-    tmp.persist(&path)
-        .map_err(|e| e.error)
+    // 0666 less the umask, like the recipe beside it; synced, so a crash
+    // right after `bake lock` cannot leave an empty lock file.
+    bake_store::write_atomic(&path, crate::lock::render(&lock).as_bytes(), 0o666)
         .with_context(|| format!("writing {}", path.display()))?;
     eprintln!(
         "locked {} inputs{} in {}",
