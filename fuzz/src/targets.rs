@@ -92,6 +92,47 @@ pub fn reference(data: &[u8]) {
     }
 }
 
+/// Lexical path normalisation (`bake_path`): the same answer as a reading
+/// through std's `Path` components, and the result a fixed point with no
+/// empty, `.` or `..` component.
+pub fn path(data: &[u8]) {
+    use std::path::{Component, Path};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut reference: Option<Vec<String>> = Some(Vec::new());
+    for c in Path::new(text).components() {
+        match (c, reference.as_mut()) {
+            (_, None) => break,
+            (Component::RootDir | Component::CurDir | Component::Prefix(_), _) => {}
+            (Component::ParentDir, Some(v)) => {
+                if v.pop().is_none() {
+                    reference = None;
+                }
+            }
+            (Component::Normal(n), Some(v)) => v.push(n.to_string_lossy().into_owned()),
+        }
+    }
+    let got = bake_path::components(text).ok();
+    let got_owned = got
+        .as_ref()
+        .map(|v| v.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>());
+    assert_eq!(got_owned, reference, "{text:?}");
+    if let Some(parts) = got {
+        assert!(
+            parts.iter().all(|p| !p.is_empty() && *p != "." && *p != ".."),
+            "{text:?}"
+        );
+        let rel = bake_path::relative(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(bake_path::relative(&rel).ok().as_ref(), Some(&rel), "{text:?}");
+        assert_eq!(
+            bake_path::absolute(text).ok(),
+            Some(format!("/{rel}")),
+            "{text:?}"
+        );
+    }
+}
+
 /// Manifest and index parsing, and canonical JSON: what parses as JSON
 /// canonicalises to bytes that parse to the same value and canonicalise
 /// to themselves.
@@ -218,6 +259,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("tar_reader", tar_reader),
     ("archive", archive),
     ("reference", reference),
+    ("path", path),
     ("manifest", manifest),
     ("base_config", base_config),
 ];

@@ -378,21 +378,7 @@ fn read_small(r: &mut impl Read, name: &str) -> io::Result<Result<Vec<u8>, Image
 /// An archive path without `.`, empty components or a leading `/`; `None`
 /// if it climbs out with `..`.
 fn normalise(p: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            c => parts.push(c),
-        }
-    }
-    if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join("/"))
-    }
+    bake_path::relative(p).ok().filter(|p| !p.is_empty())
 }
 
 /// The digest a path promises: `blobs/sha256/<hex>` or `<hex>.json`.

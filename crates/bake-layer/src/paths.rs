@@ -21,19 +21,7 @@ fn normalise(raw: &str, escape: &'static str) -> Result<String, &'static str> {
     if raw.contains('\0') {
         return Err("contains a NUL byte");
     }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in raw.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err(escape);
-                }
-            }
-            p => parts.push(p),
-        }
-    }
-    Ok(parts.join("/"))
+    bake_path::relative(raw).map_err(|bake_path::Escapes| escape)
 }
 
 /// `base` joined with `rel`, both normalised.

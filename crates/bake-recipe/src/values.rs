@@ -320,23 +320,8 @@ pub(crate) fn source_path(s: &str) -> Result<String, Problem> {
     if s.starts_with('/') {
         return Err(Problem::AbsoluteSource(s.to_owned()));
     }
-    let mut parts: Vec<&str> = Vec::new();
-    for c in s.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err(Problem::SourceEscapes(s.to_owned()));
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    Ok(if parts.is_empty() {
-        ".".to_owned()
-    } else {
-        parts.join("/")
-    })
+    let path = bake_path::relative(s).map_err(|bake_path::Escapes| Problem::SourceEscapes(s.to_owned()))?;
+    Ok(if path.is_empty() { ".".to_owned() } else { path })
 }
 
 /// An absolute image path, normalised: no `.` or empty components, `..`
@@ -346,19 +331,7 @@ pub(crate) fn destination_path(s: &str) -> Result<String, Problem> {
     if !s.starts_with('/') {
         return Err(Problem::RelativeDestination(s.to_owned()));
     }
-    let mut parts: Vec<&str> = Vec::new();
-    for c in s.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err(Problem::DestinationEscapes(s.to_owned()));
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    Ok(format!("/{}", parts.join("/")))
+    bake_path::absolute(s).map_err(|bake_path::Escapes| Problem::DestinationEscapes(s.to_owned()))
 }
 
 /// A destination that names an entry to create, so `/` itself will not do.

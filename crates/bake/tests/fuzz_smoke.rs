@@ -226,6 +226,11 @@ fn fuzz_smoke_reference() {
 }
 
 #[test]
+fn fuzz_smoke_path() {
+    smoke("path", 20_000);
+}
+
+#[test]
 fn fuzz_smoke_manifest() {
     smoke("manifest", 10_000);
 }
