@@ -351,6 +351,29 @@ pub fn check(args: CheckArgs, opts: Options) -> Result<()> {
 
 /// The build flags of `bake check` as `bake build` parses them, with
 /// `recipe` and `--layout layout`: exactly what a child build receives.
+/// Whether the environment variable `name` reaches `bake check`'s builds
+/// (everything else is cleared, so the two builds see only what is varied
+/// on purpose). Inputs of the build, the same for both: variables and the
+/// epoch. And how this machine reaches registries, so a child can pull the
+/// base its parent could: the proxy settings reqwest reads, the CA bundle
+/// rustls' platform roots read, and what credential helpers need.
+fn passed_to_builds(name: &str) -> bool {
+    name.starts_with("BAKE_VAR_")
+        || matches!(
+            name,
+            "PATH"
+                | "SOURCE_DATE_EPOCH"
+                | "XDG_RUNTIME_DIR"
+                | "DBUS_SESSION_BUS_ADDRESS"
+                | "SSL_CERT_FILE"
+                | "SSL_CERT_DIR"
+        )
+        || matches!(
+            name.to_ascii_uppercase().as_str(),
+            "HTTP_PROXY" | "HTTPS_PROXY" | "ALL_PROXY" | "NO_PROXY"
+        )
+}
+
 fn build_argv(args: &CheckArgs, recipe: &Path, layout: &Path) -> Vec<OsString> {
     let mut v: Vec<OsString> = vec!["build".into(), "--layout".into(), layout.into(), "--json".into()];
     if args.quiet {
@@ -496,16 +519,8 @@ fn build_variant(
         } else {
             Stdio::inherit()
         });
-    // Inputs of the build, the same for both: variables and the epoch; and
-    // what credential helpers may need.
     for (k, val) in std::env::vars_os() {
-        let name = k.to_string_lossy();
-        if name.starts_with("BAKE_VAR_")
-            || matches!(
-                name.as_ref(),
-                "PATH" | "SOURCE_DATE_EPOCH" | "XDG_RUNTIME_DIR" | "DBUS_SESSION_BUS_ADDRESS"
-            )
-        {
+        if passed_to_builds(&k.to_string_lossy()) {
             cmd.env(&k, val);
         }
     }
@@ -1400,6 +1415,39 @@ fn set_mtime(path: &Path, secs: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builds_get_the_inputs_and_the_way_to_registries_and_nothing_else() {
+        for name in [
+            "BAKE_VAR_port",
+            "SOURCE_DATE_EPOCH",
+            "PATH",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "NO_PROXY",
+            "no_proxy",
+            "ALL_PROXY",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+        ] {
+            assert!(passed_to_builds(name), "{name}");
+        }
+        for name in [
+            "TZ",
+            "LANG",
+            "LC_ALL",
+            "HOME",
+            "TMPDIR",
+            "XDG_CACHE_HOME",
+            "UMASK",
+            "PROXY",
+            "BAKE_PASSWORD",
+        ] {
+            assert!(!passed_to_builds(name), "{name}");
+        }
+    }
 
     /// `find_variation` against a model of a build: the digest is another
     /// one each time when the conditions taken from build 2 include all of

@@ -646,3 +646,63 @@ fn an_interrupted_check_stops_its_build_and_removes_its_roots() {
         assert_empty(&t);
     }
 }
+
+/// A forward proxy that answers every request with 502 and records the
+/// first line of each (`GET http://HOST/v2/… HTTP/1.1`).
+fn recording_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            log.lock().unwrap().push(line.trim_end().to_owned());
+            let _ = stream
+                .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn check_builds_reach_registries_through_the_callers_proxy() {
+    // A registry base on a port where nothing listens: reached only through
+    // the proxy. The builds of bake check must use it as bake build does
+    // (they used to run with the proxy settings cleared).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs_err::write(
+        dir.join("bake.toml"),
+        "base = \"127.0.0.1:9/nothing/here:v1\"\n[image]\nname = \"p\"\n[[layer]]\nname = \"a\"\n[[layer.step]]\nfile = \"/a\"\ncontent = \"a\\n\"\n",
+    )
+    .unwrap();
+    let (proxy, seen) = recording_proxy();
+    let (code, _, err) = run(bake(dir)
+        .args(["build", "bake.toml", "--no-cache"])
+        .env("HTTP_PROXY", &proxy)
+        .env("TMPDIR", dir));
+    assert_eq!(code, 1, "{err}");
+    let by_build = seen.lock().unwrap().len();
+    assert!(by_build > 0, "bake build did not use the proxy: {err}");
+    assert!(
+        seen.lock().unwrap()[0].contains("http://127.0.0.1:9/v2/"),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    let check_tmp = dir.join("check-tmp");
+    fs_err::create_dir_all(&check_tmp).unwrap();
+    let (code, _, err) = run(bake(dir)
+        .args(["check", "bake.toml"])
+        .env("HTTP_PROXY", &proxy)
+        .env("TMPDIR", &check_tmp));
+    assert_eq!(code, 1, "{err}");
+    assert_empty(&check_tmp);
+    assert!(
+        seen.lock().unwrap().len() > by_build,
+        "bake check's build did not use the proxy: {err}"
+    );
+}
