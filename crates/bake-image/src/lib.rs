@@ -103,7 +103,6 @@ mod base;
 mod config;
 mod descriptor;
 mod docker_archive;
-mod json;
 mod layout;
 mod manifest;
 mod time;
@@ -114,6 +113,7 @@ use std::path::PathBuf;
 use bake_digest::Digest;
 use bake_store::StoreError;
 
+pub use bake_oci::canonical_json;
 pub use base::{BaseImage, MAX_MANIFEST_SIZE, load_from_layout, load_from_store};
 pub use base::{CheckedConfig, check_config};
 pub use config::{ConfigSpec, MAX_CONFIG_SIZE, build_config};
@@ -121,7 +121,6 @@ pub use descriptor::{Descriptor, Platform, REF_NAME, media_type};
 pub use docker_archive::{
     load_from_docker_archive, load_from_docker_archive_with_limits, write_docker_archive,
 };
-pub use json::canonical_json;
 pub use layout::{Layout, LayoutLock, MAX_JSON_SIZE, is_cosign_artifact_tag};
 pub use manifest::{Manifest, build_index, build_manifest, parse_index, parse_manifest};
 pub use time::{MAX_EPOCH, created_rfc3339};

@@ -16,11 +16,11 @@ pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesi
 /// Layer annotation holding the base64 DER signature.
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// Media type of the `.sig` manifest bake writes.
-pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_MANIFEST_MEDIA_TYPE: &str = bake_oci::media_type::OCI_MANIFEST;
 /// Media type of the `.sig` manifest's config blob.
-pub const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_CONFIG_MEDIA_TYPE: &str = bake_oci::media_type::OCI_CONFIG;
 /// Docker v2 manifests, which older cosign versions wrote; read, never written.
-const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_MANIFEST_MEDIA_TYPE: &str = bake_oci::media_type::DOCKER_MANIFEST;
 /// Signature payloads are a few hundred bytes; anything much larger is refused
 /// before it is fetched.
 pub const MAX_PAYLOAD_SIZE: u64 = 1024 * 1024;
@@ -31,12 +31,6 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// `digest`, in the same repository: `sha256-<hex>.sig`.
 pub fn sig_tag(digest: &Digest) -> String {
     format!("{}-{}.sig", digest.algorithm(), digest.hex())
-}
-
-/// JSON with object keys sorted at every level and no whitespace, whatever
-/// serde_json's features: the same value always gives the same bytes.
-pub(crate) fn canonical_json(value: &Value) -> String {
-    serde_json::to_string(&sorted(value)).expect("a JSON value always serialises")
 }
 
 /// `value` with every object rebuilt in sorted key order. Without serde_json's

@@ -124,7 +124,8 @@ impl Payload {
         let json = |s: &str| serde_json::to_string(s).expect("a string always serialises");
         let optional = match &self.optional {
             None => "null".to_owned(),
-            Some(map) => crate::manifest::canonical_json(&serde_json::Value::Object(map.clone())),
+            Some(map) => String::from_utf8(bake_oci::canonical_json(&serde_json::Value::Object(map.clone())))
+                .expect("canonical JSON is UTF-8"),
         };
         format!(
             concat!(

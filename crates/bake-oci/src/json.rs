@@ -1,4 +1,4 @@
-//! Canonical JSON: the only way this crate turns a value into bytes.
+//! Canonical JSON: the only way bake turns a JSON value it writes into bytes.
 
 use serde_json::Value;
 
