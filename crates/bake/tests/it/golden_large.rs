@@ -13,11 +13,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use fs_err as fs;
 
 /// (compression, level) → the manifest digest `bake build --json` gives.

@@ -8,13 +8,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::*;
 use bake_testkit::{Fault, FaultPlan, Matcher, TestRegistry, TestRegistryOptions};
-use common::*;
 use fs_err as fs;
 
 fn registry() -> TestRegistry {

@@ -7,14 +7,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const HELLO: &str = "Hello from an image baked by bake!\n";
 

@@ -6,11 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// A build area: `ctx/` (recipe and base), `tmp/` (TMPDIR), `home/`
 /// (HOME), `canary/` (a host directory links in the base point to: must

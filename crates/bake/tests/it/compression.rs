@@ -3,11 +3,9 @@
 //! part of the cache key and of the lock.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 const RECIPE: &str = "epoch = 1700000000\n[image]\nname = \"z\"\n\
 [[layer]]\nname = \"app\"\n[[layer.step]]\ncopy = \"app\"\nto = \"/app\"\n";

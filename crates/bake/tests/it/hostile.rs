@@ -8,11 +8,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn hostile(name: &str) -> PathBuf {
     repo().join("testdata/hostile").join(name)

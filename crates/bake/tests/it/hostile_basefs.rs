@@ -4,13 +4,11 @@
 //! never followed through a symlink, for reading, writing or deleting.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A test's own directories: `ctx` (the build context), `home`, `tmp`,
 /// `canary` (a host directory bake must not touch) and `outside` (host

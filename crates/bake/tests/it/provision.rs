@@ -7,14 +7,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
 const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";

@@ -3,11 +3,9 @@
 //! lines go to stderr (none with `--quiet`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 const RECIPE: &str = "epoch = 1700000000\n[image]\nname = \"c\"\n\
 [[layer]]\nname = \"app\"\n[[layer.step]]\ncopy = \"app\"\nto = \"/app\"\n\

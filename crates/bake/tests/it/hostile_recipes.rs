@@ -9,12 +9,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn copy_recipe(src: &str) -> String {
     format!("[image]\nname = \"ctx\"\n\n[[layer]]\n[[layer.step]]\ncopy = \"{src}\"\nto = \"/c\"\n")

@@ -7,12 +7,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 
 fn hostile(name: &str) -> PathBuf {
     repo().join("testdata/hostile").join(name)

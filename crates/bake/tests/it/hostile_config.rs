@@ -8,14 +8,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::common::*;
 use bake_digest::Digest;
 use bake_image::{Descriptor, MAX_CONFIG_SIZE, media_type};
-use common::*;
 use serde_json::{Value, json};
 
 /// A build area: `ctx/` (recipe, base layouts, output layouts), `tmp/`

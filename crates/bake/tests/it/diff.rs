@@ -4,12 +4,10 @@
 //! difference on hand-made layouts: `crates/bake-diff/tests/diff.rs`.)
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// Runs `cmd`; returns its exit code, stdout and stderr.
 fn run(cmd: &mut Command) -> (i32, String, String) {

@@ -3,11 +3,9 @@
 //! leaves no temp blob either.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn killed_builds_leave_no_corrupt_blob() {

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../../fuzz/src/targets.rs"]
+#[path = "../../../../fuzz/src/targets.rs"]
 mod targets;
 
 use std::panic::AssertUnwindSafe;

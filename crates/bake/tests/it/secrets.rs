@@ -7,12 +7,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 
 const KEY_PASSWORD: &str = "k3y-Pa55word-do-not-print";
 const WRONG_KEY_PASSWORD: &str = "wr0ng-K3y-pa55word-also-secret";

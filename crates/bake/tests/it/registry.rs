@@ -6,16 +6,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::common::*;
 use bake_testkit::{
     Fault, FaultPlan, FaultProxy, Matcher, RequestKind, TestRegistry, TestRegistryOptions,
     write_docker_config,
 };
-use common::*;
 
 fn registry() -> TestRegistry {
     require("docker-registry");

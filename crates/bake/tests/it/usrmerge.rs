@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::Read;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// A base image in `dir/base` whose `/bin` and `/lib` are links into
 /// `/usr` (relative and absolute), or real directories when `merged` is
