@@ -636,12 +636,7 @@ pub fn hidden_from_copies(recipe: &Recipe, settings: &BuildSettings) -> Vec<Path
 
 /// The image platform a recipe names.
 pub fn platform_of(recipe: &Recipe) -> Platform {
-    let p = &recipe.image.platform;
-    Platform {
-        os: p.os.clone(),
-        architecture: p.architecture.clone(),
-        variant: p.variant.clone(),
-    }
+    recipe.image.platform.clone()
 }
 
 /// The compression a recipe asks for (its `[output]` settings).

@@ -199,8 +199,8 @@ pub enum ImageError {
     DigestNotFound { dir: PathBuf, digest: Digest },
     #[error("invalid tag {0:?}: letters and digits, separated by one of - . _ : @ + /")]
     InvalidTag(String),
-    #[error("invalid platform {0:?}: expected OS/ARCH or OS/ARCH/VARIANT, e.g. linux/amd64")]
-    InvalidPlatform(String),
+    #[error(transparent)]
+    InvalidPlatform(#[from] bake_oci::InvalidPlatform),
     #[error(
         "invalid exposed port {0:?}: expected PORT or PORT/PROTO, PORT in 1-65535, PROTO tcp, udp or sctp"
     )]

@@ -1,11 +1,13 @@
 //! The OCI vocabulary every bake crate shares, with no I/O: the media type
-//! names bake reads and writes, and canonical JSON — the one way a JSON
+//! names bake reads and writes, the platform syntax and index selection, and canonical JSON — the one way a JSON
 //! document bake writes (a config, a manifest, an index, a signature's
 //! payload) becomes bytes, so the same value always has the same digest.
 
 mod json;
+mod platform;
 
 pub use json::canonical_json;
+pub use platform::{InvalidPlatform, Platform};
 
 /// Media type names. The OCI ones are the strings of
 /// `oci_spec::image::MediaType` (a test in bake-image checks they agree); the Docker ones

@@ -437,7 +437,7 @@ impl Cx<'_> {
         };
 
         let platform = match t.get("platform") {
-            None => Default::default(),
+            None => crate::Platform::linux_amd64(),
             Some(pv) => {
                 let s = self.string("platform", pv)?;
                 self.place(values::platform(&s), pv)?

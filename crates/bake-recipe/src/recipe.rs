@@ -48,34 +48,9 @@ pub struct Image {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// An OCI platform: `os/architecture[/variant]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Default for Platform {
-    /// `linux/amd64`.
-    fn default() -> Platform {
-        Platform {
-            os: "linux".to_owned(),
-            architecture: "amd64".to_owned(),
-            variant: None,
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
-        }
-        Ok(())
-    }
-}
+/// An OCI platform: `os/architecture[/variant]`, with the same syntax as
+/// everywhere else in bake (`bake_oci::Platform`).
+pub use bake_oci::Platform;
 
 /// `[output]`: how layers are compressed and where the image is pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]

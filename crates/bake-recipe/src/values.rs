@@ -144,22 +144,12 @@ pub(crate) fn port_from_integer(port: i64) -> Result<String, Problem> {
     }
 }
 
-/// `os/arch` or `os/arch/variant`, each part `[a-z0-9_]+`.
+/// `os/arch` or `os/arch/variant`: `bake_oci::Platform`'s syntax (each
+/// part `[a-z0-9_.]+`), the one the CLI and image indexes use too.
 pub(crate) fn platform(s: &str) -> Result<Platform, Problem> {
-    let part_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'));
-    let parts: Vec<&str> = s.split('/').collect();
-    match parts.as_slice() {
-        [os, arch] if part_ok(os) && part_ok(arch) => Ok(Platform {
-            os: (*os).to_owned(),
-            architecture: (*arch).to_owned(),
-            variant: None,
-        }),
-        [os, arch, variant] if part_ok(os) && part_ok(arch) && part_ok(variant) => Ok(Platform {
-            os: (*os).to_owned(),
-            architecture: (*arch).to_owned(),
-            variant: Some((*variant).to_owned()),
-        }),
-        _ => Err(invalid(
+    match s.parse::<Platform>() {
+        Ok(p) => Ok(p),
+        Err(_) => Err(invalid(
             "platform",
             s,
             "expected \"OS/ARCH\" or \"OS/ARCH/VARIANT\" in lower case, such as \"linux/amd64\"",

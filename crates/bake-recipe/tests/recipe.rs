@@ -135,7 +135,7 @@ fn the_spec_example_parses() {
         Image {
             name: "hello".into(),
             tags: strings(&["latest", "v1.0"]),
-            platform: Platform::default(),
+            platform: Platform::linux_amd64(),
             annotations: map(&[("org.opencontainers.image.source", "https://example.com/hello")]),
         }
     );
@@ -1153,6 +1153,30 @@ fn invalid_image_values() {
                 "dir/recipe.toml:3:12: invalid platform `{bad}`: expected \"OS/ARCH\" or \"OS/ARCH/VARIANT\" in lower case, such as \"linux/amd64\""
             )
         );
+    }
+    // The recipe takes exactly the platforms the CLI and image indexes do
+    // (one syntax, bake_oci::Platform): it refused `.` before.
+    for text in [
+        "linux/amd64",
+        "linux/arm/v7",
+        "linux/ppc64le",
+        "freebsd/riscv64",
+        "linux/arm64/v8.2",
+        "linux/a_b",
+        "l/a.b/",
+        "linux/AMD64",
+        "linux//amd64",
+        "/linux/amd64",
+    ] {
+        let recipe = parse_with(
+            &format!("[image]\nname = \"x\"\nplatform = \"{text}\"\n"),
+            &Overrides::default(),
+        );
+        let cli = text.parse::<Platform>();
+        assert_eq!(recipe.is_ok(), cli.is_ok(), "{text}");
+        if let (Ok(r), Ok(c)) = (recipe, cli) {
+            assert_eq!(r.image.platform, c, "{text}");
+        }
     }
     assert_eq!(
         err("[image]\nname = \"x\"\nannotations = { \"\" = \"v\" }\n"),
