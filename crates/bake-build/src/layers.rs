@@ -100,21 +100,6 @@ pub(crate) struct Plan<'a> {
     pub interrupt: &'a bake_run::Interrupt,
 }
 
-/// Whether a layer's bytes can depend on the layers below it. Kinds not
-/// listed here (`run`, `deb`, and any added later) do, to be safe.
-fn depends_on_below(layer: &Layer) -> bool {
-    !layer.steps.iter().all(|s| {
-        matches!(
-            s.kind,
-            StepKind::Copy { .. }
-                | StepKind::File { .. }
-                | StepKind::Dir { .. }
-                | StepKind::Symlink { .. }
-                | StepKind::Unpack { .. }
-        )
-    })
-}
-
 /// Cores this process may use.
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -128,7 +113,7 @@ pub(crate) fn build_layers(
     let names: Vec<&str> = plan.layers.iter().map(|l| l.name.as_str()).collect();
     plan.progress.plan(&names);
     let n = plan.layers.len();
-    let dependent: Vec<bool> = plan.layers.iter().map(depends_on_below).collect();
+    let dependent: Vec<bool> = plan.layers.iter().map(|l| l.reads_below()).collect();
     let started = Instant::now();
     let keying = Mutex::new(Duration::ZERO);
     let mut done: Vec<Option<BuiltLayer>> = (0..n).map(|_| None).collect();

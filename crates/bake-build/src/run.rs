@@ -94,14 +94,6 @@ fn remove_stale_scratch(tmp_dir: &Path) {
     }
 }
 
-/// Whether the layer's bytes depend on the layers below it.
-pub(crate) fn depends_on_below(layer: &Layer) -> bool {
-    layer
-        .steps
-        .iter()
-        .any(|s| matches!(s.kind, StepKind::Deb { .. } | StepKind::Run(_)))
-}
-
 /// Everything [`sources`] needs besides the layer.
 pub(crate) struct Env<'a> {
     pub recipe: &'a Recipe,
@@ -135,7 +127,7 @@ pub(crate) fn sources(
         return run_layer(env, layer, below, output, warn);
     }
     let mut sources = crate::layer_sources(env.recipe, layer, env.context)?;
-    if depends_on_below(layer) {
+    if layer.reads_below() {
         let blobs = blob_paths(env.store, below);
         let status = bake_layer::read_file_from_layers(&blobs, DPKG_STATUS, DPKG_STATUS_LIMIT, env.limits)
             .map_err(|source| BuildError::Step {
@@ -395,7 +387,7 @@ fn apply_steps(
         steps: steps.to_vec(),
     };
     let mut sources = crate::layer_sources(env.recipe, &part, env.context)?;
-    if let (true, Some(status)) = (depends_on_below(&part), read_plain(rootfs, DPKG_STATUS)) {
+    if let (true, Some(status)) = (part.reads_below(), read_plain(rootfs, DPKG_STATUS)) {
         sources.push(Source::DpkgBelow { status });
     }
     let options = LayerOptions {

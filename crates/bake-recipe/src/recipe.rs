@@ -288,6 +288,30 @@ impl StepKind {
             StepKind::Run(_) => "run",
         }
     }
+
+    /// Whether what this step makes depends on the layers below it: a
+    /// `deb` step merges dpkg's status file below, a `run` step runs on the
+    /// whole root below. The others make the same bytes on any base. An
+    /// exhaustive match, so a new kind must answer before it compiles (the
+    /// layer cache's keys and the build order depend on it).
+    pub fn reads_below(&self) -> bool {
+        match self {
+            StepKind::Copy { .. }
+            | StepKind::File { .. }
+            | StepKind::Dir { .. }
+            | StepKind::Symlink { .. }
+            | StepKind::Unpack { .. } => false,
+            StepKind::Deb { .. } | StepKind::Run(_) => true,
+        }
+    }
+}
+
+impl Layer {
+    /// Whether any step of the layer reads the layers below it
+    /// ([`StepKind::reads_below`]).
+    pub fn reads_below(&self) -> bool {
+        self.steps.iter().any(|s| s.kind.reads_below())
+    }
 }
 
 /// `[config]`: the image configuration. Every field is "not set" when

@@ -1578,3 +1578,23 @@ fn run_errors() {
         );
     }
 }
+
+#[test]
+fn only_deb_and_run_steps_read_the_layers_below() {
+    let r = ok("[image]\nname = \"x\"\n\
+        [[layer]]\nname = \"static\"\n\
+        [[layer.step]]\nfile = \"/a\"\ncontent = \"\"\n\
+        [[layer.step]]\ndir = \"/d\"\n\
+        [[layer.step]]\nsymlink = \"/l\"\ntarget = \"a\"\n\
+        [[layer]]\nname = \"deb\"\n\
+        [[layer.step]]\nfile = \"/b\"\ncontent = \"\"\n\
+        [[layer.step]]\ndeb = \"x.deb\"\nsha256 = \"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a\"\n\
+        [[layer]]\nname = \"run\"\n\
+        [[layer.step]]\nrun = [\"true\"]\n");
+    let reads: Vec<(&str, bool)> = r
+        .layers
+        .iter()
+        .map(|l| (l.name.as_str(), l.reads_below()))
+        .collect();
+    assert_eq!(reads, [("static", false), ("deb", true), ("run", true)]);
+}
