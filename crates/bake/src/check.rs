@@ -34,7 +34,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use bake_diff::{DiffReport, EntryChange, LayerStatus, Whiteout};
 use bake_digest::Digest;
 use bake_recipe::{BaseRef, Layer, Recipe, Step, StepKind};
-use clap::{CommandFactory as _, Parser as _, ValueEnum as _};
+use clap::Parser as _;
 use serde_json::{Value, json};
 use std::fs;
 
@@ -246,7 +246,7 @@ pub fn check(args: CheckArgs, opts: Options) -> Result<()> {
         crate::commands::build_settings(&parse_build_args(&args, &args.recipe, Path::new("out"))?)?;
     let mut recipe = bake_build::load_recipe(&settings)?;
     // Refuses a bad --level before any build starts.
-    crate::commands::apply_compression(&mut recipe, &args.compression)?;
+    crate::commands::apply_compression(&mut recipe, &args.inputs.compression)?;
     let epoch = bake_build::resolved_epoch(&settings, &recipe).seconds;
     let context = if recipe.context.as_os_str().is_empty() {
         PathBuf::from(".")
@@ -375,38 +375,18 @@ fn passed_to_builds(name: &str) -> bool {
 }
 
 fn build_argv(args: &CheckArgs, recipe: &Path, layout: &Path) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec!["build".into(), "--layout".into(), layout.into(), "--json".into()];
+    // Cold builds (no cache), the caller's inputs, JSON for the digests.
+    let mut v: Vec<OsString> = vec![
+        "build".into(),
+        "--layout".into(),
+        layout.into(),
+        "--json".into(),
+        "--no-cache".into(),
+    ];
     if args.quiet {
         v.push("--quiet".into());
     }
-    for var in &args.vars {
-        v.push("--var".into());
-        v.push(var.into());
-    }
-    if let Some(e) = args.source_date_epoch {
-        v.push("--source-date-epoch".into());
-        v.push(e.to_string().into());
-    }
-    for host in &args.registry.insecure_registries {
-        v.push("--insecure-registry".into());
-        v.push(host.into());
-    }
-    if let Some(c) = args.compression.compression {
-        v.push("--compression".into());
-        v.push(
-            c.to_possible_value()
-                .map_or_else(|| "gzip".into(), |p| OsString::from(p.get_name())),
-        );
-    }
-    if let Some(l) = args.compression.level {
-        v.push("--level".into());
-        v.push(l.to_string().into());
-    }
-    v.push("--max-archive-size".into());
-    v.push(args.limits.max_archive_size.to_string().into());
-    if build_accepts("no-cache") {
-        v.push("--no-cache".into());
-    }
+    v.extend(args.inputs.to_argv());
     // Last, after `--`: a recipe named `-x.toml` is no flag.
     v.push("--".into());
     v.push(recipe.into());
@@ -419,13 +399,6 @@ fn parse_build_args(args: &CheckArgs, recipe: &Path, layout: &Path) -> Result<cr
         CliCommand::Build(b) => Ok(b),
         _ => unreachable!("the argument list starts with `build`"),
     }
-}
-
-/// Whether `bake build` has the flag `--NAME`.
-fn build_accepts(name: &str) -> bool {
-    Cli::command()
-        .find_subcommand("build")
-        .is_some_and(|b| b.get_arguments().any(|a| a.get_long() == Some(name)))
 }
 
 /// Copies the context into `root` as `v` says and runs `bake build` there.
@@ -778,7 +751,7 @@ fn compare_against(
         Some(&platform),
         opts,
         scratch.path(),
-        &args.limits.read_limits(),
+        &args.inputs.limits.read_limits(),
     )?;
     let ours = bake_diff::Image::from_layout(
         "this build",

@@ -232,7 +232,7 @@ pub struct LockArgs {
 }
 
 /// Layer compression, overriding the recipe's `[output]`.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone, Default, PartialEq)]
 pub struct CompressionArgs {
     /// Compress layers with this instead of the recipe's [output]
     /// compression (default gzip). Part of the image's identity: another
@@ -259,7 +259,7 @@ pub enum CompressionFlag {
 }
 
 /// Bounds on reading archives written by others.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, PartialEq)]
 pub struct LimitsArgs {
     /// The most bytes one archive may hold once decompressed (an `unpack`
     /// archive, a .deb's data, a base or compared image's layer, a
@@ -322,7 +322,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Options for talking to registries.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone, Default, PartialEq)]
 pub struct RegistryArgs {
     /// Use plain HTTP for this registry host (repeatable). Loopback hosts
     /// (127.0.0.0/8, localhost, ::1) always use plain HTTP.
@@ -465,14 +465,9 @@ pub struct CheckArgs {
     /// The recipe file (TOML).
     pub recipe: PathBuf,
 
-    /// Override a recipe variable (repeatable), as for `bake build`. Also
-    /// read from BAKE_VAR_<name>.
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    pub vars: Vec<String>,
-
-    /// Build epoch, as for `bake build` (this flag wins over SOURCE_DATE_EPOCH).
-    #[arg(long, value_name = "SECONDS")]
-    pub source_date_epoch: Option<u64>,
+    /// The inputs of both builds, as for `bake build`.
+    #[command(flatten)]
+    pub inputs: BuildInputs,
 
     /// Build once and compare with this image instead: a manifest digest
     /// (sha256:…), an OCI layout (oci:DIR[:TAG|@DIGEST]) or a registry
@@ -500,9 +495,6 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
 
-    #[command(flatten)]
-    pub compression: CompressionArgs,
-
     /// Print no progress on stderr, only the result (and errors).
     #[arg(long, short)]
     pub quiet: bool,
@@ -511,12 +503,6 @@ pub struct CheckArgs {
     /// all).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub max_entries: usize,
-
-    #[command(flatten)]
-    pub limits: LimitsArgs,
-
-    #[command(flatten)]
-    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -532,16 +518,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub docker_archive: Option<PathBuf>,
 
-    /// Override a recipe variable (repeatable). Also read from BAKE_VAR_<name>;
-    /// the command line wins.
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    pub vars: Vec<String>,
-
-    /// Build epoch in seconds since 1970: every timestamp in the image.
-    /// This flag wins over SOURCE_DATE_EPOCH; both win over the recipe's
-    /// `epoch` (default 0). The output and --json say which was used.
-    #[arg(long, value_name = "SECONDS")]
-    pub source_date_epoch: Option<u64>,
+    #[command(flatten)]
+    pub inputs: BuildInputs,
 
     /// Print one JSON object describing the build on stdout. On failure,
     /// stdout has one JSON error object instead: {"error", "causes",
@@ -574,9 +552,6 @@ pub struct BuildArgs {
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
 
-    #[command(flatten)]
-    pub compression: CompressionArgs,
-
     /// After building, push the image to this repository (repeatable):
     /// REGISTRY/REPOSITORY[:TAG]. Every recipe tag is pushed, plus TAG.
     /// Adds to the recipe's [output] push list.
@@ -597,6 +572,28 @@ pub struct BuildArgs {
     /// The private key for --sign.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+}
+
+/// What a build's result depends on besides the recipe and its context —
+/// variables, the epoch, compression, archive limits, how registries are
+/// reached. `bake build` and `bake check` share it, and check passes its
+/// builds exactly this ([`BuildInputs::to_argv`]), so a flag added here
+/// reaches them, and one that is not handled there does not compile.
+#[derive(Debug, Args, Clone, PartialEq)]
+pub struct BuildInputs {
+    /// Override a recipe variable (repeatable). Also read from BAKE_VAR_<name>;
+    /// the command line wins.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Build epoch in seconds since 1970: every timestamp in the image.
+    /// This flag wins over SOURCE_DATE_EPOCH; both win over the recipe's
+    /// `epoch` (default 0). The output and --json say which was used.
+    #[arg(long, value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+
+    #[command(flatten)]
+    pub compression: CompressionArgs,
 
     #[command(flatten)]
     pub limits: LimitsArgs,
@@ -605,9 +602,101 @@ pub struct BuildArgs {
     pub registry: RegistryArgs,
 }
 
+impl BuildInputs {
+    /// These inputs as `bake build` flags: parsing them gives them back.
+    /// Destructured whole, so a new field must be handled here.
+    pub fn to_argv(&self) -> Vec<std::ffi::OsString> {
+        let BuildInputs {
+            vars,
+            source_date_epoch,
+            compression: CompressionArgs { compression, level },
+            limits: LimitsArgs { max_archive_size },
+            registry: RegistryArgs { insecure_registries },
+        } = self;
+        let mut v: Vec<std::ffi::OsString> = Vec::new();
+        for var in vars {
+            v.push("--var".into());
+            v.push(var.into());
+        }
+        if let Some(e) = source_date_epoch {
+            v.push("--source-date-epoch".into());
+            v.push(e.to_string().into());
+        }
+        if let Some(c) = compression {
+            v.push("--compression".into());
+            v.push(
+                clap::ValueEnum::to_possible_value(c).map_or_else(|| "gzip".into(), |p| p.get_name().into()),
+            );
+        }
+        if let Some(l) = level {
+            v.push("--level".into());
+            v.push(l.to_string().into());
+        }
+        v.push("--max-archive-size".into());
+        v.push(max_archive_size.to_string().into());
+        for host in insecure_registries {
+            v.push("--insecure-registry".into());
+            v.push(host.into());
+        }
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::*;
+
+    fn inputs_of(argv: &[&str]) -> BuildInputs {
+        match Cli::try_parse_from(["bake", "build"].iter().chain(argv).chain(&["r.toml"])) {
+            Ok(Cli {
+                command: Command::Build(b),
+                ..
+            }) => b.inputs,
+            other => panic!("{argv:?}: {other:?}"),
+        }
+    }
+
+    /// What `bake check` passes its builds parses back to what it was given,
+    /// for every input flag (and a check takes the same flags as a build).
+    #[test]
+    fn build_inputs_round_trip_through_to_argv() {
+        for argv in [
+            &[][..],
+            &[
+                "--var",
+                "a=1",
+                "--var",
+                "b=x y",
+                "--source-date-epoch",
+                "1700000000",
+            ],
+            &["--compression", "zstd", "--level", "19"],
+            &["--compression", "none"],
+            &["--compression", "gzip", "--level", "1"],
+            &[
+                "--max-archive-size",
+                "512K",
+                "--insecure-registry",
+                "reg:5000",
+                "--insecure-registry",
+                "other",
+            ],
+        ] {
+            let inputs = inputs_of(argv);
+            let again: Vec<String> = inputs
+                .to_argv()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let again: Vec<&str> = again.iter().map(String::as_str).collect();
+            assert_eq!(inputs_of(&again), inputs, "{argv:?} -> {again:?}");
+            let check = Cli::try_parse_from(["bake", "check"].iter().chain(argv).chain(&["r.toml"])).unwrap();
+            match check.command {
+                Command::Check(c) => assert_eq!(c.inputs, inputs, "{argv:?}"),
+                _ => unreachable!(),
+            }
+        }
+    }
 
     #[test]
     fn sizes_parse_with_binary_and_decimal_units() {

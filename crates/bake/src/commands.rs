@@ -32,7 +32,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Lock(args) => lock(args),
         Command::Check(args) => {
-            let opts = registry::Options::from_args(&args.registry, args.quiet);
+            let opts = registry::Options::from_args(&args.inputs.registry, args.quiet);
             crate::check::check(args, opts)
         }
         Command::Store(args) => crate::store::run(args, default_cache_dir()),
@@ -95,8 +95,11 @@ pub(crate) fn resolve_epoch(flag: Option<u64>, env: Option<String>) -> Result<Op
 }
 
 pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
-    let overrides = overrides(&args.vars)?;
-    let epoch = resolve_epoch(args.source_date_epoch, std::env::var("SOURCE_DATE_EPOCH").ok())?;
+    let overrides = overrides(&args.inputs.vars)?;
+    let epoch = resolve_epoch(
+        args.inputs.source_date_epoch,
+        std::env::var("SOURCE_DATE_EPOCH").ok(),
+    )?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     Ok(BuildSettings {
         recipe: args.recipe.clone(),
@@ -113,11 +116,11 @@ pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
         },
         registry: bake_registry::RegistryOptions {
             docker_config: bake_registry::DockerConfig::load(&registry::docker_config_dir())?,
-            insecure_registries: args.registry.insecure_registries.clone(),
+            insecure_registries: args.inputs.registry.insecure_registries.clone(),
             ..bake_registry::RegistryOptions::default()
         },
         locked: args.locked,
-        limits: args.limits.read_limits(),
+        limits: args.inputs.limits.read_limits(),
         // The build log joins these once its path is known (`build`).
         own_outputs: vec![crate::lock::lock_path(&args.recipe)],
         // `build` raises it on a signal (`interrupt::install`).
@@ -133,7 +136,7 @@ fn build(args: BuildArgs) -> Result<()> {
     }
     let started = std::time::Instant::now();
     let mut recipe = bake_build::load_recipe(&settings)?;
-    apply_compression(&mut recipe, &args.compression)?;
+    apply_compression(&mut recipe, &args.inputs.compression)?;
     let log_path = build_log_path(&args, &settings, &recipe)?;
     settings.own_outputs.extend(log_path.clone());
     if args.locked {
@@ -261,7 +264,7 @@ fn build_and_push(
         (Some(k), true) => Some(crate::sign::load_signing_key(k)?),
         _ => None,
     };
-    let opts = registry::Options::from_args(&args.registry, args.quiet || args.json);
+    let opts = registry::Options::from_args(&args.inputs.registry, args.quiet || args.json);
     let mut pushed = Vec::new();
     for target in &push_targets {
         // Base layers already in the same registry are mounted, not uploaded.
