@@ -214,6 +214,28 @@ impl Registry {
         self.get_manifest(&host, reference, &crate::NoProgress).await
     }
 
+    /// What `reference` names, by digest, and the image manifest it gives
+    /// `platform`: the same digest for an image manifest; for an index, the
+    /// entry [`Platform::select`] picks (as [`Registry::pull_image`] does),
+    /// or [`RegistryError::PlatformNotFound`] listing what it has. Only the
+    /// top manifest is fetched (verified), not the child.
+    pub async fn resolve_platform(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<(Digest, Digest), RegistryError> {
+        let top = self.fetch_manifest(reference).await?;
+        match Parsed::parse(&top.bytes, Some(&top.media_type), &reference.to_string())?.0 {
+            Parsed::Index { manifests } => {
+                let child = platform
+                    .select(&manifests, |d| d.platform.as_ref())
+                    .ok_or_else(|| platform_not_found(reference, platform, &manifests))?;
+                Ok((top.digest.clone(), child.digest.clone()))
+            }
+            Parsed::Image { .. } => Ok((top.digest.clone(), top.digest)),
+        }
+    }
+
     /// What `reference` points at now, by digest (a HEAD request; a GET if
     /// the registry sends no `Docker-Content-Digest`).
     pub async fn resolve_digest(&self, reference: &Reference) -> Result<Digest, RegistryError> {

@@ -519,6 +519,37 @@ async fn an_index_is_pushed_children_first_and_pulled_for_linux_amd64() {
         "{text}"
     );
 
+    // resolve_platform (what `bake lock` pins) picks the entry pull_image
+    // pulled, with the same error for a platform the index lacks.
+    assert_eq!(
+        registry
+            .resolve_platform(&target, &"linux/amd64".parse().unwrap())
+            .await
+            .unwrap(),
+        (index_digest.clone(), amd.digest.clone())
+    );
+    assert_eq!(
+        registry
+            .resolve_platform(&target, &"linux/arm64".parse().unwrap())
+            .await
+            .unwrap()
+            .1,
+        arm.digest
+    );
+    let resolve_err = registry
+        .resolve_platform(&target, &"linux/s390x".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(resolve_err.to_string(), text);
+    let single = reference(&reg.host(), &format!("multi@{}", amd.digest));
+    assert_eq!(
+        registry
+            .resolve_platform(&single, &"linux/amd64".parse().unwrap())
+            .await
+            .unwrap(),
+        (amd.digest.clone(), amd.digest.clone())
+    );
+
     // Pinned to the index and now in the store: served offline.
     reg.reset_counts();
     let offline = registry

@@ -415,27 +415,5 @@ pub fn resolve_platform(
 ) -> Result<(Digest, Digest)> {
     let r = parse_reference(reference)?;
     let registry = client(opts)?;
-    runtime()?.block_on(async {
-        let m = registry.fetch_manifest(&r).await?;
-        let is_index = m.media_type == bake_image::media_type::OCI_INDEX
-            || m.media_type == bake_image::media_type::DOCKER_MANIFEST_LIST;
-        if !is_index {
-            return Ok((m.digest.clone(), m.digest));
-        }
-        let children = bake_image::parse_index(&m.bytes, &m.media_type, reference)?;
-        let child = platform
-            .select(&children, |d| d.platform.as_ref())
-            .with_context(|| {
-                let available: Vec<String> = children
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
-                    .collect();
-                format!(
-                    "{reference} has no image for platform {}; available: {}",
-                    platform.describe_unselected(&children, |d| d.platform.as_ref()),
-                    available.join(", ")
-                )
-            })?;
-        Ok((m.digest, child.digest.clone()))
-    })
+    Ok(runtime()?.block_on(registry.resolve_platform(&r, platform))?)
 }
