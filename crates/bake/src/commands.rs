@@ -242,15 +242,12 @@ fn build_and_push(
     let out = bake_build::build_recipe_with(recipe, settings, reporter)?;
     if let Some(base) = &out.base {
         if base.from_tag && !args.quiet {
+            let pinned = registry::parse_reference(&base.reference)
+                .map(|r| r.repository_ref().with_digest(base.digest.clone()).to_string())
+                .unwrap_or_else(|_| format!("{}@{}", base.reference, base.digest));
             eprintln!(
-                "warning: base {} is a tag, resolved now to {}: pin it as {}@{} for a reproducible build",
-                base.reference,
-                base.digest,
-                base.reference
-                    .rsplit_once(':')
-                    .filter(|(_, t)| !t.contains('/'))
-                    .map_or(base.reference.as_str(), |(r, _)| r),
-                base.digest
+                "warning: base {} is a tag, resolved now to {}: pin it as {pinned} for a reproducible build",
+                base.reference, base.digest,
             );
         }
     }

@@ -345,9 +345,11 @@ pub fn apply_locked(recipe: &mut Recipe, hidden: &[PathBuf]) -> Result<()> {
     if let BaseRef::Registry { reference } = &recipe.base {
         match &locked.base {
             Some(b) if &b.reference == reference => {
-                let repo = reference_repository(reference);
                 recipe.base = BaseRef::Registry {
-                    reference: format!("{repo}@{}", b.digest),
+                    reference: crate::registry::parse_reference(reference)?
+                        .repository_ref()
+                        .with_digest(b.digest.clone())
+                        .to_string(),
                 };
             }
             Some(b) => bail!(
@@ -365,28 +367,9 @@ pub fn apply_locked(recipe: &mut Recipe, hidden: &[PathBuf]) -> Result<()> {
     check(&path, &locked, &now)
 }
 
-/// `host/repo:tag@sha256:…` → `host/repo`.
-fn reference_repository(reference: &str) -> &str {
-    let r = reference.split('@').next().unwrap_or(reference);
-    match r.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => r,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repository_of_references() {
-        assert_eq!(
-            reference_repository("127.0.0.1:5000/a/b:1.0"),
-            "127.0.0.1:5000/a/b"
-        );
-        assert_eq!(reference_repository("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b");
-        assert_eq!(reference_repository("r.io/a@sha256:00"), "r.io/a");
-    }
 
     #[test]
     fn render_and_parse_round_trip() {
