@@ -492,9 +492,9 @@ fn build_variant(
         } else {
             Stdio::inherit()
         });
-    for (k, val) in std::env::vars_os() {
+    for (k, val) in crate::env::Env::get().all() {
         if passed_to_builds(&k.to_string_lossy()) {
-            cmd.env(&k, val);
+            cmd.env(k, val);
         }
     }
     let out = run_child(&mut cmd, &crate::interrupt::current())
@@ -602,7 +602,7 @@ fn one_cpu() -> Option<(PathBuf, String)> {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         return None;
     }
-    let taskset = std::env::split_paths(&std::env::var_os("PATH")?)
+    let taskset = std::env::split_paths(crate::env::Env::get().path()?)
         .chain([PathBuf::from("/usr/bin")])
         .map(|d| d.join("taskset"))
         .find(|p| p.is_file())?;

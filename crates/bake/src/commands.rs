@@ -41,15 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// `$XDG_CACHE_HOME/bake`, else `$HOME/.cache/bake`; none without either.
 fn default_cache_dir() -> Option<PathBuf> {
-    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
-    std::env::var_os("XDG_CACHE_HOME")
-        .and_then(absolute)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .and_then(absolute)
-                .map(|h| h.join(".cache"))
-        })
-        .map(|d| d.join("bake"))
+    crate::env::Env::get().default_cache_dir()
 }
 
 /// The environment the build sees, read once, here.
@@ -59,14 +51,10 @@ fn overrides(vars: &[String]) -> Result<bake_recipe::Overrides> {
     for v in vars {
         cli.push(bake_recipe::parse_var_override(v)?);
     }
-    let env_vars: Vec<(String, String)> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            let k = k.into_string().ok()?;
-            let name = k.strip_prefix("BAKE_VAR_")?.to_owned();
-            Some((name, v.into_string().ok()?))
-        })
-        .collect();
-    Ok(bake_recipe::Overrides { cli, env: env_vars })
+    Ok(bake_recipe::Overrides {
+        cli,
+        env: crate::env::Env::get().bake_vars(),
+    })
 }
 
 /// The epoch the user named: `--source-date-epoch` wins over
@@ -98,7 +86,7 @@ pub(crate) fn build_settings(args: &BuildArgs) -> Result<BuildSettings> {
     let overrides = overrides(&args.inputs.vars)?;
     let epoch = resolve_epoch(
         args.inputs.source_date_epoch,
-        std::env::var("SOURCE_DATE_EPOCH").ok(),
+        crate::env::Env::get().source_date_epoch(),
     )?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     Ok(BuildSettings {

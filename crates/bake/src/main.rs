@@ -11,6 +11,7 @@ mod check;
 mod cli;
 mod commands;
 mod diff;
+mod env;
 mod interrupt;
 mod lock;
 mod progress;

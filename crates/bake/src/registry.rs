@@ -42,10 +42,7 @@ impl Options {
 }
 
 pub fn docker_config_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".docker"), |h| PathBuf::from(h).join(".docker"))
+    crate::env::Env::get().docker_config_dir()
 }
 
 fn client(opts: &Options) -> Result<Registry> {

@@ -17,10 +17,11 @@ use crate::target::Target;
 /// The password for a key file: `BAKE_PASSWORD` when set, else a prompt on a
 /// terminal, else none. `confirm` asks twice (for new keys).
 fn password(purpose: &str, confirm: bool) -> Result<Option<String>> {
-    if let Some(p) = std::env::var_os("BAKE_PASSWORD") {
+    if let Some(p) = crate::env::Env::get().bake_password() {
         return Ok(Some(
-            p.into_string()
-                .map_err(|_| anyhow::anyhow!("BAKE_PASSWORD is not valid UTF-8"))?,
+            p.to_str()
+                .ok_or_else(|| anyhow::anyhow!("BAKE_PASSWORD is not valid UTF-8"))?
+                .to_owned(),
         ));
     }
     if !std::io::stdin().is_terminal() {
