@@ -144,6 +144,17 @@ fn epoch_sources_have_documented_precedence() {
             "{err}"
         );
     }
+    // Not UTF-8 is malformed too, not unset (it used to be ignored).
+    use std::os::unix::ffi::OsStrExt as _;
+    let err = fails(
+        bake(tmp.path())
+            .args(["build", "bake.toml"])
+            .env("SOURCE_DATE_EPOCH", std::ffi::OsStr::from_bytes(b"17\xff")),
+    );
+    assert!(
+        err.contains("SOURCE_DATE_EPOCH=") && err.contains("is not a whole number"),
+        "{err}"
+    );
 }
 
 #[test]
