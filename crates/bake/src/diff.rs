@@ -14,7 +14,6 @@ use anyhow::{Context as _, Result};
 use bake_diff::{DiffReport, Image};
 use bake_image::{Descriptor, Platform};
 use bake_layer::ReadLimits;
-use bake_registry::{DockerConfig, Registry, RegistryOptions};
 use bake_store::BlobStore;
 
 use crate::cli::DiffArgs;
@@ -118,16 +117,9 @@ fn pull(
     store: BlobStore,
 ) -> Result<Image> {
     let reference = registry::parse_reference(reference)?;
-    let client = Registry::new(RegistryOptions {
-        docker_config: DockerConfig::load(&opts.docker_config_dir)?,
-        insecure_registries: opts.insecure.clone(),
-        ..RegistryOptions::default()
-    })?;
+    let client = registry::client(opts)?;
     let wanted = platform.cloned().unwrap_or_else(Platform::linux_amd64);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = registry::runtime()?;
     let progress = CliProgress::new(opts.quiet);
     let pulled = rt
         .block_on(client.pull_image(&reference, &wanted, &store, &progress))

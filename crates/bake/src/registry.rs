@@ -45,7 +45,9 @@ pub fn docker_config_dir() -> PathBuf {
     crate::env::Env::get().docker_config_dir()
 }
 
-fn client(opts: &Options) -> Result<Registry> {
+/// The registry client every command uses: credentials from the docker
+/// config, the insecure hosts asked for.
+pub(crate) fn client(opts: &Options) -> Result<Registry> {
     let docker_config = DockerConfig::load(&opts.docker_config_dir)?;
     Ok(Registry::new(RegistryOptions {
         docker_config,
@@ -54,7 +56,8 @@ fn client(opts: &Options) -> Result<Registry> {
     })?)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The async runtime every registry command runs on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
