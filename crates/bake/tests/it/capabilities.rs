@@ -16,9 +16,6 @@ use std::process::Command;
 
 use crate::common::*;
 
-const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
-const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
-
 /// `getcap`'s view of each path under `rootfs`: the capability text, or
 /// "" for none.
 fn getcap(rootfs: &Path, paths: &[&str]) -> Vec<(String, String)> {
@@ -254,12 +251,7 @@ fn capabilities_survive_unpack_and_run_steps() {
     require("runc");
     require("umoci");
     require("getcap");
-    let deb = repo().join("recipes/busybox/debs").join(BUSYBOX_DEB);
-    assert!(
-        deb.is_file(),
-        "{} is missing: run `cargo xtask fetch-debs`",
-        deb.display()
-    );
+    let deb = fetched(BUSYBOX_DEB);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     fs_err::copy(&deb, dir.join("busybox.deb")).unwrap();

@@ -409,15 +409,11 @@ fn a_failing_build_is_an_error_and_leaves_nothing_behind() {
 #[ignore = "needs root, runc and the fetched busybox .deb; run via cargo xtask test"]
 fn a_run_step_writing_the_time_fails_naming_the_run_step() {
     require("runc");
-    let deb = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
+    let deb = BUSYBOX_DEB;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     fs_err::create_dir_all(d.join("debs")).unwrap();
-    fs_err::copy(
-        repo().join("recipes/busybox/debs").join(deb),
-        d.join("debs").join(deb),
-    )
-    .unwrap();
+    fs_err::copy(fetched(deb), d.join("debs").join(deb)).unwrap();
     write_files(
         d,
         &[(

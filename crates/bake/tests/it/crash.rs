@@ -12,21 +12,6 @@ use crate::common::*;
 use serde_json::Value;
 
 /// A seeded xorshift: the same kill points on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// A context with `mib` MiB of incompressible data in two files (two
 /// layers that build in parallel) and a small third layer.
 fn big_context(dir: &Path, mib: usize) {
@@ -116,14 +101,14 @@ fn builds_killed_at_random_points_leave_verifiable_stores_and_the_same_digest() 
     let want = reference["manifests"][0]["digest"].clone();
 
     let original = first_bytes(dir);
-    let mut rng = Rng(0x5eed_cafe);
+    let mut rng = XorShift(0x5eed_cafe);
     let mut killed = 0;
     let mut bound = full + full / 4;
     for round in 0..10u8 {
         // Other content each round, so every build is cold (a warm cache
         // would finish before the kill).
         set_first_byte(dir, original, round + 1);
-        let ms = 1 + rng.below(bound);
+        let ms = 1 + rng.below_u64(bound);
         let was_running = kill_after(&mut build("layout", "cache"), ms);
         killed += usize::from(was_running);
         bound = next_bound(bound, was_running);
@@ -250,12 +235,12 @@ fn pushes_killed_at_random_points_never_leave_a_tag_on_an_incomplete_image() {
 
     // Each round pushes to its own repository, so every push is cold (bake
     // push uploads what the target repository lacks, mounting nothing).
-    let mut rng = Rng(0x0b5e_55ed);
+    let mut rng = XorShift(0x0b5e_55ed);
     let mut killed = 0;
     let mut bound = full + full / 4;
     for round in 0..8 {
         let repo = format!("crash/r{round}");
-        let ms = 1 + rng.below(bound);
+        let ms = 1 + rng.below_u64(bound);
         let was_running = kill_after(&mut push(&repo), ms);
         killed += usize::from(was_running);
         bound = next_bound(bound, was_running);

@@ -14,20 +14,7 @@ mod targets;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use crate::common::{XorShift, repo};
 
 /// Tokens that matter to the parsers under test.
 const DICTIONARY: &[&[u8]] = &[
@@ -85,7 +72,7 @@ const DICTIONARY: &[&[u8]] = &[
     b"\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}",
 ];
 
-fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
+fn mutate(rng: &mut XorShift, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
     for _ in 0..1 + rng.below(4) {
         let len = input.len();
         match rng.below(9) {
@@ -153,10 +140,6 @@ fn files(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<Vec<u8>> {
     names.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn seeds(target: &str) -> Vec<Vec<u8>> {
     let mut v = files(&repo().join("fuzz/corpus").join(target), |_| true);
     let hostile = repo().join("testdata/hostile");
@@ -183,7 +166,7 @@ fn smoke(name: &str, mutations: usize) {
             .is_file()
     );
     let seeds = seeds(name);
-    let mut rng = Rng(0x00f0_22ed ^ name.len() as u64);
+    let mut rng = XorShift(0x00f0_22ed ^ name.len() as u64);
     let run = |input: &[u8], what: &str| {
         if std::panic::catch_unwind(AssertUnwindSafe(|| target(input))).is_err() {
             let saved = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-smoke-{name}-{what}"));

@@ -520,9 +520,6 @@ fn a_deb_step_over_a_hostile_base_reads_only_the_base() {
     }
 }
 
-const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
-const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
-
 /// A `run` step over a base whose links point out of the root: `/etc` to
 /// the victim directory by absolute host path, `/up` by `..`s past the
 /// root, `/tmp/x` likewise (under the sandbox's tmpfs), `/var/lib/dpkg` to
@@ -557,12 +554,7 @@ fn a_run_step_over_a_hostile_base_stays_in_its_scratch_root() {
         ],
     );
     one_layer_layout(&area.ctx().join("base"), &base);
-    let busybox = repo().join("recipes/busybox/debs").join(BUSYBOX_DEB);
-    assert!(
-        busybox.is_file(),
-        "{} is missing: run `cargo xtask fetch-debs` (cargo xtask test does)",
-        busybox.display()
-    );
+    let busybox = fetched(BUSYBOX_DEB);
     fs_err::copy(&busybox, area.ctx().join("busybox.deb")).unwrap();
     let script = [
         // The image's /etc is the victim's path inside the root: absent.

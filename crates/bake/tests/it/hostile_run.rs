@@ -127,18 +127,10 @@ fn a_run_step_never_mounts_or_creates_through_a_link_in_the_image() {
     }
 }
 
-const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
-const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
-
 /// A recipe of busybox (from the fetched deb, copied into the area) and a
 /// run step of `commands`.
 fn busybox_recipe(area: &Area, commands: &str) -> String {
-    let busybox = repo().join("recipes/busybox/debs").join(BUSYBOX_DEB);
-    assert!(
-        busybox.is_file(),
-        "{} is missing: run `cargo xtask fetch-debs` (cargo xtask test does)",
-        busybox.display()
-    );
+    let busybox = fetched(BUSYBOX_DEB);
     fs_err::copy(&busybox, area.ctx().join("busybox.deb")).unwrap();
     format!(
         "epoch = 1700000000\n[image]\nname = \"killed\"\n\n\

@@ -14,20 +14,6 @@ use std::process::Command;
 
 use crate::common::*;
 
-const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
-const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
-
-/// A pinned `.deb` of the busybox recipe, fetched by `cargo xtask fetch-debs`.
-fn fetched(file: &str) -> PathBuf {
-    let p = repo().join("recipes/busybox/debs").join(file);
-    assert!(
-        p.is_file(),
-        "{} is missing: run `cargo xtask fetch-debs` (cargo xtask test does)",
-        p.display()
-    );
-    p
-}
-
 /// A context in `dir` with the busybox package and a recipe: a first layer
 /// with busybox as /bin/sh, then `extra` (more TOML, e.g. a run layer).
 fn busybox_context(dir: &Path, extra: &str) {

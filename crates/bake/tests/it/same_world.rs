@@ -11,9 +11,6 @@ use std::process::Command;
 
 use crate::common::*;
 
-const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
-const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
-
 /// A file system mounted for the test, unmounted when dropped.
 struct Mounted(PathBuf);
 
@@ -40,11 +37,7 @@ const SCRIPT: &str = "mkdir /d && for i in $(seq 1 64); do : > /d/f$i; done && \
 
 fn recipe(dir: &Path) {
     fs_err::create_dir_all(dir.join("debs")).unwrap();
-    fs_err::copy(
-        repo().join("recipes/busybox/debs").join(BUSYBOX_DEB),
-        dir.join("debs").join(BUSYBOX_DEB),
-    )
-    .unwrap();
+    fs_err::copy(fetched(BUSYBOX_DEB), dir.join("debs").join(BUSYBOX_DEB)).unwrap();
     write_files(
         dir,
         &[(

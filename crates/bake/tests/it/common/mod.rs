@@ -345,3 +345,42 @@ pub fn wait_for_text(child: &mut std::process::Child, path: &Path, text: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The busybox package recipes/busybox pins (`debs.lock`), and its sha256.
+pub const BUSYBOX_DEB: &str = "busybox-static_1.35.0-4+deb12u1+b1_amd64.deb";
+pub const BUSYBOX_SHA: &str = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744";
+
+/// A pinned `.deb` of the busybox recipe, fetched by `cargo xtask fetch-debs`
+/// (`cargo xtask test` does it first); a clear failure when it is missing.
+pub fn fetched(file: &str) -> PathBuf {
+    let p = repo().join("recipes/busybox/debs").join(file);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo xtask fetch-debs` (cargo xtask test does)",
+        p.display()
+    );
+    p
+}
+
+/// A small deterministic generator (xorshift64) for seeded test inputs:
+/// the same seed gives the same sequence on every machine.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below_u64(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.below_u64(n as u64)).unwrap_or(0)
+    }
+}
