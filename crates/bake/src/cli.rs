@@ -148,7 +148,9 @@ pub enum Command {
     /// but lacks; exit 1 if there is any. `bake store gc LAYOUT` removes
     /// blobs that index.json does not reach (manifests, their configs and
     /// layers, indexes and their children, signatures) and stale .tmp-*
-    /// files; `--cache` removes blobs no cache entry names.
+    /// files; `--cache` removes blobs no cache entry names, and the
+    /// uncompressed copies of layers below `run` steps (plain/) that no
+    /// build used within the grace period.
     Store(StoreArgs),
 }
 
@@ -544,7 +546,10 @@ pub struct BuildArgs {
     pub no_log: bool,
 
     /// Keep built layers in DIR and reuse each one while nothing it depends
-    /// on has changed. Default: $XDG_CACHE_HOME/bake, else ~/.cache/bake.
+    /// on has changed; the layers below a `run` step are also kept
+    /// uncompressed there (plain/), so rebuilding the step does not
+    /// decompress them again (`bake store gc --cache` removes unused ones).
+    /// Default: $XDG_CACHE_HOME/bake, else ~/.cache/bake.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
