@@ -66,7 +66,7 @@
 //!
 //! [`OUTPUT_FORMAT_VERSION`]: crate::OUTPUT_FORMAT_VERSION
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -205,6 +205,46 @@ pub(crate) struct Cache {
 
 /// Where, in a cache directory, the plain layers' store is rooted.
 pub const PLAIN_DIR: &str = "plain";
+/// Where, in a cache directory, the entries (`<key>.json`) are.
+pub const LAYERS_DIR: &str = "layers";
+/// Where, in a cache directory, the layer effects records are.
+pub const EFFECTS_DIR: &str = "effects";
+
+/// The blob digests and the diffIDs the entries of the layer cache in `dir`
+/// name: what `bake store gc` must keep. Read leniently, as gc must err on
+/// keeping: an entry that names a digest keeps it even when a build would
+/// find the entry unusable; one that is not JSON keeps nothing (a build
+/// treats it as a miss and rewrites it); one that cannot be read at all is
+/// an error, so gc deletes nothing it might name. The entry format is this
+/// module's, so it is read here and nowhere else.
+pub fn cache_references(dir: &Path) -> std::io::Result<(BTreeSet<Digest>, BTreeSet<Digest>)> {
+    let mut blobs = BTreeSet::new();
+    let mut diff_ids = BTreeSet::new();
+    let entries = match std::fs::read_dir(dir.join(LAYERS_DIR)) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((blobs, diff_ids)),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let path = e?.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            // Replaced or removed meanwhile by a build.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            continue;
+        };
+        let digest = |k: &str| v.get(k)?.as_str()?.parse::<Digest>().ok();
+        blobs.extend(digest("digest"));
+        diff_ids.extend(digest("diffID"));
+    }
+    Ok((blobs, diff_ids))
+}
 
 const STAT_MAGIC: &str = "bake stat cache 1\n";
 const EFFECT_MAGIC: &str = "bake layer effect 1\n";
@@ -234,9 +274,9 @@ impl Cache {
     /// Opens (creating) the cache in `dir`. `stat_id` names this recipe's
     /// stat cache (recipes do not evict each other's).
     pub(crate) fn open(dir: &Path, stat_id: &str) -> Result<Cache, CacheError> {
-        let layers_dir = dir.join("layers");
+        let layers_dir = dir.join(LAYERS_DIR);
         let stat_dir = dir.join("stat");
-        let effects_dir = dir.join("effects");
+        let effects_dir = dir.join(EFFECTS_DIR);
         for d in [&layers_dir, &stat_dir, &effects_dir] {
             fs::create_dir_all(d).map_err(io_at(d))?;
         }
@@ -698,6 +738,35 @@ impl KeyWriter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_references_keeps_what_any_entry_names() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            cache_references(dir.path()).unwrap(),
+            Default::default(),
+            "no layers/ yet"
+        );
+        let layers = dir.path().join(LAYERS_DIR);
+        std::fs::create_dir(&layers).unwrap();
+        let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
+        std::fs::write(
+            layers.join("k1.json"),
+            serde_json::json!({"digest": a.to_string(), "diffID": b.to_string(), "size": 1}).to_string(),
+        )
+        .unwrap();
+        // Unusable for a build (no blob stat), still keeps its blob.
+        std::fs::write(layers.join("k2.json"), format!("{{\"digest\": \"{c}\"}}")).unwrap();
+        std::fs::write(layers.join("k3.json"), b"{not json").unwrap();
+        std::fs::write(
+            layers.join(".tmp-x"),
+            format!("{{\"digest\": \"{}\"}}", Digest::of(b"t")),
+        )
+        .unwrap();
+        let (blobs, diff_ids) = cache_references(dir.path()).unwrap();
+        assert_eq!(blobs, [a, c].into_iter().collect());
+        assert_eq!(diff_ids, [b].into_iter().collect());
+    }
 
     #[test]
     fn stat_cache_round_trips_odd_paths() {

@@ -35,7 +35,7 @@ mod layers;
 mod registry;
 mod run;
 pub use bake_run::Interrupt;
-pub use cache::{CacheError, CacheStats, PLAIN_DIR};
+pub use cache::{CacheError, CacheStats, EFFECTS_DIR, LAYERS_DIR, PLAIN_DIR, cache_references};
 use fs_err as fs;
 pub use layers::{NoProgress, Progress, copy_input_digest};
 pub use registry::ResolvedBase;

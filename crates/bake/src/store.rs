@@ -89,7 +89,7 @@ impl Which {
             }
         }
         if let Which::Cache(_) = self {
-            for sub in ["layers", "effects"] {
+            for sub in [bake_build::LAYERS_DIR, bake_build::EFFECTS_DIR] {
                 real_dir(&root.join(sub))?;
             }
         }
@@ -386,42 +386,6 @@ fn descriptors(v: &Value, out: &mut Vec<(String, Digest)>) {
     }
 }
 
-/// The blob digests and the diffIDs the layer cache's entries name.
-fn cache_references(root: &Path) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>)> {
-    let mut refs = BTreeSet::new();
-    let mut diff_ids = BTreeSet::new();
-    let dir = root.join("layers");
-    let Ok(entries) = fs_err::read_dir(&dir) else {
-        return Ok((refs, diff_ids));
-    };
-    for e in entries {
-        let path = e?.path();
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        // An unreadable entry is a cache miss: it keeps nothing alive.
-        let Ok(bytes) = fs_err::read(&path) else { continue };
-        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-            continue;
-        };
-        if let Some(d) = v
-            .get("digest")
-            .and_then(Value::as_str)
-            .and_then(|d| d.parse().ok())
-        {
-            refs.insert(d);
-        }
-        if let Some(d) = v
-            .get("diffID")
-            .and_then(Value::as_str)
-            .and_then(|d| d.parse().ok())
-        {
-            diff_ids.insert(d);
-        }
-    }
-    Ok((refs, diff_ids))
-}
-
 fn older_than(t: SystemTime, grace: Duration, now: SystemTime) -> bool {
     now.duration_since(t).is_ok_and(|age| age >= grace)
 }
@@ -443,7 +407,8 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
             (reachable(&layout, &store)?.present, BTreeSet::new(), Some(lock))
         }
         Which::Cache(root) => {
-            let (blobs, diff_ids) = cache_references(root)?;
+            let (blobs, diff_ids) = bake_build::cache_references(root)
+                .with_context(|| format!("cannot read the cache entries in {}", root.display()))?;
             (blobs, diff_ids, None)
         }
     };
@@ -452,8 +417,8 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
     let mut kept_recent = 0u64;
     let mut temp_dirs = vec![which.root().to_path_buf()];
     if let Which::Cache(root) = which {
-        temp_dirs.push(root.join("layers"));
-        temp_dirs.push(root.join("effects"));
+        temp_dirs.push(root.join(bake_build::LAYERS_DIR));
+        temp_dirs.push(root.join(bake_build::EFFECTS_DIR));
     }
     let mut remove = |path: &Path, what: String, size: u64| -> Result<()> {
         if !dry_run {
@@ -487,7 +452,7 @@ fn gc(which: &Which, dry_run: bool, grace: Duration, json_out: bool) -> Result<(
     // records of a base's symlinks (`effects/links-<hex>`), removed once
     // older than the grace period.
     if let Which::Cache(root) = which {
-        let dir = root.join("effects");
+        let dir = root.join(bake_build::EFFECTS_DIR);
         if let Ok(entries) = fs_err::read_dir(&dir) {
             for e in entries {
                 let e = e?;
