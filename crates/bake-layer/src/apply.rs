@@ -532,9 +532,7 @@ struct Parents {
 
 impl Parents {
     fn get(&mut self, ctx: &Ctx<'_>, parent: &str, entry: &str) -> Result<PathBuf, LayerError> {
-        if let Some((rel, host)) = &self.last
-            && rel == parent
-        {
+        if let Some((_, host)) = self.last.as_ref().filter(|(rel, _)| rel == parent) {
             return Ok(host.clone());
         }
         let host = ctx.parent(parent, entry)?;
@@ -546,11 +544,10 @@ impl Parents {
 
     /// Forgets the kept parent if `rel` is it or one of the paths above it.
     fn invalidate(&mut self, rel: &str) {
-        if let Some((kept, _)) = &self.last
-            && (kept == rel
-                || kept.strip_prefix(rel).is_some_and(|rest| rest.starts_with('/'))
-                || rel.is_empty())
-        {
+        let above = |kept: &str| {
+            kept == rel || rel.is_empty() || kept.strip_prefix(rel).is_some_and(|rest| rest.starts_with('/'))
+        };
+        if self.last.as_ref().is_some_and(|(kept, _)| above(kept)) {
             self.last = None;
         }
     }
