@@ -180,13 +180,11 @@ fn verify(which: &Which, json_out: bool) -> Result<()> {
     let mut strays = Vec::new();
     let mut temps = Vec::new();
     let plain = which.plain_store()?;
-    for (store, item) in std::iter::once(&store)
-        .chain(plain.as_ref())
-        .map(|s| list(s).map(|items| items.into_iter().map(move |i| (s, i))))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-    {
+    let mut items = Vec::new();
+    for s in std::iter::once(&store).chain(plain.as_ref()) {
+        items.extend(list(s)?.into_iter().map(|i| (s, i)));
+    }
+    for (store, item) in items {
         match item {
             Item::Blob(d, meta) => {
                 blobs += 1;
